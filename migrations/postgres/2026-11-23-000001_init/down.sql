@@ -1,0 +1,9 @@
+DROP TABLE server_secrets;
+DROP TABLE server_state;
+DROP TABLE idempotency_keys;
+DROP TABLE events;
+DROP TABLE messages;
+DROP TABLE room_memberships;
+DROP TABLE rooms;
+DROP TABLE sessions;
+DROP TABLE users;

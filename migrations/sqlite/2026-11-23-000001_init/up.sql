@@ -1,0 +1,89 @@
+-- hubbub schema, SQLite flavour. UUIDs are 16-byte BLOBs; times are RFC 3339 text (UTC, µs).
+CREATE TABLE users (
+    id BLOB PRIMARY KEY NOT NULL,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE sessions (
+    id BLOB PRIMARY KEY NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    user_id BLOB NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE INDEX sessions_expiry ON sessions(expires_at);
+
+CREATE TABLE rooms (
+    id BLOB PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('group', 'direct')),
+    name TEXT,
+    dm_key TEXT UNIQUE,
+    created_by BLOB NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    last_message_id BLOB,
+    last_activity_at TEXT NOT NULL
+);
+
+-- One row per stay in a room: [joined_event_id, left_event_id] bounds the events a member may see.
+CREATE TABLE room_memberships (
+    room_id BLOB NOT NULL REFERENCES rooms(id),
+    user_id BLOB NOT NULL REFERENCES users(id),
+    role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    joined_event_id BIGINT NOT NULL,
+    left_event_id BIGINT,
+    PRIMARY KEY (room_id, user_id, joined_event_id)
+);
+CREATE INDEX room_memberships_user ON room_memberships(user_id, room_id);
+CREATE UNIQUE INDEX room_memberships_current ON room_memberships(room_id, user_id) WHERE left_event_id IS NULL;
+
+CREATE TABLE messages (
+    id BLOB PRIMARY KEY NOT NULL,
+    room_id BLOB NOT NULL REFERENCES rooms(id),
+    seq BIGINT NOT NULL UNIQUE,
+    author_id BLOB NOT NULL REFERENCES users(id),
+    body TEXT NOT NULL,
+    reply_to BLOB,
+    created_at TEXT NOT NULL,
+    edited_at TEXT,
+    deleted_at TEXT
+);
+CREATE INDEX messages_room_seq ON messages(room_id, seq);
+
+-- The event log. AUTOINCREMENT: an id is never reused, even after pruning the newest rows.
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    kind TEXT NOT NULL,
+    room_id BLOB,
+    target_user_id BLOB,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX events_room ON events(room_id, id);
+CREATE INDEX events_target ON events(target_user_id, id);
+CREATE INDEX events_created ON events(created_at);
+
+CREATE TABLE idempotency_keys (
+    user_id BLOB NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+
+CREATE TABLE server_state (
+    name TEXT PRIMARY KEY NOT NULL,
+    value BIGINT NOT NULL
+);
+
+CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY NOT NULL,
+    value BLOB NOT NULL
+);

@@ -1,0 +1,90 @@
+//! How an `Error` becomes an HTTP response: the status, the envelope, and the request id.
+//! Also the handlers that turn actix's own extractor failures into the envelope.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::error::Error;
+
+tokio::task_local! {
+    /// The id of the request being served (set by the request-id middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, or "-" outside a request.
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+}
+
+/// The error envelope of API.md.
+pub fn envelope(err: &Error, request_id: &str) -> serde_json::Value {
+    let mut body = json!({
+        "code": err.code,
+        "message": err.message,
+        "request_id": request_id,
+    });
+    if let Some(fields) = &err.fields {
+        body["fields"] = json!(fields);
+    }
+    json!({ "error": body })
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let id = request_id();
+        if self.is_server_fault() {
+            tracing::error!(request_id = %id, error = %self, "request failed");
+        }
+        HttpResponse::build(self.status_code()).json(envelope(self, &id))
+    }
+}
+
+/// Malformed, mistyped, oversized or unlabelled JSON bodies.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => Error::new(
+            413,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => Error::new(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_syntax() || e.is_eof() => {
+            Error::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => Error::bad_request("invalid_body", format!("the body doesn't fit: {e}")),
+        other => Error::bad_request("invalid_body", other.to_string()),
+    };
+    e.into()
+}
+
+/// A path segment that doesn't parse (a bad UUID, say).
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    Error::bad_request("invalid_path", format!("a path parameter is invalid: {err}")).into()
+}
+
+/// A query string that doesn't parse.
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    Error::bad_request("invalid_query", format!("the query string is invalid: {err}")).into()
+}
+
+/// The error for a status produced outside our handlers (no route, wrong method, …).
+pub fn for_status(status: StatusCode) -> Error {
+    match status.as_u16() {
+        404 => Error::not_found("not_found", "no such endpoint"),
+        405 => Error::new(405, "method_not_allowed", "this endpoint doesn't take that method"),
+        413 => Error::new(413, "payload_too_large", "the request body is too large"),
+        415 => Error::new(415, "unsupported_media_type", "unsupported content type"),
+        s if s >= 500 => Error::internal(anyhow::anyhow!("status {s} from the framework")),
+        s => Error::new(s, "bad_request", status.canonical_reason().unwrap_or("bad request")),
+    }
+}

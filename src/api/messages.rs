@@ -1,0 +1,98 @@
+//! Messages: `POST /api/v1/rooms/{id}/messages` (idempotent with `Idempotency-Key`) and
+//! `GET /api/v1/rooms/{id}/messages?before=&after=&limit=`.
+
+use actix_web::http::header::ContentType;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::api::auth::Caller;
+use crate::core::messages::{self, Anchor};
+use crate::domain::Id;
+use crate::error::Error;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct SendBody {
+    body: String,
+    reply_to: Option<Id>,
+}
+
+/// `POST /api/v1/rooms/{id}/messages` → 201 `{message, event_id}`; a retry with the same
+/// `Idempotency-Key` gets the same answer, byte for byte.
+pub async fn send(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    room: web::Path<Id>,
+    body: web::Json<SendBody>,
+) -> Result<HttpResponse, Error> {
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    Error::bad_request("invalid_idempotency_key", "Idempotency-Key must be printable ASCII")
+                })?
+                .to_string(),
+        ),
+    };
+    let body = body.into_inner();
+    let sent = messages::send(
+        &state.writer,
+        caller.user,
+        messages::Send {
+            room: room.into_inner(),
+            body: body.body,
+            reply_to: body.reply_to,
+            idempotency_key: key,
+        },
+    )
+    .await?;
+    let status = StatusCode::from_u16(sent.status).unwrap_or(StatusCode::CREATED);
+    Ok(HttpResponse::build(status).content_type(ContentType::json()).body(sent.body))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/rooms/{id}/messages`: a page of history, oldest first.
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    room: web::Path<Id>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, Error> {
+    let limit = match query.limit.as_deref() {
+        None => 50,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=messages::MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                Error::bad_request(
+                    "invalid_query",
+                    format!("limit must be a number from 1 to {}", messages::MAX_PAGE),
+                )
+            })?,
+    };
+    let anchor_id = |raw: &str| {
+        raw.parse::<Id>()
+            .map_err(|_| Error::bad_request("invalid_cursor", "before/after must be a message id"))
+    };
+    let anchor = match (query.before.as_deref(), query.after.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(Error::bad_request("invalid_query", "give before or after, not both"));
+        }
+        (Some(b), None) => Anchor::Before(anchor_id(b)?),
+        (None, Some(a)) => Anchor::After(anchor_id(a)?),
+        (None, None) => Anchor::Latest,
+    };
+    let page = messages::history(&state.db, caller.user, room.into_inner(), anchor, limit).await?;
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,125 @@
+//! Middleware: the request id (and the envelope for errors the framework answers itself), and
+//! the cross-origin guard on unsafe methods authenticated by cookie (CSRF).
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::error::InternalError;
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use crate::api::error::{for_status, REQUEST_ID};
+use crate::config::Settings;
+use crate::domain::Id;
+use crate::error::Error;
+use crate::state::AppState;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an id: in the `X-Request-Id` header, in error envelopes, in logs.
+/// An error the framework produced with no JSON body (no route, wrong method) gets the envelope.
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let id = Id::new().to_string();
+    let header = HeaderValue::from_str(&id).ok();
+    let result = REQUEST_ID
+        .scope(id, async move {
+            match next.call(req).await {
+                Ok(res) => {
+                    let status = res.status();
+                    let is_json = res
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with("application/json"));
+                    if status.as_u16() >= 400 && !is_json {
+                        let (req, _) = res.into_parts();
+                        Ok(ServiceResponse::new(req, for_status(status).error_response()).map_into_right_body())
+                    } else {
+                        Ok(res.map_into_left_body())
+                    }
+                }
+                // An error from a middleware (not a handler): render it here, where the request
+                // id is known, and hand the finished response on.
+                Err(e) => {
+                    let response = e.error_response();
+                    Err(InternalError::from_response(e.to_string(), response).into())
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(mut res) => {
+            if let Some(value) = header {
+                res.headers_mut().insert(X_REQUEST_ID, value);
+            }
+            Ok(res)
+        }
+        Err(e) => {
+            let e: actix_web::Error = e;
+            let mut response = e.error_response();
+            if let Some(value) = header {
+                response.headers_mut().insert(X_REQUEST_ID, value);
+            }
+            Err(InternalError::from_response(e.to_string(), response).into())
+        }
+    }
+}
+
+/// Whether a request's `Origin` is allowed: the server's own origin (from `Host`) or one of
+/// `HUBBUB_ALLOWED_ORIGINS`.
+pub fn origin_allowed(req: &HttpRequest, settings: &Settings) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    if settings.allowed_origins.contains(&origin) {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    match host {
+        Some(host) => origin == format!("http://{host}") || origin == format!("https://{host}"),
+        None => false,
+    }
+}
+
+/// Refuses cross-site unsafe requests that a browser would send with the session cookie.
+/// Requests with a bearer token carry no ambient credential and pass. A request with neither
+/// `Origin` nor `Sec-Fetch-Site` doesn't come from a browser (curl, scripts) and passes.
+pub async fn csrf_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let bearer = req.headers().contains_key(header::AUTHORIZATION);
+    if unsafe_method && !bearer {
+        let settings = req.app_data::<web::Data<AppState>>().map(|s| s.settings.clone());
+        let fetch_site = req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let has_origin = req.headers().contains_key(header::ORIGIN);
+        let allowed = match settings {
+            Some(settings) if has_origin => origin_allowed(req.request(), &settings),
+            Some(_) => matches!(fetch_site, "" | "same-origin" | "none"),
+            None => false,
+        };
+        if !allowed {
+            let err = Error::forbidden(
+                "origin_not_allowed",
+                "cross-origin requests with a session cookie are refused; add the origin to HUBBUB_ALLOWED_ORIGINS or use a bearer token",
+            );
+            let res: HttpResponse = err.error_response();
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}

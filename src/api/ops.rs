@@ -1,0 +1,24 @@
+//! Operations endpoints: `GET /healthz` (the process is up), `GET /readyz` (the database
+//! answers), `GET /metrics` (Prometheus text).
+
+use actix_web::{web, HttpResponse};
+use diesel::connection::SimpleConnection;
+use serde_json::json;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    state.db.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

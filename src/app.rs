@@ -1,0 +1,171 @@
+//! Builds and runs the server: database and migrations, the writer, the hub and its tailer,
+//! the maintenance task, the HTTP routes, and a clean shutdown on SIGTERM/SIGINT.
+
+use std::sync::Arc;
+
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{time, Key, SameSite};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use rand::RngCore;
+use tokio::sync::watch;
+
+use crate::api::{self, session_store::DbSessionStore};
+use crate::config::Settings;
+use crate::domain::Time;
+use crate::events::Writer;
+use crate::metrics::Metrics;
+use crate::realtime::{tailer, Close, Hub};
+use crate::state::AppState;
+use crate::store::{self, Db, Manager};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "hubbub_session";
+
+/// Opens the database and applies pending migrations.
+pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let pool = store::connect(&settings.database_url, settings.pool_size)?;
+    let mut conn = pool.get()?;
+    store::run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let pool = migrate(&settings)?;
+    let mut conn = pool.get()?;
+    let cookie_key = store::secrets::get_or_create(&mut conn, "session_cookie_key", || {
+        let mut bytes = vec![0u8; 64];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        bytes
+    })?;
+    let cookie_key = Key::try_from(cookie_key.as_slice()).context("the stored session key is too short")?;
+    // The hub starts from the log's head with the memberships as they stand there.
+    let head = store::events::head(&mut conn)?;
+    let memberships = store::rooms::memberships_at(&mut conn, head)?;
+    drop(conn);
+
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(Hub::new(head, memberships, metrics.clone()));
+    let (doorbell, doorbell_rx) = watch::channel(head);
+    let writer = Writer::start(Manager::new(&settings.database_url), doorbell, metrics.clone());
+    let db = Db::new(pool);
+    let settings = Arc::new(settings);
+    let state = AppState {
+        settings: settings.clone(),
+        db: db.clone(),
+        writer,
+        hub: hub.clone(),
+        metrics,
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(tailer::run(
+        db.clone(),
+        hub.clone(),
+        doorbell_rx,
+        settings.poll_interval,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(maintain(db.clone(), settings.clone(), stop_rx));
+
+    let data = web::Data::new(state);
+    let session_store = DbSessionStore::new(db.clone());
+    let max_json = settings.max_json_bytes;
+    let cookie_secure = settings.cookie_secure;
+    let session_ttl = time::Duration::seconds(settings.session_ttl.as_secs() as i64);
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
+            .cookie_name(SESSION_COOKIE.into())
+            .cookie_secure(cookie_secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Signed)
+            .session_lifecycle(PersistentSession::default().session_ttl(session_ttl))
+            .build();
+        App::new()
+            .app_data(data.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_json)
+                    .error_handler(api::error::json_error),
+            )
+            .app_data(web::PathConfig::default().error_handler(api::error::path_error))
+            .app_data(web::QueryConfig::default().error_handler(api::error::query_error))
+            .configure(api::routes)
+            .wrap(sessions)
+            .wrap(from_fn(api::middleware::csrf_guard))
+            .wrap(from_fn(api::middleware::request_id))
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(settings.listen)
+    .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .context("the server bound no address")?;
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing sockets, finishing requests");
+        hub.close_all(Close::ShuttingDown);
+        handle.stop(true).await;
+    });
+    tracing::info!(database = %store::redact(&settings.database_url), "ready");
+    // The one line scripts and tests wait for.
+    println!("hubbub listening on http://{addr}");
+    server.await?;
+    let _ = stop.send(true);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Periodic clean-up: events past retention, expired sessions, old idempotency keys.
+async fn maintain(db: Db, settings: Arc<Settings>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let s = settings.clone();
+        let result = db
+            .run(move |conn| {
+                let now = Time::now();
+                let retention = chrono::Duration::from_std(s.event_retention).unwrap_or(chrono::Duration::MAX);
+                let keys = chrono::Duration::from_std(s.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
+                store::write_tx(conn, |conn| {
+                    let events = store::events::prune(conn, Time(now.0.checked_sub_signed(retention).unwrap_or(now.0)))?;
+                    let sessions = store::sessions::delete_expired(conn, now)?.len();
+                    let keys = store::idempotency::prune(conn, Time(now.0.checked_sub_signed(keys).unwrap_or(now.0)))?;
+                    Ok::<_, crate::error::Error>((events, sessions, keys))
+                })
+            })
+            .await;
+        match result {
+            Ok((0, 0, 0)) => {}
+            Ok((events, sessions, keys)) => tracing::info!(events, sessions, keys, "pruned"),
+            Err(e) => tracing::warn!(error = %e, "maintenance failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.prune_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

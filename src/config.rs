@@ -1,0 +1,120 @@
+//! Settings, read from `HUBBUB_*` environment variables (the names operators rely on are in
+//! `docs/operations.md`). Every setting has a default that runs a development server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// Everything the server needs to know at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// Origins allowed besides the server's own (CSRF and WebSocket checks).
+    pub allowed_origins: Vec<String>,
+    pub cookie_secure: bool,
+    pub redis_url: Option<String>,
+    pub session_ttl: Duration,
+    pub heartbeat: Duration,
+    /// Frames a socket may have queued before it counts as a slow consumer.
+    pub stream_queue: usize,
+    pub event_retention: Duration,
+    pub prune_interval: Duration,
+    pub idempotency_ttl: Duration,
+    pub max_json_bytes: usize,
+    pub pool_size: u32,
+    /// How often the tailer looks at the log without a doorbell (other nodes' writes).
+    pub poll_interval: Duration,
+}
+
+impl Settings {
+    /// Reads the environment.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Settings::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let var = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let listen = var("HUBBUB_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen
+            .parse()
+            .with_context(|| format!("HUBBUB_LISTEN={listen:?} is not an address like 127.0.0.1:8080"))?;
+        let data_dir = PathBuf::from(var("HUBBUB_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = match var("HUBBUB_DATABASE_URL") {
+            Some(url) => url,
+            None => data_dir.join("hubbub.db").to_string_lossy().into_owned(),
+        };
+        let allowed_origins = var("HUBBUB_ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cookie_secure = match var("HUBBUB_COOKIE_SECURE").as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => bail!("HUBBUB_COOKIE_SECURE={other:?}: expected true or false"),
+        };
+        let secs = |key: &str, default: u64| -> anyhow::Result<Duration> {
+            match var(key) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .with_context(|| format!("{key}={v:?} is not a whole number of seconds")),
+            }
+        };
+        let number = |key: &str, default: usize| -> anyhow::Result<usize> {
+            match var(key) {
+                None => Ok(default),
+                Some(v) => v.parse().with_context(|| format!("{key}={v:?} is not a whole number")),
+            }
+        };
+        let settings = Settings {
+            listen,
+            data_dir,
+            database_url,
+            allowed_origins,
+            cookie_secure,
+            redis_url: var("HUBBUB_REDIS_URL"),
+            session_ttl: secs("HUBBUB_SESSION_TTL_SECS", 30 * 24 * 3600)?,
+            heartbeat: secs("HUBBUB_HEARTBEAT_SECS", 20)?,
+            stream_queue: number("HUBBUB_STREAM_QUEUE", 1024)?,
+            event_retention: secs("HUBBUB_EVENT_RETENTION_SECS", 30 * 24 * 3600)?,
+            prune_interval: secs("HUBBUB_PRUNE_INTERVAL_SECS", 3600)?,
+            idempotency_ttl: secs("HUBBUB_IDEMPOTENCY_TTL_SECS", 24 * 3600)?,
+            max_json_bytes: number("HUBBUB_MAX_JSON_BYTES", 64 * 1024)?,
+            pool_size: number("HUBBUB_DB_POOL_SIZE", 16)? as u32,
+            poll_interval: Duration::from_millis(number("HUBBUB_POLL_INTERVAL_MS", 1000)? as u64),
+        };
+        if settings.heartbeat.is_zero() || settings.stream_queue == 0 || settings.pool_size == 0 {
+            bail!("HUBBUB_HEARTBEAT_SECS, HUBBUB_STREAM_QUEUE and HUBBUB_DB_POOL_SIZE must be above zero");
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_on_localhost_with_sqlite_under_the_data_dir() {
+        let s = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert!(s.database_url.ends_with("hubbub.db"));
+        assert!(s.cookie_secure);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        let err = Settings::from_lookup(|k| (k == "HUBBUB_LISTEN").then(|| "nope".to_string())).unwrap_err();
+        assert!(err.to_string().contains("HUBBUB_LISTEN"));
+    }
+}

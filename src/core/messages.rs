@@ -1,0 +1,177 @@
+//! Messages: sending (idempotent, one transaction with its event) and reading history.
+
+use serde::Serialize;
+
+use crate::core::crypto::sha256_hex;
+use crate::core::views::Message;
+use crate::domain::{Id, MessageBody, Time};
+use crate::error::{Error, Result};
+use crate::events::{self, Kind, Writer};
+use crate::store::{self, idempotency::IdempotencyRow, messages::MessageRow, messages::Page, Db};
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// A send as the client asked for it.
+pub struct Send {
+    pub room: Id,
+    pub body: String,
+    pub reply_to: Option<Id>,
+    pub idempotency_key: Option<String>,
+}
+
+/// The answer to a send: status and JSON body, stored as they are for a retry to get them back.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Serialize)]
+struct SentBody<'a> {
+    message: &'a Message,
+    event_id: String,
+}
+
+/// Checks a client's idempotency key: 1–255 printable ASCII characters.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Error::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Sends a message: the message row, its `message.created` event and the idempotency record
+/// commit together. A retry with the same key gets the stored answer and writes nothing; the
+/// same key with another request is 409.
+pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
+    let body = MessageBody::parse(&send.body).map_err(|why| Error::validation("body", why))?;
+    if let Some(key) = &send.idempotency_key {
+        check_key(key)?;
+    }
+    let request_hash = sha256_hex(
+        serde_json::json!({"room": send.room, "body": body.as_str(), "reply_to": send.reply_to})
+            .to_string()
+            .as_bytes(),
+    );
+    writer
+        .run(move |batch| {
+            if let Some(key) = &send.idempotency_key {
+                if let Some(done) = store::idempotency::find(batch.conn(), author, key)? {
+                    if done.request_hash != request_hash {
+                        return Err(Error::conflict(
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used for a different request",
+                        ));
+                    }
+                    return Ok(Sent {
+                        status: done.status as u16,
+                        body: done.response,
+                    });
+                }
+            }
+            store::rooms::find_for_member(batch.conn(), send.room, author)?.ok_or_else(Error::room_not_found)?;
+            if let Some(parent) = send.reply_to {
+                if store::messages::find_in_room(batch.conn(), send.room, parent)?.is_none() {
+                    return Err(Error::validation("reply_to", "no such message in this room"));
+                }
+            }
+            let now = Time::now();
+            let mut row = MessageRow {
+                id: Id::new(),
+                room_id: send.room,
+                seq: 0,
+                author_id: author,
+                body: body.as_str().to_string(),
+                reply_to: send.reply_to,
+                created_at: now,
+                edited_at: None,
+                deleted_at: None,
+            };
+            let message = Message::from(&row);
+            let event = events::append(batch, Kind::MessageCreated, Some(send.room), None, &message, now)?;
+            // The message's place in history is its event's place in the log.
+            row.seq = event;
+            store::messages::insert(batch.conn(), &row)?;
+            store::rooms::touch(batch.conn(), send.room, row.id, now)?;
+            let sent = Sent {
+                status: 201,
+                body: serde_json::to_string(&SentBody {
+                    message: &message,
+                    event_id: events::cursor(event),
+                })?,
+            };
+            if let Some(key) = send.idempotency_key {
+                store::idempotency::insert(
+                    batch.conn(),
+                    &IdempotencyRow {
+                        user_id: author,
+                        key,
+                        request_hash,
+                        status: i32::from(sent.status),
+                        response: sent.body.clone(),
+                        created_at: now,
+                    },
+                )?;
+            }
+            Ok(sent)
+        })
+        .await
+}
+
+/// Where a history page starts.
+pub enum Anchor {
+    Latest,
+    Before(Id),
+    After(Id),
+}
+
+/// A page of history, oldest first, with the anchors of the neighbouring pages.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub messages: Vec<Message>,
+    pub next_before: Option<Id>,
+    pub next_after: Option<Id>,
+}
+
+/// The most messages one page returns.
+pub const MAX_PAGE: i64 = 100;
+
+/// Reads a page of the room's history for a member.
+pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) -> Result<History> {
+    db.run(move |conn| {
+        store::rooms::find_for_member(conn, room, user)?.ok_or_else(Error::room_not_found)?;
+        let seq_of = |conn: &mut _, id: Id| -> Result<i64> {
+            store::messages::find_in_room(conn, room, id)?
+                .map(|m| m.seq)
+                .ok_or_else(|| Error::bad_request("invalid_cursor", "no such message in this room"))
+        };
+        let page = match anchor {
+            Anchor::Latest => Page::Latest,
+            Anchor::Before(id) => Page::Before(seq_of(conn, id)?),
+            Anchor::After(id) => Page::After(seq_of(conn, id)?),
+        };
+        let rows = store::messages::page(conn, room, page, limit)?;
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(f), Some(l)) => (f, l),
+            _ => {
+                return Ok(History {
+                    messages: Vec::new(),
+                    next_before: None,
+                    next_after: None,
+                })
+            }
+        };
+        let older = store::messages::exists_beyond(conn, room, first.seq, true)?;
+        let newer = store::messages::exists_beyond(conn, room, last.seq, false)?;
+        Ok(History {
+            next_before: older.then_some(first.id),
+            next_after: newer.then_some(last.id),
+            messages: rows.iter().map(Message::from).collect(),
+        })
+    })
+    .await
+}

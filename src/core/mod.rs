@@ -1,0 +1,9 @@
+//! The rules: who may do what, and what each write stores. No actix here: the API and the
+//! stream call these functions; they call the store and the event writer.
+
+pub mod accounts;
+pub mod crypto;
+pub mod messages;
+pub mod rooms;
+pub mod sessions;
+pub mod views;

@@ -1,0 +1,158 @@
+//! Rooms: creating group rooms, the one direct room of two users, and reading them.
+//! Only current members see a room; to anyone else it doesn't exist (404).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::core::views::{Message, Room, User};
+use crate::domain::{Id, RoomName, Time};
+use crate::error::{Error, Result};
+use crate::events::{self, Batch, Kind, Writer};
+use crate::store::{self, rooms::MembershipRow, rooms::RoomRow, DbConnection, Db};
+
+/// The most members a room can be created with.
+pub const MAX_INITIAL_MEMBERS: usize = 1000;
+/// The most rooms one list returns.
+const MAX_LISTED: i64 = 500;
+
+/// Creates a group room owned by `creator` with the given members (the creator is always one).
+/// Returns the room and the id of its `room.created` event.
+pub async fn create_group(writer: &Writer, creator: Id, name: &str, member_ids: Vec<Id>) -> Result<(Room, i64)> {
+    let name = RoomName::parse(name).map_err(|why| Error::validation("name", why))?;
+    let mut members: BTreeSet<Id> = member_ids.into_iter().collect();
+    members.insert(creator);
+    if members.len() > MAX_INITIAL_MEMBERS {
+        return Err(Error::validation(
+            "member_ids",
+            format!("at most {MAX_INITIAL_MEMBERS} members"),
+        ));
+    }
+    writer
+        .run(move |batch| {
+            let ids: Vec<Id> = members.into_iter().collect();
+            let users = store::users::find_many(batch.conn(), &ids)?;
+            if users.len() != ids.len() {
+                let known: BTreeSet<Id> = users.iter().map(|u| u.id).collect();
+                let unknown: Vec<String> = ids.iter().filter(|i| !known.contains(i)).map(Id::to_string).collect();
+                return Err(Error::validation(
+                    "member_ids",
+                    format!("unknown user ids: {}", unknown.join(", ")),
+                ));
+            }
+            let row = new_room(creator, "group", Some(name.into_inner()), None);
+            create(batch, row, users.iter().map(User::from).collect())
+        })
+        .await
+}
+
+/// The direct room of `me` and `other`, created on first use. Returns the room and, when this
+/// call created it, the id of its `room.created` event.
+pub async fn open_direct(writer: &Writer, me: Id, other: Id) -> Result<(Room, Option<i64>)> {
+    if me == other {
+        return Err(Error::validation("user_id", "a direct room needs another user"));
+    }
+    let (low, high) = if me < other { (me, other) } else { (other, me) };
+    let key = format!("{low}:{high}");
+    writer
+        .run(move |batch| {
+            if let Some(row) = store::rooms::find_by_dm_key(batch.conn(), &key)? {
+                return Ok((load(batch.conn(), row)?, None));
+            }
+            let users = store::users::find_many(batch.conn(), &[me, other])?;
+            if users.len() != 2 {
+                return Err(Error::not_found("user_not_found", "no such user"));
+            }
+            let row = new_room(me, "direct", None, Some(key));
+            let (room, event) = create(batch, row, users.iter().map(User::from).collect())?;
+            Ok((room, Some(event)))
+        })
+        .await
+}
+
+fn new_room(creator: Id, kind: &str, name: Option<String>, dm_key: Option<String>) -> RoomRow {
+    let now = Time::now();
+    RoomRow {
+        id: Id::new(),
+        kind: kind.to_string(),
+        name,
+        dm_key,
+        created_by: creator,
+        created_at: now,
+        last_message_id: None,
+        last_activity_at: now,
+    }
+}
+
+/// Inserts the room, its `room.created` event, and the members' stays starting at that event.
+fn create(batch: &mut Batch<'_>, row: RoomRow, mut members: Vec<User>) -> Result<(Room, i64)> {
+    members.sort_by(|a, b| a.username.cmp(&b.username));
+    store::rooms::insert(batch.conn(), &row)?;
+    let room = Room::new(&row, members, None);
+    let event = events::append(batch, Kind::RoomCreated, Some(row.id), None, &room, row.created_at)?;
+    let stays: Vec<MembershipRow> = room
+        .members
+        .iter()
+        .map(|m| MembershipRow {
+            room_id: row.id,
+            user_id: m.id,
+            role: if m.id == row.created_by { "owner" } else { "member" }.to_string(),
+            joined_event_id: event,
+            left_event_id: None,
+        })
+        .collect();
+    store::rooms::insert_memberships(batch.conn(), &stays)?;
+    Ok((room, event))
+}
+
+/// The room, if `user` is a member of it.
+pub async fn get(db: &Db, user: Id, room: Id) -> Result<Room> {
+    db.run(move |conn| {
+        let row = store::rooms::find_for_member(conn, room, user)?.ok_or_else(Error::room_not_found)?;
+        load(conn, row)
+    })
+    .await
+}
+
+/// The caller's rooms, most recently active first, each with members and last message.
+pub async fn list(db: &Db, user: Id) -> Result<Vec<Room>> {
+    db.run(move |conn| {
+        let rows = store::rooms::list_for_member(conn, user, MAX_LISTED)?;
+        load_many(conn, rows)
+    })
+    .await
+}
+
+fn load(conn: &mut DbConnection, row: RoomRow) -> Result<Room> {
+    let mut rooms = load_many(conn, vec![row])?;
+    rooms.pop().ok_or_else(Error::room_not_found)
+}
+
+/// Fills in members and last messages for many rooms in three queries, whatever their number.
+fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>) -> Result<Vec<Room>> {
+    let room_ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+    let stays = store::rooms::current_members(conn, &room_ids)?;
+    let user_ids: Vec<Id> = stays.iter().map(|s| s.user_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let users: HashMap<Id, User> = store::users::find_many(conn, &user_ids)?
+        .iter()
+        .map(|u| (u.id, User::from(u)))
+        .collect();
+    let last_ids: Vec<Id> = rows.iter().filter_map(|r| r.last_message_id).collect();
+    let last: HashMap<Id, Message> = store::messages::find_many(conn, &last_ids)?
+        .iter()
+        .map(|m| (m.id, Message::from(m)))
+        .collect();
+    let mut members: HashMap<Id, Vec<User>> = HashMap::new();
+    for stay in &stays {
+        if let Some(user) = users.get(&stay.user_id) {
+            members.entry(stay.room_id).or_default().push(user.clone());
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut list = members.remove(&row.id).unwrap_or_default();
+            list.sort_by(|a, b| a.username.cmp(&b.username));
+            let last_message = row.last_message_id.and_then(|id| last.get(&id).cloned());
+            Room::new(row, list, last_message)
+        })
+        .collect())
+}

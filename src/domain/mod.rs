@@ -1,0 +1,7 @@
+//! Validated values: a `Username` or a `MessageBody` that exists is a valid one.
+
+mod id;
+mod text;
+
+pub use id::{Id, Time};
+pub use text::{DisplayName, MessageBody, Password, RoomName, Username};

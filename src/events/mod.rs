@@ -1,0 +1,121 @@
+//! The event log: what kinds of events exist, how one is appended (inside a writer batch), and
+//! the frame a socket receives for it. Every change a client can see is an event row first.
+
+pub mod writer;
+
+use serde::Serialize;
+
+use crate::domain::{Id, Time};
+use crate::error::Result;
+use crate::store::{self, events::EventRow};
+
+pub use writer::{Batch, Writer};
+
+/// The kinds of events. The names are part of the API (`docs/events.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    MessageCreated,
+    RoomCreated,
+    MemberJoined,
+    MemberLeft,
+    /// Internal: a session ended; sockets bound to it close. Never sent to clients.
+    SessionRevoked,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::MessageCreated => "message.created",
+            Kind::RoomCreated => "room.created",
+            Kind::MemberJoined => "member.joined",
+            Kind::MemberLeft => "member.left",
+            Kind::SessionRevoked => "session.revoked",
+        }
+    }
+
+    /// Whether clients receive this kind (internal kinds only drive the server).
+    pub fn is_public(name: &str) -> bool {
+        name != Kind::SessionRevoked.as_str()
+    }
+}
+
+/// Appends an event in the batch's transaction and returns its id (the client's cursor).
+pub fn append(
+    batch: &mut Batch<'_>,
+    kind: Kind,
+    room: Option<Id>,
+    target_user: Option<Id>,
+    data: &impl Serialize,
+    at: Time,
+) -> Result<i64> {
+    let payload = serde_json::to_string(data)?;
+    let id = store::events::insert(
+        batch.conn(),
+        &store::events::NewEvent {
+            kind: kind.as_str(),
+            room_id: room,
+            target_user_id: target_user,
+            payload: &payload,
+            created_at: at,
+        },
+    )?;
+    batch.appended(id);
+    Ok(id)
+}
+
+/// A cursor as clients see it: opaque text (today the event id in decimal).
+pub fn cursor(id: i64) -> String {
+    id.to_string()
+}
+
+/// Reads a cursor a client sent back.
+pub fn parse_cursor(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id >= 0)
+}
+
+/// The socket frame of an event row, serialized once however many sockets receive it.
+/// The payload is already JSON and goes in as it is.
+pub fn frame(row: &EventRow) -> String {
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let room = row
+        .room_id
+        .map(|r| quote(&r.to_string()))
+        .unwrap_or_else(|| "null".into());
+    format!(
+        r#"{{"type":"event","id":"{}","event":{},"room_id":{},"created_at":"{}","data":{}}}"#,
+        row.id,
+        quote(&row.kind),
+        room,
+        row.created_at,
+        row.payload
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_valid_json_with_the_payload_inside() {
+        let row = EventRow {
+            id: 42,
+            kind: "message.created".into(),
+            room_id: Some(Id::new()),
+            target_user_id: None,
+            payload: r#"{"body":"hi \"there\""}"#.into(),
+            created_at: Time::now(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&frame(&row)).unwrap();
+        assert_eq!(v["type"], "event");
+        assert_eq!(v["id"], "42");
+        assert_eq!(v["event"], "message.created");
+        assert_eq!(v["data"]["body"], "hi \"there\"");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        assert_eq!(parse_cursor(&cursor(7)), Some(7));
+        assert_eq!(parse_cursor("-1"), None);
+        assert_eq!(parse_cursor("abc"), None);
+    }
+}

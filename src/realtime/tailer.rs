@@ -1,0 +1,101 @@
+//! The tailer: the one reader of new events on this node. It wakes on the doorbell (or on a
+//! slow poll, for writes made by other nodes), reads the events after its position once, and
+//! hands them to the hub in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytestring::ByteString;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::domain::Id;
+use crate::events::{self, Kind};
+use crate::realtime::hub::{Dispatch, Effect, Hub};
+use crate::store::{self, events::EventRow, Db};
+
+/// Events read per query.
+const PAGE: i64 = 1000;
+
+/// Runs until `stop` turns true.
+pub async fn run(db: Db, hub: Arc<Hub>, mut doorbell: watch::Receiver<i64>, poll: Duration, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    loop {
+        let position = hub.position();
+        match db.run(move |conn| Ok(store::events::range(conn, position, None, PAGE)?)).await {
+            Ok(rows) => {
+                failures = 0;
+                let full = rows.len() as i64 == PAGE;
+                if !rows.is_empty() {
+                    let batch: Vec<Dispatch> = rows.iter().map(to_dispatch).collect();
+                    hub.dispatch(&batch);
+                }
+                if full {
+                    continue; // more are waiting
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(60) {
+                    tracing::warn!(error = %e, "tailer cannot read the event log; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            changed = doorbell.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Members {
+    members: Vec<MemberRef>,
+}
+
+#[derive(Deserialize)]
+struct MemberRef {
+    id: Id,
+}
+
+#[derive(Deserialize)]
+struct UserRef {
+    user_id: Id,
+}
+
+#[derive(Deserialize)]
+struct SessionRef {
+    session_id: Id,
+}
+
+/// What the hub needs of a row: its frame (serialized here, once) and its effect on membership.
+pub fn to_dispatch(row: &EventRow) -> Dispatch {
+    let parse = |what: &str| -> Effect {
+        let effect = match what {
+            "joined_all" => serde_json::from_str::<Members>(&row.payload)
+                .map(|m| Effect::Joined(m.members.into_iter().map(|m| m.id).collect())),
+            "joined" => serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Joined(vec![u.user_id])),
+            "left" => serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Left(u.user_id)),
+            _ => serde_json::from_str::<SessionRef>(&row.payload).map(|s| Effect::Revoked(s.session_id)),
+        };
+        effect.unwrap_or_else(|e| {
+            tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");
+            Effect::None
+        })
+    };
+    let effect = match row.kind.as_str() {
+        k if k == Kind::RoomCreated.as_str() => parse("joined_all"),
+        k if k == Kind::MemberJoined.as_str() => parse("joined"),
+        k if k == Kind::MemberLeft.as_str() => parse("left"),
+        k if k == Kind::SessionRevoked.as_str() => parse("revoked"),
+        _ => Effect::None,
+    };
+    Dispatch {
+        id: row.id,
+        room: row.room_id,
+        target: row.target_user_id,
+        frame: Kind::is_public(&row.kind).then(|| ByteString::from(events::frame(row))),
+        effect,
+    }
+}

@@ -1,0 +1,19 @@
+//! What request handlers and socket sessions share: handed to them as `web::Data<AppState>`.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::events::Writer;
+use crate::metrics::Metrics;
+use crate::realtime::Hub;
+use crate::store::Db;
+
+/// The server's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub writer: Writer,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+}

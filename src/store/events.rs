@@ -1,0 +1,117 @@
+//! The event log table: appends, the per-user replay query, the head, and pruning.
+
+use crate::domain::{Id, Time};
+use diesel::prelude::*;
+
+
+use super::schema::{events, room_memberships, server_state};
+use super::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub kind: String,
+    pub room_id: Option<Id>,
+    pub target_user_id: Option<Id>,
+    pub payload: String,
+    pub created_at: Time,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub room_id: Option<Id>,
+    pub target_user_id: Option<Id>,
+    pub payload: &'a str,
+    pub created_at: Time,
+}
+
+/// Appends one event and returns its id. The caller holds the event-log lock.
+pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> QueryResult<i64> {
+    diesel::insert_into(events::table)
+        .values(event)
+        .returning(events::id)
+        .get_result(conn)
+}
+
+/// The id of the newest event (0 for an empty log).
+pub fn head(conn: &mut DbConnection) -> QueryResult<i64> {
+    let max: Option<i64> = events::table.select(diesel::dsl::max(events::id)).first(conn)?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Events in `(after, upto]`, oldest first, at most `limit` (the tailer's read).
+pub fn range(conn: &mut DbConnection, after: i64, upto: Option<i64>, limit: i64) -> QueryResult<Vec<EventRow>> {
+    let mut query = events::table
+        .filter(events::id.gt(after))
+        .select(EventRow::as_select())
+        .order(events::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(upto) = upto {
+        query = query.filter(events::id.le(upto));
+    }
+    query.load(conn)
+}
+
+/// Events in `(after, upto]` that `user` may see, oldest first: events addressed to the user,
+/// and events of rooms during the user's stays in them (from the join event to the leave event).
+pub fn visible_range(
+    conn: &mut DbConnection,
+    user: Id,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    let stay = room_memberships::table
+        .filter(room_memberships::room_id.nullable().eq(events::room_id))
+        .filter(room_memberships::user_id.eq(user))
+        .filter(room_memberships::joined_event_id.le(events::id))
+        .filter(
+            room_memberships::left_event_id
+                .is_null()
+                .or(room_memberships::left_event_id.assume_not_null().ge(events::id)),
+        );
+    events::table
+        .filter(events::id.gt(after))
+        .filter(events::id.le(upto))
+        .filter(events::target_user_id.eq(Some(user)).or(diesel::dsl::exists(stay)))
+        .select(EventRow::as_select())
+        .order(events::id.asc())
+        .limit(limit)
+        .load(conn)
+}
+
+const PRUNED_THROUGH: &str = "events_pruned_through";
+
+/// The id up to which events have been pruned: a cursor below it can't be resumed.
+pub fn pruned_through(conn: &mut DbConnection) -> QueryResult<i64> {
+    let value: Option<i64> = server_state::table
+        .find(PRUNED_THROUGH)
+        .select(server_state::value)
+        .first(conn)
+        .optional()?;
+    Ok(value.unwrap_or(0))
+}
+
+/// Deletes events created before `cutoff`, records the highest id deleted, and returns how many
+/// went. Run in a write transaction.
+pub fn prune(conn: &mut DbConnection, cutoff: Time) -> QueryResult<usize> {
+    let highest: Option<i64> = events::table
+        .filter(events::created_at.lt(cutoff))
+        .select(diesel::dsl::max(events::id))
+        .first(conn)?;
+    let Some(highest) = highest else { return Ok(0) };
+    let deleted = diesel::delete(events::table.filter(events::id.le(highest))).execute(conn)?;
+    let updated = diesel::update(server_state::table.find(PRUNED_THROUGH))
+        .set(server_state::value.eq(highest))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(server_state::table)
+            .values((server_state::name.eq(PRUNED_THROUGH), server_state::value.eq(highest)))
+            .execute(conn)?;
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,229 @@
+//! The database: one code path over SQLite (embedded default) and PostgreSQL, via diesel's
+//! `MultiConnection`. Query functions live in the submodules as plain functions over
+//! `&mut DbConnection`; they return `diesel::result::Error`, which `crate::error` maps to 500.
+
+pub mod events;
+pub mod idempotency;
+pub mod messages;
+pub mod rooms;
+pub mod schema;
+pub mod secrets;
+pub mod sessions;
+pub mod sql_types;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// A connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// A pool of connections to the configured database.
+pub type Pool = r2d2::Pool<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Chosen from the URL's scheme, so that a down server gives its own error message
+    /// instead of diesel's "invalid connection url for multiconnection".
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Opens connections of one backend and applies the settings each connection needs.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: String,
+    backend: Backend,
+}
+
+impl Manager {
+    pub fn new(url: &str) -> Manager {
+        let url = url.strip_prefix("sqlite://").unwrap_or(url).to_string();
+        Manager {
+            backend: Backend::of_url(&url),
+            url,
+        }
+    }
+
+    /// Opens one connection (the group-commit writer keeps one of its own).
+    pub fn open(&self) -> Result<DbConnection, ConnectionError> {
+        match self.backend {
+            Backend::Postgres => diesel::PgConnection::establish(&self.url).map(DbConnection::Postgresql),
+            Backend::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(&self.url)?;
+                // WAL with synchronous=FULL: every commit is fsynced before the 2xx goes out,
+                // so "ack ⇒ durable" holds across kill -9 and power loss alike.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL;
+                     PRAGMA busy_timeout = 10000;
+                     PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        self.open().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        std::thread::panicking()
+    }
+}
+
+/// Builds the pool, failing with the backend's own message when the database can't be reached.
+pub fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
+    let manager = Manager::new(url);
+    if manager.backend == Backend::Sqlite {
+        if let Some(parent) = std::path::Path::new(&manager.url).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+    }
+    // Open one first: r2d2 would retry silently for its whole timeout and hide the reason.
+    manager
+        .open()
+        .map_err(|e| anyhow::anyhow!("cannot open the database ({:?} at {}): {e}", manager.backend, redact(url)))?;
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)?;
+    Ok(pool)
+}
+
+/// A URL fit for a log line: the password, if any, replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Applies the pending migrations of the connection's backend.
+pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+}
+
+/// Runs `f` in a write transaction. On SQLite the transaction starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front: a deferred transaction that reads and then writes can fail
+/// with SQLITE_BUSY when another writer committed in between, and busy_timeout can't help it.
+pub fn write_tx<T, E>(conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    begin_write(conn)?;
+    match f(conn) {
+        Ok(value) => match <DbConnection as Connection>::TransactionManager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite; see [`write_tx`]).
+pub fn begin_write(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    }
+}
+
+/// Takes the transaction-scoped lock that serializes event appends across nodes on PostgreSQL
+/// (ids then become visible in id order). SQLite has one writer already.
+pub fn lock_event_log(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Postgresql(c) = conn {
+        c.batch_execute("SELECT pg_advisory_xact_lock(7242469)")?;
+    }
+    Ok(())
+}
+
+/// Whether an error is a unique-constraint violation (a race another writer won).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// The pool, with a way to run blocking queries from async code.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    pub fn new(pool: Pool) -> Db {
+        Db { pool }
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> crate::error::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> crate::error::Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(crate::error::Error::internal)?
+    }
+}

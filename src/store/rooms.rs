@@ -1,0 +1,111 @@
+//! Rooms and memberships. A membership row is one stay in a room, bounded by the ids of the
+//! events that began and ended it; that is what lets a replay show a member exactly the events
+//! of their stay.
+
+use crate::domain::{Id, Time};
+use diesel::prelude::*;
+
+
+use super::schema::{room_memberships, rooms};
+use super::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = rooms)]
+pub struct RoomRow {
+    pub id: Id,
+    pub kind: String,
+    pub name: Option<String>,
+    pub dm_key: Option<String>,
+    pub created_by: Id,
+    pub created_at: Time,
+    pub last_message_id: Option<Id>,
+    pub last_activity_at: Time,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = room_memberships)]
+pub struct MembershipRow {
+    pub room_id: Id,
+    pub user_id: Id,
+    pub role: String,
+    pub joined_event_id: i64,
+    pub left_event_id: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<()> {
+    diesel::insert_into(rooms::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn insert_memberships(conn: &mut DbConnection, rows: &[MembershipRow]) -> QueryResult<()> {
+    // One statement per row: SQLite's multi-row INSERT has a bind-parameter limit.
+    for row in rows {
+        diesel::insert_into(room_memberships::table).values(row).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The room, if `user` is a current member of it.
+pub fn find_for_member(conn: &mut DbConnection, room: Id, user: Id) -> QueryResult<Option<RoomRow>> {
+    rooms::table
+        .inner_join(room_memberships::table)
+        .filter(rooms::id.eq(room))
+        .filter(room_memberships::user_id.eq(user))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(RoomRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_dm_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<RoomRow>> {
+    rooms::table
+        .filter(rooms::dm_key.eq(key))
+        .select(RoomRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The rooms `user` is a current member of, most recently active first.
+pub fn list_for_member(conn: &mut DbConnection, user: Id, limit: i64) -> QueryResult<Vec<RoomRow>> {
+    rooms::table
+        .inner_join(room_memberships::table)
+        .filter(room_memberships::user_id.eq(user))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(RoomRow::as_select())
+        .order((rooms::last_activity_at.desc(), rooms::id.desc()))
+        .limit(limit)
+        .load(conn)
+}
+
+/// The current members of the given rooms.
+pub fn current_members(conn: &mut DbConnection, room_ids: &[Id]) -> QueryResult<Vec<MembershipRow>> {
+    if room_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    room_memberships::table
+        .filter(room_memberships::room_id.eq_any(room_ids))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(MembershipRow::as_select())
+        .order(room_memberships::joined_event_id.asc())
+        .load(conn)
+}
+
+/// Every membership as it stood just after event `at`: the hub's starting picture.
+pub fn memberships_at(conn: &mut DbConnection, at: i64) -> QueryResult<Vec<(Id, Id)>> {
+    room_memberships::table
+        .filter(room_memberships::joined_event_id.le(at))
+        .filter(
+            room_memberships::left_event_id
+                .is_null()
+                .or(room_memberships::left_event_id.assume_not_null().gt(at)),
+        )
+        .select((room_memberships::room_id, room_memberships::user_id))
+        .load(conn)
+}
+
+/// Records a new last message (and activity time) for the room.
+pub fn touch(conn: &mut DbConnection, room: Id, message: Id, at: Time) -> QueryResult<()> {
+    diesel::update(rooms::table.find(room))
+        .set((rooms::last_message_id.eq(Some(message)), rooms::last_activity_at.eq(at)))
+        .execute(conn)
+        .map(|_| ())
+}

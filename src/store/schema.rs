@@ -1,0 +1,129 @@
+//! The tables, as diesel sees them. Written by hand: the UUID and time columns use the
+//! portable types of `sql_types`, which `diesel print-schema` can't name.
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    users (id) {
+        id -> DbUuid,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    sessions (id) {
+        id -> DbUuid,
+        key_hash -> Text,
+        user_id -> DbUuid,
+        state -> Text,
+        expires_at -> DbTime,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    rooms (id) {
+        id -> DbUuid,
+        kind -> Text,
+        name -> Nullable<Text>,
+        dm_key -> Nullable<Text>,
+        created_by -> DbUuid,
+        created_at -> DbTime,
+        last_message_id -> Nullable<DbUuid>,
+        last_activity_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::DbUuid;
+
+    room_memberships (room_id, user_id, joined_event_id) {
+        room_id -> DbUuid,
+        user_id -> DbUuid,
+        role -> Text,
+        joined_event_id -> BigInt,
+        left_event_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    messages (id) {
+        id -> DbUuid,
+        room_id -> DbUuid,
+        seq -> BigInt,
+        author_id -> DbUuid,
+        body -> Text,
+        reply_to -> Nullable<DbUuid>,
+        created_at -> DbTime,
+        edited_at -> Nullable<DbTime>,
+        deleted_at -> Nullable<DbTime>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    events (id) {
+        id -> BigInt,
+        kind -> Text,
+        room_id -> Nullable<DbUuid>,
+        target_user_id -> Nullable<DbUuid>,
+        payload -> Text,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    idempotency_keys (user_id, key) {
+        user_id -> DbUuid,
+        key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        response -> Text,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    server_state (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Binary,
+    }
+}
+
+diesel::joinable!(room_memberships -> rooms (room_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    rooms,
+    room_memberships,
+    messages,
+    events,
+    idempotency_keys,
+);

@@ -1,0 +1,91 @@
+//! Browser session rows: the server side of `actix-session`, so a session can be revoked.
+//! The cookie carries a random key; only its SHA-256 is stored.
+
+use crate::domain::{Id, Time};
+use diesel::prelude::*;
+
+
+use super::schema::sessions;
+use super::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: Id,
+    pub key_hash: String,
+    pub user_id: Id,
+    pub state: String,
+    pub expires_at: Time,
+    pub created_at: Time,
+}
+
+/// The live (unexpired) session with this key hash.
+pub fn find_live(conn: &mut DbConnection, key_hash: &str, now: Time) -> QueryResult<Option<SessionRow>> {
+    sessions::table
+        .filter(sessions::key_hash.eq(key_hash))
+        .filter(sessions::expires_at.gt(now))
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// When the session `id` expires, if it still exists.
+pub fn expiry(conn: &mut DbConnection, id: Id) -> QueryResult<Option<Time>> {
+    sessions::table
+        .find(id)
+        .select(sessions::expires_at)
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
+    diesel::insert_into(sessions::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Replaces the state and expiry of the session with this key hash; false if it is gone.
+pub fn update(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    state: Option<&str>,
+    expires_at: Time,
+) -> QueryResult<bool> {
+    let target = sessions::table.filter(sessions::key_hash.eq(key_hash));
+    let n = match state {
+        Some(state) => diesel::update(target)
+            .set((sessions::state.eq(state), sessions::expires_at.eq(expires_at)))
+            .execute(conn)?,
+        None => diesel::update(target).set(sessions::expires_at.eq(expires_at)).execute(conn)?,
+    };
+    Ok(n > 0)
+}
+
+/// Deletes the session with this key hash and returns its id, if it existed.
+pub fn delete_by_key(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Option<Id>> {
+    let id = sessions::table
+        .filter(sessions::key_hash.eq(key_hash))
+        .select(sessions::id)
+        .first::<Id>(conn)
+        .optional()?;
+    if let Some(id) = id {
+        diesel::delete(sessions::table.find(id)).execute(conn)?;
+    }
+    Ok(id)
+}
+
+/// Deletes the session `id`; true if it existed.
+pub fn delete(conn: &mut DbConnection, id: Id) -> QueryResult<bool> {
+    Ok(diesel::delete(sessions::table.find(id)).execute(conn)? > 0)
+}
+
+/// Deletes sessions that expired before `now` and returns their ids.
+pub fn delete_expired(conn: &mut DbConnection, now: Time) -> QueryResult<Vec<Id>> {
+    let ids: Vec<Id> = sessions::table
+        .filter(sessions::expires_at.le(now))
+        .select(sessions::id)
+        .limit(1000)
+        .load(conn)?;
+    if !ids.is_empty() {
+        diesel::delete(sessions::table.filter(sessions::id.eq_any(&ids))).execute(conn)?;
+    }
+    Ok(ids)
+}

@@ -1,0 +1,46 @@
+//! User rows and their queries.
+
+use crate::domain::{Id, Time};
+use diesel::prelude::*;
+
+
+use super::schema::users;
+use super::DbConnection;
+
+/// A stored user, password hash included: never serialize this one to a client.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Id,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub created_at: Time,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &UserRow) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn find(conn: &mut DbConnection, id: Id) -> QueryResult<Option<UserRow>> {
+    users::table.find(id).select(UserRow::as_select()).first(conn).optional()
+}
+
+pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The users among `ids` that exist, in no particular order.
+pub fn find_many(conn: &mut DbConnection, ids: &[Id]) -> QueryResult<Vec<UserRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select(UserRow::as_select())
+        .load(conn)
+}

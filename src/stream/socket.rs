@@ -1,0 +1,192 @@
+//! One socket's life: `hello`, the replay of what the client missed (from the database, up to
+//! the hub position it registered at), then live frames from its hub queue, skipping any id
+//! already sent. One `select!` over the hub queue, the close signal, the client's frames and a
+//! heartbeat tick; no shared state is held across a send.
+
+use std::time::Instant;
+
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::api::auth::Caller;
+use crate::domain::Time;
+use crate::events;
+use crate::realtime::hub::{Close, Registration};
+use crate::state::AppState;
+use crate::store;
+
+/// Close codes: 4000–4099 mean "reconnect and resume with since=", 4100–4199 "don't retry".
+pub mod close_codes {
+    /// Fell behind (queue overflow): reconnect with `since=` the cursor in the reason.
+    pub const RESUME: u16 = 4000;
+    /// The credential was revoked (logout, token deleted).
+    pub const REVOKED: u16 = 4100;
+    /// The credential expired.
+    pub const EXPIRED: u16 = 4101;
+}
+
+/// Events read from the database per replay query.
+const REPLAY_PAGE: i64 = 500;
+
+/// What a socket knows about itself.
+pub struct Context {
+    pub state: AppState,
+    pub caller: Caller,
+    pub since: Option<i64>,
+    /// The cursor is older than the retained log: say `resync_required` instead of replaying.
+    pub resync: bool,
+    pub expires: Time,
+}
+
+enum End {
+    /// Close with this code and reason.
+    Close(CloseReason),
+    /// The peer is gone; nothing to send.
+    Gone,
+}
+
+fn reason(code: CloseCode, text: impl Into<String>) -> End {
+    End::Close(CloseReason {
+        code,
+        description: Some(text.into()),
+    })
+}
+
+/// Runs the socket until it closes, then leaves the hub.
+pub async fn run(ctx: Context, reg: Registration, mut ws: Session, messages: MessageStream) {
+    let (user, socket) = (ctx.caller.user, reg.socket);
+    let hub = ctx.state.hub.clone();
+    let end = drive(&ctx, reg, &mut ws, messages).await;
+    hub.unregister(user, socket);
+    if let End::Close(reason) = end {
+        let _ = ws.close(Some(reason)).await;
+    }
+}
+
+async fn drive(ctx: &Context, reg: Registration, ws: &mut Session, mut messages: MessageStream) -> End {
+    let Registration {
+        position,
+        mut frames,
+        mut close,
+        ..
+    } = reg;
+    let hello = json!({
+        "type": "hello",
+        "cursor": events::cursor(ctx.since.unwrap_or(position)),
+        "user_id": ctx.caller.user,
+        "heartbeat_s": ctx.state.settings.heartbeat.as_secs(),
+    });
+    if ws.text(hello.to_string()).await.is_err() {
+        return End::Gone;
+    }
+    let mut last = ctx.since.unwrap_or(position);
+    if ctx.resync {
+        let frame = json!({"type": "resync_required", "cursor": events::cursor(position)});
+        if ws.text(frame.to_string()).await.is_err() {
+            return End::Gone;
+        }
+        last = position;
+    }
+    // Replay what the client missed, up to where the hub queue takes over.
+    while last < position {
+        if let Some(why) = *close.borrow() {
+            return closing(why, last);
+        }
+        let (db, user, after) = (ctx.state.db.clone(), ctx.caller.user, last);
+        let rows = match db
+            .run(move |conn| Ok(store::events::visible_range(conn, user, after, position, REPLAY_PAGE)?))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "replay failed");
+                return reason(CloseCode::Error, format!("resume from {last}"));
+            }
+        };
+        if rows.is_empty() {
+            last = position;
+            break;
+        }
+        for row in &rows {
+            if events::Kind::is_public(&row.kind) && ws.text(events::frame(row)).await.is_err() {
+                return End::Gone;
+            }
+            last = row.id;
+        }
+    }
+    let heartbeat = ctx.state.settings.heartbeat;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let mut seen = Instant::now();
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some((id, text)) => {
+                    if id <= last {
+                        continue; // already replayed
+                    }
+                    if ws.text(text).await.is_err() {
+                        return End::Gone;
+                    }
+                    last = id;
+                }
+                // The hub dropped us: it says why on the close channel.
+                None => return closing((*close.borrow()).unwrap_or(Close::Resume), last),
+            },
+            changed = close.changed() => {
+                let why = *close.borrow();
+                match (why, changed) {
+                    (Some(why), _) => return closing(why, last),
+                    (None, Err(_)) => return closing(Close::Resume, last),
+                    (None, Ok(())) => {}
+                }
+            }
+            msg = messages.next() => match msg {
+                Some(Ok(Message::Ping(bytes))) => {
+                    seen = Instant::now();
+                    if ws.pong(&bytes).await.is_err() {
+                        return End::Gone;
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => seen = Instant::now(),
+                Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Continuation(_))) => {
+                    return reason(CloseCode::Policy, "read-only socket: send with the REST API");
+                }
+                Some(Ok(Message::Close(_))) | None => return reason(CloseCode::Normal, "bye"),
+                Some(Ok(Message::Nop)) => {}
+                Some(Err(_)) => return reason(CloseCode::Protocol, "protocol error"),
+            },
+            _ = tick.tick() => {
+                if seen.elapsed() > heartbeat * 2 {
+                    return End::Gone;
+                }
+                if Time::now() >= ctx.expires && session_expired(ctx).await {
+                    return closing(Close::Expired, last);
+                }
+                if ws.ping(b"").await.is_err() {
+                    return End::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the session really is over (it may have been extended since the socket opened).
+async fn session_expired(ctx: &Context) -> bool {
+    let id = ctx.caller.credential;
+    match ctx.state.db.run(move |conn| Ok(store::sessions::expiry(conn, id)?)).await {
+        Ok(Some(expires)) => expires <= Time::now(),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
+fn closing(why: Close, last: i64) -> End {
+    match why {
+        Close::Resume => reason(CloseCode::Other(close_codes::RESUME), format!("resume from {last}")),
+        Close::Revoked => reason(CloseCode::Other(close_codes::REVOKED), "session ended"),
+        Close::Expired => reason(CloseCode::Other(close_codes::EXPIRED), "session expired"),
+        Close::ShuttingDown => reason(CloseCode::Away, "server shutting down"),
+    }
+}
+
