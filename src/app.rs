@@ -26,8 +26,12 @@ pub const SESSION_COOKIE: &str = "hubbub_session";
 
 /// Opens the database and applies pending migrations.
 pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     let pool = store::connect(&settings.database_url, settings.pool_size)?;
     let mut conn = pool.get()?;
     store::run_migrations(&mut conn)?;
@@ -43,7 +47,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         rand::thread_rng().fill_bytes(&mut bytes);
         bytes
     })?;
-    let cookie_key = Key::try_from(cookie_key.as_slice()).context("the stored session key is too short")?;
+    let cookie_key =
+        Key::try_from(cookie_key.as_slice()).context("the stored session key is too short")?;
     // The hub starts from the log's head with the memberships as they stand there.
     let head = store::events::head(&mut conn)?;
     let memberships = store::rooms::memberships_at(&mut conn, head)?;
@@ -52,7 +57,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::new(head, memberships, metrics.clone()));
     let (doorbell, doorbell_rx) = watch::channel(head);
-    let writer = Writer::start(Manager::new(&settings.database_url), doorbell, metrics.clone());
+    let writer = Writer::start(
+        Manager::new(&settings.database_url),
+        doorbell,
+        metrics.clone(),
+    );
     let db = Db::new(pool);
     let settings = Arc::new(settings);
     let state = AppState {
@@ -128,7 +137,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -148,12 +160,20 @@ async fn maintain(db: Db, settings: Arc<Settings>, mut stop: watch::Receiver<boo
         let result = db
             .run(move |conn| {
                 let now = Time::now();
-                let retention = chrono::Duration::from_std(s.event_retention).unwrap_or(chrono::Duration::MAX);
-                let keys = chrono::Duration::from_std(s.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
+                let retention =
+                    chrono::Duration::from_std(s.event_retention).unwrap_or(chrono::Duration::MAX);
+                let keys =
+                    chrono::Duration::from_std(s.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
                 store::write_tx(conn, |conn| {
-                    let events = store::events::prune(conn, Time(now.0.checked_sub_signed(retention).unwrap_or(now.0)))?;
+                    let events = store::events::prune(
+                        conn,
+                        Time(now.0.checked_sub_signed(retention).unwrap_or(now.0)),
+                    )?;
                     let sessions = store::sessions::delete_expired(conn, now)?.len();
-                    let keys = store::idempotency::prune(conn, Time(now.0.checked_sub_signed(keys).unwrap_or(now.0)))?;
+                    let keys = store::idempotency::prune(
+                        conn,
+                        Time(now.0.checked_sub_signed(keys).unwrap_or(now.0)),
+                    )?;
                     Ok::<_, crate::error::Error>((events, sessions, keys))
                 })
             })

@@ -38,11 +38,15 @@ impl Settings {
 
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
-        let var = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let listen = var("HUBBUB_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen
-            .parse()
-            .with_context(|| format!("HUBBUB_LISTEN={listen:?} is not an address like 127.0.0.1:8080"))?;
+        let listen = listen.parse().with_context(|| {
+            format!("HUBBUB_LISTEN={listen:?} is not an address like 127.0.0.1:8080")
+        })?;
         let data_dir = PathBuf::from(var("HUBBUB_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url = match var("HUBBUB_DATABASE_URL") {
             Some(url) => url,
@@ -73,7 +77,9 @@ impl Settings {
         let number = |key: &str, default: usize| -> anyhow::Result<usize> {
             match var(key) {
                 None => Ok(default),
-                Some(v) => v.parse().with_context(|| format!("{key}={v:?} is not a whole number")),
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("{key}={v:?} is not a whole number")),
             }
         };
         let settings = Settings {
@@ -114,7 +120,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_variable_named() {
-        let err = Settings::from_lookup(|k| (k == "HUBBUB_LISTEN").then(|| "nope".to_string())).unwrap_err();
+        let err = Settings::from_lookup(|k| (k == "HUBBUB_LISTEN").then(|| "nope".to_string()))
+            .unwrap_err();
         assert!(err.to_string().contains("HUBBUB_LISTEN"));
     }
 }

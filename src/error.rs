@@ -33,11 +33,19 @@ impl Error {
     }
 
     pub fn unauthenticated() -> Error {
-        Error::new(401, "unauthenticated", "sign in first: a session cookie or a bearer token is required")
+        Error::new(
+            401,
+            "unauthenticated",
+            "sign in first: a session cookie or a bearer token is required",
+        )
     }
 
     pub fn invalid_credentials() -> Error {
-        Error::new(401, "invalid_credentials", "the username or the password is wrong")
+        Error::new(
+            401,
+            "invalid_credentials",
+            "the username or the password is wrong",
+        )
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Error {
@@ -73,14 +81,22 @@ impl Error {
     pub fn internal(cause: impl Into<anyhow::Error>) -> Error {
         Error {
             cause: Some(cause.into()),
-            ..Error::new(500, "internal", "something went wrong on our side; it has been logged")
+            ..Error::new(
+                500,
+                "internal",
+                "something went wrong on our side; it has been logged",
+            )
         }
     }
 
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Error {
         Error {
             cause: Some(cause.into()),
-            ..Error::new(503, "unavailable", "the service is temporarily unavailable; retry shortly")
+            ..Error::new(
+                503,
+                "unavailable",
+                "the service is temporarily unavailable; retry shortly",
+            )
         }
     }
 

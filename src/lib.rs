@@ -1,6 +1,8 @@
 //! hubbub: a self-hostable chat backend. Clients send through REST and receive through a
 //! read-only WebSocket that pushes only events already persisted.
 
+pub mod api;
+pub mod app;
 pub mod config;
 pub mod core;
 pub mod domain;
@@ -8,8 +10,6 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod realtime;
-pub mod store;
-pub mod api;
-pub mod app;
 pub mod state;
+pub mod store;
 pub mod stream;

@@ -25,7 +25,9 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "serve" => actix_web::rt::System::new().block_on(hubbub::app::serve(settings)),
-        "migrate" => hubbub::app::migrate(&settings).map(|_| println!("hubbub: migrations applied")),
+        "migrate" => {
+            hubbub::app::migrate(&settings).map(|_| println!("hubbub: migrations applied"))
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

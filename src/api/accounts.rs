@@ -56,7 +56,11 @@ pub async fn login(
 }
 
 /// `DELETE /api/v1/sessions/current`: signs out; this session's sockets close with 4100.
-pub async fn logout(state: web::Data<AppState>, session: Session, caller: Caller) -> Result<HttpResponse, Error> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    session: Session,
+    caller: Caller,
+) -> Result<HttpResponse, Error> {
     sessions::revoke(&state.writer, caller.credential).await?;
     session.purge();
     Ok(HttpResponse::NoContent().finish())
@@ -69,7 +73,11 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 }
 
 /// `GET /api/v1/users/{id}`.
-pub async fn user(state: web::Data<AppState>, _caller: Caller, id: web::Path<Id>) -> Result<HttpResponse, Error> {
+pub async fn user(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Error> {
     let user = accounts::get(&state.db, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(user))
 }

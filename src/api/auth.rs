@@ -52,6 +52,10 @@ pub fn start_session(session: &Session, user: Id) -> Result<(), Error> {
 
 /// The values a stored session state must carry: (user, session id).
 pub fn session_ids(state: &std::collections::HashMap<String, String>) -> Option<(Id, Id)> {
-    let get = |key: &str| state.get(key).and_then(|v| serde_json::from_str::<Id>(v).ok());
+    let get = |key: &str| {
+        state
+            .get(key)
+            .and_then(|v| serde_json::from_str::<Id>(v).ok())
+    };
     Some((get(USER)?, get(SID)?))
 }

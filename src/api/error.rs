@@ -15,7 +15,9 @@ tokio::task_local! {
 
 /// The current request's id, or "-" outside a request.
 pub fn request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// The error envelope of API.md.
@@ -48,7 +50,8 @@ impl ResponseError for Error {
 /// Malformed, mistyped, oversized or unlabelled JSON bodies.
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => Error::new(
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => Error::new(
             413,
             "payload_too_large",
             format!("the request body is larger than {limit} bytes"),
@@ -61,7 +64,9 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::Deserialize(e) if e.is_syntax() || e.is_eof() => {
             Error::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
         }
-        JsonPayloadError::Deserialize(e) => Error::bad_request("invalid_body", format!("the body doesn't fit: {e}")),
+        JsonPayloadError::Deserialize(e) => {
+            Error::bad_request("invalid_body", format!("the body doesn't fit: {e}"))
+        }
         other => Error::bad_request("invalid_body", other.to_string()),
     };
     e.into()
@@ -69,22 +74,38 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
 
 /// A path segment that doesn't parse (a bad UUID, say).
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    Error::bad_request("invalid_path", format!("a path parameter is invalid: {err}")).into()
+    Error::bad_request(
+        "invalid_path",
+        format!("a path parameter is invalid: {err}"),
+    )
+    .into()
 }
 
 /// A query string that doesn't parse.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    Error::bad_request("invalid_query", format!("the query string is invalid: {err}")).into()
+    Error::bad_request(
+        "invalid_query",
+        format!("the query string is invalid: {err}"),
+    )
+    .into()
 }
 
 /// The error for a status produced outside our handlers (no route, wrong method, …).
 pub fn for_status(status: StatusCode) -> Error {
     match status.as_u16() {
         404 => Error::not_found("not_found", "no such endpoint"),
-        405 => Error::new(405, "method_not_allowed", "this endpoint doesn't take that method"),
+        405 => Error::new(
+            405,
+            "method_not_allowed",
+            "this endpoint doesn't take that method",
+        ),
         413 => Error::new(413, "payload_too_large", "the request body is too large"),
         415 => Error::new(415, "unsupported_media_type", "unsupported content type"),
         s if s >= 500 => Error::internal(anyhow::anyhow!("status {s} from the framework")),
-        s => Error::new(s, "bad_request", status.canonical_reason().unwrap_or("bad request")),
+        s => Error::new(
+            s,
+            "bad_request",
+            status.canonical_reason().unwrap_or("bad request"),
+        ),
     }
 }

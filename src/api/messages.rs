@@ -33,7 +33,10 @@ pub async fn send(
             value
                 .to_str()
                 .map_err(|_| {
-                    Error::bad_request("invalid_idempotency_key", "Idempotency-Key must be printable ASCII")
+                    Error::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be printable ASCII",
+                    )
                 })?
                 .to_string(),
         ),
@@ -51,7 +54,9 @@ pub async fn send(
     )
     .await?;
     let status = StatusCode::from_u16(sent.status).unwrap_or(StatusCode::CREATED);
-    Ok(HttpResponse::build(status).content_type(ContentType::json()).body(sent.body))
+    Ok(HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(sent.body))
 }
 
 #[derive(Deserialize)]
@@ -87,7 +92,10 @@ pub async fn history(
     };
     let anchor = match (query.before.as_deref(), query.after.as_deref()) {
         (Some(_), Some(_)) => {
-            return Err(Error::bad_request("invalid_query", "give before or after, not both"));
+            return Err(Error::bad_request(
+                "invalid_query",
+                "give before or after, not both",
+            ));
         }
         (Some(b), None) => Anchor::Before(anchor_id(b)?),
         (None, Some(a)) => Anchor::After(anchor_id(a)?),

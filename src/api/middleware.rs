@@ -3,8 +3,8 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::error::InternalError;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -37,7 +37,10 @@ pub async fn request_id(
                         .is_some_and(|v| v.starts_with("application/json"));
                     if status.as_u16() >= 400 && !is_json {
                         let (req, _) = res.into_parts();
-                        Ok(ServiceResponse::new(req, for_status(status).error_response()).map_into_right_body())
+                        Ok(
+                            ServiceResponse::new(req, for_status(status).error_response())
+                                .map_into_right_body(),
+                        )
                     } else {
                         Ok(res.map_into_left_body())
                     }
@@ -72,7 +75,11 @@ pub async fn request_id(
 /// Whether a request's `Origin` is allowed: the server's own origin (from `Host`) or one of
 /// `HUBBUB_ALLOWED_ORIGINS`.
 pub fn origin_allowed(req: &HttpRequest, settings: &Settings) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
         return true;
     };
     let origin = origin.trim_end_matches('/').to_ascii_lowercase();
@@ -100,7 +107,9 @@ pub async fn csrf_guard(
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let bearer = req.headers().contains_key(header::AUTHORIZATION);
     if unsafe_method && !bearer {
-        let settings = req.app_data::<web::Data<AppState>>().map(|s| s.settings.clone());
+        let settings = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.clone());
         let fetch_site = req
             .headers()
             .get("sec-fetch-site")
@@ -121,5 +130,7 @@ pub async fn csrf_guard(
             return Ok(req.into_response(res).map_into_right_body());
         }
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }

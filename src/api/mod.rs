@@ -27,7 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/users").route(post().to(accounts::register)))
                 .service(web::resource("/users/{id}").route(get().to(accounts::user)))
                 .service(web::resource("/sessions").route(post().to(accounts::login)))
-                .service(web::resource("/sessions/current").route(web::delete().to(accounts::logout)))
+                .service(
+                    web::resource("/sessions/current").route(web::delete().to(accounts::logout)),
+                )
                 .service(web::resource("/me").route(get().to(accounts::me)))
                 .service(
                     web::resource("/rooms")

@@ -13,7 +13,10 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    state.db.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await?;
+    state
+        .db
+        .run(|conn| Ok(conn.batch_execute("SELECT 1")?))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})))
 }
 

@@ -34,7 +34,8 @@ pub async fn create(
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    let (room, event) = rooms::create_group(&state.writer, caller.user, &body.name, body.member_ids).await?;
+    let (room, event) =
+        rooms::create_group(&state.writer, caller.user, &body.name, body.member_ids).await?;
     Ok(HttpResponse::Created().json(Created {
         room,
         event_id: Some(events::cursor(event)),
@@ -76,7 +77,11 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 }
 
 /// `GET /api/v1/rooms/{id}` (404 unless the caller is a member).
-pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Id>) -> Result<HttpResponse, Error> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Error> {
     let room = rooms::get(&state.db, caller.user, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(room))
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use actix_session::storage::{generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_session::storage::{
+    generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
+};
 use actix_web::cookie::time::Duration;
 
 use crate::api::auth::session_ids;
@@ -48,9 +50,13 @@ impl SessionStore for DbSessionStore {
         }
     }
 
-    async fn save(&self, state: HashMap<String, String>, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let (user_id, id) =
-            session_ids(&state).ok_or_else(|| SaveError::Other(anyhow::anyhow!("a session needs a signed-in user")))?;
+    async fn save(
+        &self,
+        state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, SaveError> {
+        let (user_id, id) = session_ids(&state)
+            .ok_or_else(|| SaveError::Other(anyhow::anyhow!("a session needs a signed-in user")))?;
         let json = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = generate_session_key();
         let row = SessionRow {
@@ -74,18 +80,25 @@ impl SessionStore for DbSessionStore {
         state: HashMap<String, String>,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let json = serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let json =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let hash = key_hash(&key);
         let expires = expiry(ttl);
         let found = self
             .db
-            .run(move |conn| store::write_tx(conn, |conn| Ok(store::sessions::update(conn, &hash, Some(&json), expires)?)))
+            .run(move |conn| {
+                store::write_tx(conn, |conn| {
+                    Ok(store::sessions::update(conn, &hash, Some(&json), expires)?)
+                })
+            })
             .await
             .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))?;
         if found {
             Ok(key)
         } else {
-            self.save(state, ttl).await.map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))
+            self.save(state, ttl)
+                .await
+                .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))
         }
     }
 
@@ -93,7 +106,11 @@ impl SessionStore for DbSessionStore {
         let hash = key_hash(key);
         let expires = expiry(ttl);
         self.db
-            .run(move |conn| store::write_tx(conn, |conn| Ok(store::sessions::update(conn, &hash, None, expires)?)))
+            .run(move |conn| {
+                store::write_tx(conn, |conn| {
+                    Ok(store::sessions::update(conn, &hash, None, expires)?)
+                })
+            })
             .await
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -102,7 +119,11 @@ impl SessionStore for DbSessionStore {
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         let hash = key_hash(key);
         self.db
-            .run(move |conn| store::write_tx(conn, |conn| Ok(store::sessions::delete_by_key(conn, &hash)?)))
+            .run(move |conn| {
+                store::write_tx(conn, |conn| {
+                    Ok(store::sessions::delete_by_key(conn, &hash)?)
+                })
+            })
             .await
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{e}"))

@@ -23,10 +23,16 @@ pub async fn register(db: &Db, form: Registration) -> Result<User> {
             Some(e) => e.and(field, why),
         })
     };
-    let username = Username::parse(&form.username).map_err(|w| fail("username", w)).ok();
-    let password = Password::parse(&form.password).map_err(|w| fail("password", w)).ok();
+    let username = Username::parse(&form.username)
+        .map_err(|w| fail("username", w))
+        .ok();
+    let password = Password::parse(&form.password)
+        .map_err(|w| fail("password", w))
+        .ok();
     let display = match &form.display_name {
-        Some(d) => DisplayName::parse(d).map_err(|w| fail("display_name", w)).ok(),
+        Some(d) => DisplayName::parse(d)
+            .map_err(|w| fail("display_name", w))
+            .ok(),
         None => None,
     };
     if let Some(e) = err {
@@ -62,7 +68,10 @@ pub async fn register(db: &Db, form: Registration) -> Result<User> {
 pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
     let username = Username::parse(username).ok();
     let found = match username {
-        Some(name) => db.run(move |conn| Ok(store::users::find_by_username(conn, name.as_str())?)).await?,
+        Some(name) => {
+            db.run(move |conn| Ok(store::users::find_by_username(conn, name.as_str())?))
+                .await?
+        }
         None => None,
     };
     let password = password.to_string();
@@ -88,5 +97,7 @@ pub async fn get(db: &Db, id: Id) -> Result<User> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(Error::internal)?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::internal)?
 }

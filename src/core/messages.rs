@@ -35,7 +35,8 @@ struct SentBody<'a> {
 
 /// Checks a client's idempotency key: 1–255 printable ASCII characters.
 pub fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
         return Err(Error::bad_request(
             "invalid_idempotency_key",
             format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"),
@@ -73,10 +74,14 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
                     });
                 }
             }
-            store::rooms::find_for_member(batch.conn(), send.room, author)?.ok_or_else(Error::room_not_found)?;
+            store::rooms::find_for_member(batch.conn(), send.room, author)?
+                .ok_or_else(Error::room_not_found)?;
             if let Some(parent) = send.reply_to {
                 if store::messages::find_in_room(batch.conn(), send.room, parent)?.is_none() {
-                    return Err(Error::validation("reply_to", "no such message in this room"));
+                    return Err(Error::validation(
+                        "reply_to",
+                        "no such message in this room",
+                    ));
                 }
             }
             let now = Time::now();
@@ -92,7 +97,14 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
                 deleted_at: None,
             };
             let message = Message::from(&row);
-            let event = events::append(batch, Kind::MessageCreated, Some(send.room), None, &message, now)?;
+            let event = events::append(
+                batch,
+                Kind::MessageCreated,
+                Some(send.room),
+                None,
+                &message,
+                now,
+            )?;
             // The message's place in history is its event's place in the log.
             row.seq = event;
             store::messages::insert(batch.conn(), &row)?;

@@ -7,7 +7,7 @@ use crate::core::views::{Message, Room, User};
 use crate::domain::{Id, RoomName, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind, Writer};
-use crate::store::{self, rooms::MembershipRow, rooms::RoomRow, DbConnection, Db};
+use crate::store::{self, rooms::MembershipRow, rooms::RoomRow, Db, DbConnection};
 
 /// The most members a room can be created with.
 pub const MAX_INITIAL_MEMBERS: usize = 1000;
@@ -16,7 +16,12 @@ const MAX_LISTED: i64 = 500;
 
 /// Creates a group room owned by `creator` with the given members (the creator is always one).
 /// Returns the room and the id of its `room.created` event.
-pub async fn create_group(writer: &Writer, creator: Id, name: &str, member_ids: Vec<Id>) -> Result<(Room, i64)> {
+pub async fn create_group(
+    writer: &Writer,
+    creator: Id,
+    name: &str,
+    member_ids: Vec<Id>,
+) -> Result<(Room, i64)> {
     let name = RoomName::parse(name).map_err(|why| Error::validation("name", why))?;
     let mut members: BTreeSet<Id> = member_ids.into_iter().collect();
     members.insert(creator);
@@ -32,7 +37,11 @@ pub async fn create_group(writer: &Writer, creator: Id, name: &str, member_ids: 
             let users = store::users::find_many(batch.conn(), &ids)?;
             if users.len() != ids.len() {
                 let known: BTreeSet<Id> = users.iter().map(|u| u.id).collect();
-                let unknown: Vec<String> = ids.iter().filter(|i| !known.contains(i)).map(Id::to_string).collect();
+                let unknown: Vec<String> = ids
+                    .iter()
+                    .filter(|i| !known.contains(i))
+                    .map(Id::to_string)
+                    .collect();
                 return Err(Error::validation(
                     "member_ids",
                     format!("unknown user ids: {}", unknown.join(", ")),
@@ -48,7 +57,10 @@ pub async fn create_group(writer: &Writer, creator: Id, name: &str, member_ids: 
 /// call created it, the id of its `room.created` event.
 pub async fn open_direct(writer: &Writer, me: Id, other: Id) -> Result<(Room, Option<i64>)> {
     if me == other {
-        return Err(Error::validation("user_id", "a direct room needs another user"));
+        return Err(Error::validation(
+            "user_id",
+            "a direct room needs another user",
+        ));
     }
     let (low, high) = if me < other { (me, other) } else { (other, me) };
     let key = format!("{low}:{high}");
@@ -87,14 +99,26 @@ fn create(batch: &mut Batch<'_>, row: RoomRow, mut members: Vec<User>) -> Result
     members.sort_by(|a, b| a.username.cmp(&b.username));
     store::rooms::insert(batch.conn(), &row)?;
     let room = Room::new(&row, members, None);
-    let event = events::append(batch, Kind::RoomCreated, Some(row.id), None, &room, row.created_at)?;
+    let event = events::append(
+        batch,
+        Kind::RoomCreated,
+        Some(row.id),
+        None,
+        &room,
+        row.created_at,
+    )?;
     let stays: Vec<MembershipRow> = room
         .members
         .iter()
         .map(|m| MembershipRow {
             room_id: row.id,
             user_id: m.id,
-            role: if m.id == row.created_by { "owner" } else { "member" }.to_string(),
+            role: if m.id == row.created_by {
+                "owner"
+            } else {
+                "member"
+            }
+            .to_string(),
             joined_event_id: event,
             left_event_id: None,
         })
@@ -106,7 +130,8 @@ fn create(batch: &mut Batch<'_>, row: RoomRow, mut members: Vec<User>) -> Result
 /// The room, if `user` is a member of it.
 pub async fn get(db: &Db, user: Id, room: Id) -> Result<Room> {
     db.run(move |conn| {
-        let row = store::rooms::find_for_member(conn, room, user)?.ok_or_else(Error::room_not_found)?;
+        let row =
+            store::rooms::find_for_member(conn, room, user)?.ok_or_else(Error::room_not_found)?;
         load(conn, row)
     })
     .await
@@ -130,7 +155,12 @@ fn load(conn: &mut DbConnection, row: RoomRow) -> Result<Room> {
 fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>) -> Result<Vec<Room>> {
     let room_ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
     let stays = store::rooms::current_members(conn, &room_ids)?;
-    let user_ids: Vec<Id> = stays.iter().map(|s| s.user_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let user_ids: Vec<Id> = stays
+        .iter()
+        .map(|s| s.user_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let users: HashMap<Id, User> = store::users::find_many(conn, &user_ids)?
         .iter()
         .map(|u| (u.id, User::from(u)))

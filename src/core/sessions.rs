@@ -18,7 +18,16 @@ pub async fn revoke(writer: &Writer, session: Id) -> Result<()> {
     writer
         .run(move |batch| {
             store::sessions::delete(batch.conn(), session)?;
-            events::append(batch, Kind::SessionRevoked, None, None, &Revoked { session_id: session }, Time::now())?;
+            events::append(
+                batch,
+                Kind::SessionRevoked,
+                None,
+                None,
+                &Revoked {
+                    session_id: session,
+                },
+                Time::now(),
+            )?;
             Ok(())
         })
         .await

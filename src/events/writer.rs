@@ -88,7 +88,12 @@ impl Writer {
     }
 }
 
-fn run(manager: Manager, mut rx: mpsc::Receiver<Job>, doorbell: watch::Sender<i64>, metrics: Arc<Metrics>) {
+fn run(
+    manager: Manager,
+    mut rx: mpsc::Receiver<Job>,
+    doorbell: watch::Sender<i64>,
+    metrics: Arc<Metrics>,
+) {
     let mut conn: Option<DbConnection> = None;
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -104,7 +109,9 @@ fn run(manager: Manager, mut rx: mpsc::Receiver<Job>, doorbell: watch::Sender<i6
             match manager.open() {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    let err = Error::unavailable(anyhow::anyhow!("writer cannot reach the database: {e}"));
+                    let err = Error::unavailable(anyhow::anyhow!(
+                        "writer cannot reach the database: {e}"
+                    ));
                     tracing::error!(error = %err, "group commit failed");
                     fail_all(&mut jobs, &err);
                     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -131,7 +138,10 @@ fn run(manager: Manager, mut rx: mpsc::Receiver<Job>, doorbell: watch::Sender<i6
 
 /// Runs the jobs in one transaction. Returns the newest event id appended, if any; `Err` when
 /// the transaction itself failed (every job has then been told).
-fn commit_batch(conn: &mut DbConnection, jobs: &mut Vec<Job>) -> std::result::Result<Option<i64>, ()> {
+fn commit_batch(
+    conn: &mut DbConnection,
+    jobs: &mut Vec<Job>,
+) -> std::result::Result<Option<i64>, ()> {
     type Tm = <DbConnection as Connection>::TransactionManager;
     let single = jobs.len() == 1;
     let mut finishes: Vec<(bool, Finish)> = Vec::with_capacity(jobs.len());
@@ -143,7 +153,10 @@ fn commit_batch(conn: &mut DbConnection, jobs: &mut Vec<Job>) -> std::result::Re
         fail_all(jobs, &err);
         return Err(());
     }
-    let mut batch = Batch { conn, last_event: 0 };
+    let mut batch = Batch {
+        conn,
+        last_event: 0,
+    };
     for job in jobs.drain(..) {
         if single {
             finishes.push(job(&mut batch));

@@ -105,7 +105,9 @@ impl Hub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock can't leave the maps half-updated in a way that
         // matters more than stopping delivery would; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The id of the last event dispatched.
@@ -164,7 +166,11 @@ impl Hub {
             }
             state.position = event.id;
             if let (Effect::Joined(users), Some(room)) = (&event.effect, event.room) {
-                state.rooms.entry(room).or_default().extend(users.iter().copied());
+                state
+                    .rooms
+                    .entry(room)
+                    .or_default()
+                    .extend(users.iter().copied());
             }
             if let Some(frame) = &event.frame {
                 let mut recipients: Vec<Id> = Vec::new();
@@ -188,14 +194,18 @@ impl Hub {
                         members.remove(user);
                     }
                 }
-                Effect::Revoked(credential) => close_where(&mut state, |s| s.credential == *credential, Close::Revoked),
+                Effect::Revoked(credential) => {
+                    close_where(&mut state, |s| s.credential == *credential, Close::Revoked)
+                }
                 Effect::None | Effect::Joined(_) => {}
             }
         }
         self.metrics
             .events_dispatched
             .fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.metrics.deliveries.fetch_add(deliveries, Ordering::Relaxed);
+        self.metrics
+            .deliveries
+            .fetch_add(deliveries, Ordering::Relaxed);
     }
 
     /// Closes every socket bound to `credential`.
@@ -213,7 +223,9 @@ impl Hub {
 
 /// Queues the frame on each socket of `user`; a full queue closes that socket with `Resume`.
 fn deliver(state: &mut State, metrics: &Metrics, user: Id, id: i64, frame: &ByteString) -> u64 {
-    let Some(list) = state.sockets.get_mut(&user) else { return 0 };
+    let Some(list) = state.sockets.get_mut(&user) else {
+        return 0;
+    };
     let mut delivered = 0;
     list.retain(|socket| match socket.frames.try_send((id, frame.clone())) {
         Ok(()) => {

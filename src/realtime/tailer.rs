@@ -18,11 +18,20 @@ use crate::store::{self, events::EventRow, Db};
 const PAGE: i64 = 1000;
 
 /// Runs until `stop` turns true.
-pub async fn run(db: Db, hub: Arc<Hub>, mut doorbell: watch::Receiver<i64>, poll: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    db: Db,
+    hub: Arc<Hub>,
+    mut doorbell: watch::Receiver<i64>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut failures = 0u32;
     loop {
         let position = hub.position();
-        match db.run(move |conn| Ok(store::events::range(conn, position, None, PAGE)?)).await {
+        match db
+            .run(move |conn| Ok(store::events::range(conn, position, None, PAGE)?))
+            .await
+        {
             Ok(rows) => {
                 failures = 0;
                 let full = rows.len() as i64 == PAGE;
@@ -75,9 +84,13 @@ pub fn to_dispatch(row: &EventRow) -> Dispatch {
         let effect = match what {
             "joined_all" => serde_json::from_str::<Members>(&row.payload)
                 .map(|m| Effect::Joined(m.members.into_iter().map(|m| m.id).collect())),
-            "joined" => serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Joined(vec![u.user_id])),
-            "left" => serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Left(u.user_id)),
-            _ => serde_json::from_str::<SessionRef>(&row.payload).map(|s| Effect::Revoked(s.session_id)),
+            "joined" => serde_json::from_str::<UserRef>(&row.payload)
+                .map(|u| Effect::Joined(vec![u.user_id])),
+            "left" => {
+                serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Left(u.user_id))
+            }
+            _ => serde_json::from_str::<SessionRef>(&row.payload)
+                .map(|s| Effect::Revoked(s.session_id)),
         };
         effect.unwrap_or_else(|e| {
             tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");

@@ -3,7 +3,6 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-
 use super::schema::{events, room_memberships, server_state};
 use super::DbConnection;
 
@@ -38,12 +37,19 @@ pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> QueryResult<i64>
 
 /// The id of the newest event (0 for an empty log).
 pub fn head(conn: &mut DbConnection) -> QueryResult<i64> {
-    let max: Option<i64> = events::table.select(diesel::dsl::max(events::id)).first(conn)?;
+    let max: Option<i64> = events::table
+        .select(diesel::dsl::max(events::id))
+        .first(conn)?;
     Ok(max.unwrap_or(0))
 }
 
 /// Events in `(after, upto]`, oldest first, at most `limit` (the tailer's read).
-pub fn range(conn: &mut DbConnection, after: i64, upto: Option<i64>, limit: i64) -> QueryResult<Vec<EventRow>> {
+pub fn range(
+    conn: &mut DbConnection,
+    after: i64,
+    upto: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
     let mut query = events::table
         .filter(events::id.gt(after))
         .select(EventRow::as_select())
@@ -72,12 +78,18 @@ pub fn visible_range(
         .filter(
             room_memberships::left_event_id
                 .is_null()
-                .or(room_memberships::left_event_id.assume_not_null().ge(events::id)),
+                .or(room_memberships::left_event_id
+                    .assume_not_null()
+                    .ge(events::id)),
         );
     events::table
         .filter(events::id.gt(after))
         .filter(events::id.le(upto))
-        .filter(events::target_user_id.eq(Some(user)).or(diesel::dsl::exists(stay)))
+        .filter(
+            events::target_user_id
+                .eq(Some(user))
+                .or(diesel::dsl::exists(stay)),
+        )
         .select(EventRow::as_select())
         .order(events::id.asc())
         .limit(limit)
@@ -110,7 +122,10 @@ pub fn prune(conn: &mut DbConnection, cutoff: Time) -> QueryResult<usize> {
         .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(server_state::table)
-            .values((server_state::name.eq(PRUNED_THROUGH), server_state::value.eq(highest)))
+            .values((
+                server_state::name.eq(PRUNED_THROUGH),
+                server_state::value.eq(highest),
+            ))
             .execute(conn)?;
     }
     Ok(deleted)

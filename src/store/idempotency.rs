@@ -4,7 +4,6 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-
 use super::schema::idempotency_keys;
 use super::DbConnection;
 
@@ -28,10 +27,14 @@ pub fn find(conn: &mut DbConnection, user: Id, key: &str) -> QueryResult<Option<
 }
 
 pub fn insert(conn: &mut DbConnection, row: &IdempotencyRow) -> QueryResult<()> {
-    diesel::insert_into(idempotency_keys::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(idempotency_keys::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Forgets keys older than `cutoff` (a retry after that is a new send).
 pub fn prune(conn: &mut DbConnection, cutoff: Time) -> QueryResult<usize> {
-    diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff))).execute(conn)
+    diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
+        .execute(conn)
 }

@@ -3,7 +3,6 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-
 use super::schema::messages;
 use super::DbConnection;
 
@@ -22,7 +21,10 @@ pub struct MessageRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &MessageRow) -> QueryResult<()> {
-    diesel::insert_into(messages::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(messages::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn find_in_room(conn: &mut DbConnection, room: Id, id: Id) -> QueryResult<Option<MessageRow>> {
@@ -56,7 +58,12 @@ pub enum Page {
 }
 
 /// Up to `limit` messages of the room in the page's direction, returned oldest first.
-pub fn page(conn: &mut DbConnection, room: Id, page: Page, limit: i64) -> QueryResult<Vec<MessageRow>> {
+pub fn page(
+    conn: &mut DbConnection,
+    room: Id,
+    page: Page,
+    limit: i64,
+) -> QueryResult<Vec<MessageRow>> {
     let base = messages::table
         .filter(messages::room_id.eq(room))
         .select(MessageRow::as_select())
@@ -64,9 +71,15 @@ pub fn page(conn: &mut DbConnection, room: Id, page: Page, limit: i64) -> QueryR
         .into_boxed();
     let mut rows = match page {
         Page::Latest => base.order(messages::seq.desc()).load(conn)?,
-        Page::Before(seq) => base.filter(messages::seq.lt(seq)).order(messages::seq.desc()).load(conn)?,
+        Page::Before(seq) => base
+            .filter(messages::seq.lt(seq))
+            .order(messages::seq.desc())
+            .load(conn)?,
         Page::After(seq) => {
-            return base.filter(messages::seq.gt(seq)).order(messages::seq.asc()).load(conn);
+            return base
+                .filter(messages::seq.gt(seq))
+                .order(messages::seq.asc())
+                .load(conn);
         }
     };
     rows.reverse();
@@ -74,7 +87,12 @@ pub fn page(conn: &mut DbConnection, room: Id, page: Page, limit: i64) -> QueryR
 }
 
 /// Whether the room has a message older (`older = true`) or newer than position `seq`.
-pub fn exists_beyond(conn: &mut DbConnection, room: Id, seq: i64, older: bool) -> QueryResult<bool> {
+pub fn exists_beyond(
+    conn: &mut DbConnection,
+    room: Id,
+    seq: i64,
+    older: bool,
+) -> QueryResult<bool> {
     let in_room = messages::table.filter(messages::room_id.eq(room));
     if older {
         diesel::select(diesel::dsl::exists(in_room.filter(messages::seq.lt(seq)))).get_result(conn)

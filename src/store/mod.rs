@@ -70,7 +70,9 @@ impl Manager {
     /// Opens one connection (the group-commit writer keeps one of its own).
     pub fn open(&self) -> Result<DbConnection, ConnectionError> {
         match self.backend {
-            Backend::Postgres => diesel::PgConnection::establish(&self.url).map(DbConnection::Postgresql),
+            Backend::Postgres => {
+                diesel::PgConnection::establish(&self.url).map(DbConnection::Postgresql)
+            }
             Backend::Sqlite => {
                 let mut conn = diesel::SqliteConnection::establish(&self.url)?;
                 // WAL with synchronous=FULL: every commit is fsynced before the 2xx goes out,
@@ -101,7 +103,8 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -120,9 +123,13 @@ pub fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
         }
     }
     // Open one first: r2d2 would retry silently for its whole timeout and hide the reason.
-    manager
-        .open()
-        .map_err(|e| anyhow::anyhow!("cannot open the database ({:?} at {}): {e}", manager.backend, redact(url)))?;
+    manager.open().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the database ({:?} at {}): {e}",
+            manager.backend,
+            redact(url)
+        )
+    })?;
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
@@ -156,19 +163,26 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
 /// Runs `f` in a write transaction. On SQLite the transaction starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: a deferred transaction that reads and then writes can fail
 /// with SQLITE_BUSY when another writer committed in between, and busy_timeout can't help it.
-pub fn write_tx<T, E>(conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
+pub fn write_tx<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
     begin_write(conn)?;
     match f(conn) {
-        Ok(value) => match <DbConnection as Connection>::TransactionManager::commit_transaction(conn) {
-            Ok(()) => Ok(value),
-            Err(e) => {
-                let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-                Err(e.into())
+        Ok(value) => {
+            match <DbConnection as Connection>::TransactionManager::commit_transaction(conn) {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(
+                        conn,
+                    );
+                    Err(e.into())
+                }
             }
-        },
+        }
         Err(e) => {
             <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
             Err(e)
@@ -179,7 +193,9 @@ where
 /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite; see [`write_tx`]).
 pub fn begin_write(conn: &mut DbConnection) -> QueryResult<()> {
     match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     }
 }

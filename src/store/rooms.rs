@@ -5,7 +5,6 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-
 use super::schema::{room_memberships, rooms};
 use super::DbConnection;
 
@@ -33,19 +32,28 @@ pub struct MembershipRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<()> {
-    diesel::insert_into(rooms::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(rooms::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn insert_memberships(conn: &mut DbConnection, rows: &[MembershipRow]) -> QueryResult<()> {
     // One statement per row: SQLite's multi-row INSERT has a bind-parameter limit.
     for row in rows {
-        diesel::insert_into(room_memberships::table).values(row).execute(conn)?;
+        diesel::insert_into(room_memberships::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }
 
 /// The room, if `user` is a current member of it.
-pub fn find_for_member(conn: &mut DbConnection, room: Id, user: Id) -> QueryResult<Option<RoomRow>> {
+pub fn find_for_member(
+    conn: &mut DbConnection,
+    room: Id,
+    user: Id,
+) -> QueryResult<Option<RoomRow>> {
     rooms::table
         .inner_join(room_memberships::table)
         .filter(rooms::id.eq(room))
@@ -77,7 +85,10 @@ pub fn list_for_member(conn: &mut DbConnection, user: Id, limit: i64) -> QueryRe
 }
 
 /// The current members of the given rooms.
-pub fn current_members(conn: &mut DbConnection, room_ids: &[Id]) -> QueryResult<Vec<MembershipRow>> {
+pub fn current_members(
+    conn: &mut DbConnection,
+    room_ids: &[Id],
+) -> QueryResult<Vec<MembershipRow>> {
     if room_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -105,7 +116,10 @@ pub fn memberships_at(conn: &mut DbConnection, at: i64) -> QueryResult<Vec<(Id, 
 /// Records a new last message (and activity time) for the room.
 pub fn touch(conn: &mut DbConnection, room: Id, message: Id, at: Time) -> QueryResult<()> {
     diesel::update(rooms::table.find(room))
-        .set((rooms::last_message_id.eq(Some(message)), rooms::last_activity_at.eq(at)))
+        .set((
+            rooms::last_message_id.eq(Some(message)),
+            rooms::last_activity_at.eq(at),
+        ))
         .execute(conn)
         .map(|_| ())
 }

@@ -4,7 +4,6 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-
 use super::schema::sessions;
 use super::DbConnection;
 
@@ -20,7 +19,11 @@ pub struct SessionRow {
 }
 
 /// The live (unexpired) session with this key hash.
-pub fn find_live(conn: &mut DbConnection, key_hash: &str, now: Time) -> QueryResult<Option<SessionRow>> {
+pub fn find_live(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    now: Time,
+) -> QueryResult<Option<SessionRow>> {
     sessions::table
         .filter(sessions::key_hash.eq(key_hash))
         .filter(sessions::expires_at.gt(now))
@@ -39,7 +42,10 @@ pub fn expiry(conn: &mut DbConnection, id: Id) -> QueryResult<Option<Time>> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
-    diesel::insert_into(sessions::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Replaces the state and expiry of the session with this key hash; false if it is gone.
@@ -52,9 +58,14 @@ pub fn update(
     let target = sessions::table.filter(sessions::key_hash.eq(key_hash));
     let n = match state {
         Some(state) => diesel::update(target)
-            .set((sessions::state.eq(state), sessions::expires_at.eq(expires_at)))
+            .set((
+                sessions::state.eq(state),
+                sessions::expires_at.eq(expires_at),
+            ))
             .execute(conn)?,
-        None => diesel::update(target).set(sessions::expires_at.eq(expires_at)).execute(conn)?,
+        None => diesel::update(target)
+            .set(sessions::expires_at.eq(expires_at))
+            .execute(conn)?,
     };
     Ok(n > 0)
 }

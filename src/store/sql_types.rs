@@ -37,7 +37,9 @@ macro_rules! multi_backend {
             }
         }
         impl FromSql<$sql, MultiBackend> for $rust {
-            fn from_sql(bytes: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+            fn from_sql(
+                bytes: <MultiBackend as Backend>::RawValue<'_>,
+            ) -> deserialize::Result<Self> {
                 bytes.from_sql::<$rust, $sql>()
             }
         }
@@ -102,6 +104,8 @@ impl ToSql<DbTime, Sqlite> for Time {
 impl FromSql<DbTime, Sqlite> for Time {
     fn from_sql(bytes: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         let text = <String as FromSql<sql_types::Text, Sqlite>>::from_sql(bytes)?;
-        Ok(Time(DateTime::parse_from_rfc3339(&text)?.with_timezone(&Utc)))
+        Ok(Time(
+            DateTime::parse_from_rfc3339(&text)?.with_timezone(&Utc),
+        ))
     }
 }

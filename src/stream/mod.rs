@@ -10,8 +10,8 @@ use crate::api::auth::Caller;
 use crate::api::middleware::origin_allowed;
 use crate::error::Error;
 use crate::events;
-use crate::store;
 use crate::state::AppState;
+use crate::store;
 
 pub use socket::close_codes;
 
@@ -29,13 +29,17 @@ pub async fn connect(
 ) -> Result<HttpResponse, Error> {
     // Cross-site WebSocket hijacking: a browser sends the cookie with any page's upgrade.
     if !origin_allowed(&req, &state.settings) {
-        return Err(Error::forbidden("origin_not_allowed", "this Origin may not open the stream"));
+        return Err(Error::forbidden(
+            "origin_not_allowed",
+            "this Origin may not open the stream",
+        ));
     }
     let caller = Caller::of(&req)?;
     let since = match query.since.as_deref() {
         None => None,
         Some(raw) => Some(
-            events::parse_cursor(raw).ok_or_else(|| Error::bad_request("invalid_cursor", "since must be a cursor"))?,
+            events::parse_cursor(raw)
+                .ok_or_else(|| Error::bad_request("invalid_cursor", "since must be a cursor"))?,
         ),
     };
     let session = caller.credential;
@@ -53,7 +57,10 @@ pub async fn connect(
         return Err(Error::unauthenticated());
     };
     if since.is_some_and(|s| s > head) {
-        return Err(Error::bad_request("invalid_cursor", "since is ahead of the event log"));
+        return Err(Error::bad_request(
+            "invalid_cursor",
+            "since is ahead of the event log",
+        ));
     }
     let registration = state
         .hub
@@ -64,7 +71,10 @@ pub async fn connect(
         Ok(parts) => parts,
         Err(e) => {
             state.hub.unregister(caller.user, socket_id);
-            return Err(Error::bad_request("not_a_websocket", format!("expected a WebSocket upgrade: {e}")));
+            return Err(Error::bad_request(
+                "not_a_websocket",
+                format!("expected a WebSocket upgrade: {e}"),
+            ));
         }
     };
     let ctx = socket::Context {

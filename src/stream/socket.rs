@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::api::auth::Caller;
-use crate::domain::Time;
+use crate::domain::{Id, Time};
 use crate::events;
 use crate::realtime::hub::{Close, Registration};
 use crate::state::AppState;
@@ -39,6 +39,22 @@ pub struct Context {
     pub expires: Time,
 }
 
+/// The first frame on every socket.
+#[derive(Serialize)]
+struct Hello {
+    r#type: &'static str,
+    cursor: String,
+    user_id: Id,
+    heartbeat_s: u64,
+}
+
+/// Sent instead of a replay when the cursor is older than the retained log.
+#[derive(Serialize)]
+struct Resync {
+    r#type: &'static str,
+    cursor: String,
+}
+
 enum End {
     /// Close with this code and reason.
     Close(CloseReason),
@@ -64,26 +80,42 @@ pub async fn run(ctx: Context, reg: Registration, mut ws: Session, messages: Mes
     }
 }
 
-async fn drive(ctx: &Context, reg: Registration, ws: &mut Session, mut messages: MessageStream) -> End {
+async fn drive(
+    ctx: &Context,
+    reg: Registration,
+    ws: &mut Session,
+    mut messages: MessageStream,
+) -> End {
     let Registration {
         position,
         mut frames,
         mut close,
         ..
     } = reg;
-    let hello = json!({
-        "type": "hello",
-        "cursor": events::cursor(ctx.since.unwrap_or(position)),
-        "user_id": ctx.caller.user,
-        "heartbeat_s": ctx.state.settings.heartbeat.as_secs(),
-    });
-    if ws.text(hello.to_string()).await.is_err() {
+    let hello = Hello {
+        r#type: "hello",
+        cursor: events::cursor(ctx.since.unwrap_or(position)),
+        user_id: ctx.caller.user,
+        heartbeat_s: ctx.state.settings.heartbeat.as_secs(),
+    };
+    if ws
+        .text(serde_json::to_string(&hello).unwrap_or_default())
+        .await
+        .is_err()
+    {
         return End::Gone;
     }
     let mut last = ctx.since.unwrap_or(position);
     if ctx.resync {
-        let frame = json!({"type": "resync_required", "cursor": events::cursor(position)});
-        if ws.text(frame.to_string()).await.is_err() {
+        let frame = Resync {
+            r#type: "resync_required",
+            cursor: events::cursor(position),
+        };
+        if ws
+            .text(serde_json::to_string(&frame).unwrap_or_default())
+            .await
+            .is_err()
+        {
             return End::Gone;
         }
         last = position;
@@ -95,7 +127,15 @@ async fn drive(ctx: &Context, reg: Registration, ws: &mut Session, mut messages:
         }
         let (db, user, after) = (ctx.state.db.clone(), ctx.caller.user, last);
         let rows = match db
-            .run(move |conn| Ok(store::events::visible_range(conn, user, after, position, REPLAY_PAGE)?))
+            .run(move |conn| {
+                Ok(store::events::visible_range(
+                    conn,
+                    user,
+                    after,
+                    position,
+                    REPLAY_PAGE,
+                )?)
+            })
             .await
         {
             Ok(rows) => rows,
@@ -174,7 +214,12 @@ async fn drive(ctx: &Context, reg: Registration, ws: &mut Session, mut messages:
 /// Whether the session really is over (it may have been extended since the socket opened).
 async fn session_expired(ctx: &Context) -> bool {
     let id = ctx.caller.credential;
-    match ctx.state.db.run(move |conn| Ok(store::sessions::expiry(conn, id)?)).await {
+    match ctx
+        .state
+        .db
+        .run(move |conn| Ok(store::sessions::expiry(conn, id)?))
+        .await
+    {
         Ok(Some(expires)) => expires <= Time::now(),
         Ok(None) => true,
         Err(_) => false,
@@ -183,10 +228,12 @@ async fn session_expired(ctx: &Context) -> bool {
 
 fn closing(why: Close, last: i64) -> End {
     match why {
-        Close::Resume => reason(CloseCode::Other(close_codes::RESUME), format!("resume from {last}")),
+        Close::Resume => reason(
+            CloseCode::Other(close_codes::RESUME),
+            format!("resume from {last}"),
+        ),
         Close::Revoked => reason(CloseCode::Other(close_codes::REVOKED), "session ended"),
         Close::Expired => reason(CloseCode::Other(close_codes::EXPIRED), "session expired"),
         Close::ShuttingDown => reason(CloseCode::Away, "server shutting down"),
     }
 }
-
