@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+/// Who may open a direct room with whom (blocks always prevent it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmPolicy {
+    /// Any two users (the default).
+    Anyone,
+    /// Only friends.
+    Friends,
+}
+
 /// Everything the server needs to know at start-up.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -17,6 +26,7 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub cookie_secure: bool,
     pub redis_url: Option<String>,
+    pub dm_policy: DmPolicy,
     pub session_ttl: Duration,
     pub heartbeat: Duration,
     /// Frames a socket may have queued before it counts as a slow consumer.
@@ -89,6 +99,11 @@ impl Settings {
             allowed_origins,
             cookie_secure,
             redis_url: var("HUBBUB_REDIS_URL"),
+            dm_policy: match var("HUBBUB_DM_POLICY").as_deref() {
+                None | Some("anyone") => DmPolicy::Anyone,
+                Some("friends") => DmPolicy::Friends,
+                Some(other) => bail!("HUBBUB_DM_POLICY={other:?}: expected anyone or friends"),
+            },
             session_ttl: secs("HUBBUB_SESSION_TTL_SECS", 30 * 24 * 3600)?,
             heartbeat: secs("HUBBUB_HEARTBEAT_SECS", 20)?,
             stream_queue: number("HUBBUB_STREAM_QUEUE", 1024)?,

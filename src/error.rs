@@ -61,6 +61,16 @@ impl Error {
         Error::not_found("room_not_found", "no such room")
     }
 
+    /// One of the two users blocks the other. It doesn't say which.
+    pub fn blocked() -> Error {
+        Error::forbidden("blocked", "not possible: one of you has blocked the other")
+    }
+
+    /// The caller's role doesn't allow this.
+    pub fn not_allowed(message: impl Into<String>) -> Error {
+        Error::forbidden("forbidden", message)
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Error {
         Error::new(409, code, message)
     }

@@ -2,7 +2,7 @@
 //! `DELETE /api/v1/sessions/current`, `GET /api/v1/me`, `GET /api/v1/users/{id}`.
 
 use actix_session::Session;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::api::auth::{start_session, Caller};
@@ -21,6 +21,7 @@ pub struct RegisterBody {
 /// `POST /api/v1/users`: creates an account and signs it in (201 user + session cookie).
 pub async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: Session,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, Error> {
@@ -34,6 +35,7 @@ pub async fn register(
         },
     )
     .await?;
+    end_previous_session(&state, &req).await?;
     start_session(&session, user.id)?;
     Ok(HttpResponse::Created().json(user))
 }
@@ -47,12 +49,23 @@ pub struct LoginBody {
 /// `POST /api/v1/sessions`: signs in (200 user + session cookie; 401 invalid_credentials).
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: Session,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, Error> {
     let user = accounts::login(&state.db, &body.username, &body.password).await?;
+    end_previous_session(&state, &req).await?;
     start_session(&session, user.id)?;
     Ok(HttpResponse::Ok().json(user))
+}
+
+/// Signing in on a browser that already had a session replaces it: the old one is revoked
+/// like a logout, so its sockets close too.
+async fn end_previous_session(state: &AppState, req: &HttpRequest) -> Result<(), Error> {
+    if let Ok(previous) = Caller::of(req) {
+        sessions::revoke(&state.writer, previous.credential).await?;
+    }
+    Ok(())
 }
 
 /// `DELETE /api/v1/sessions/current`: signs out; this session's sockets close with 4100.
@@ -80,4 +93,68 @@ pub async fn user(
 ) -> Result<HttpResponse, Error> {
     let user = accounts::get(&state.db, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Deserialize)]
+pub struct ProfileBody {
+    display_name: Option<String>,
+    avatar_attachment_id: Option<Id>,
+}
+
+/// `PATCH /api/v1/me`: changes the caller's profile (200 user).
+pub async fn update_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<ProfileBody>,
+) -> Result<HttpResponse, Error> {
+    let body = body.into_inner();
+    if body.avatar_attachment_id.is_some() {
+        return Err(Error::validation(
+            "avatar_attachment_id",
+            "avatars arrive with photo uploads; not supported yet",
+        ));
+    }
+    let user = accounts::update_profile(&state.writer, caller.user, body.display_name).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    prefix: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct SearchPage {
+    users: Vec<crate::core::views::User>,
+    next_after: Option<String>,
+}
+
+/// `GET /api/v1/users?prefix=&after=&limit=`: users by username prefix, a page at a time.
+pub async fn search(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, Error> {
+    let query = query.into_inner();
+    let limit = match query.limit.as_deref() {
+        None => 20,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=accounts::MAX_SEARCH).contains(n))
+            .ok_or_else(|| {
+                Error::bad_request(
+                    "invalid_query",
+                    format!("limit must be a number from 1 to {}", accounts::MAX_SEARCH),
+                )
+            })?,
+    };
+    let prefix = query
+        .prefix
+        .ok_or_else(|| Error::bad_request("invalid_query", "prefix is required"))?;
+    let (users, next_after) =
+        accounts::search(&state.db, caller.user, &prefix, query.after, limit).await?;
+    Ok(HttpResponse::Ok().json(SearchPage { users, next_after }))
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::api::auth::Caller;
 use crate::core::messages::{self, Anchor};
+use crate::core::reactions;
 use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
@@ -103,4 +104,64 @@ pub async fn history(
     };
     let page = messages::history(&state.db, caller.user, room.into_inner(), anchor, limit).await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Deserialize)]
+pub struct EditBody {
+    body: String,
+}
+
+/// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: the author edits (200 `{message, event_id}`).
+pub async fn edit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Id, Id)>,
+    body: web::Json<EditBody>,
+) -> Result<HttpResponse, Error> {
+    let (room, message) = path.into_inner();
+    let json = messages::edit(
+        &state.writer,
+        caller.user,
+        room,
+        message,
+        body.into_inner().body,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(json))
+}
+
+/// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: the author, or an owner or admin,
+/// deletes; history keeps a tombstone (204).
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Id, Id)>,
+) -> Result<HttpResponse, Error> {
+    let (room, message) = path.into_inner();
+    messages::delete(&state.writer, caller.user, room, message).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /api/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}` (204, idempotent).
+pub async fn react(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Id, Id, String)>,
+) -> Result<HttpResponse, Error> {
+    let (room, message, emoji) = path.into_inner();
+    reactions::set(&state.writer, caller.user, room, message, emoji, true).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /api/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}` (204, idempotent).
+pub async fn unreact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Id, Id, String)>,
+) -> Result<HttpResponse, Error> {
+    let (room, message, emoji) = path.into_inner();
+    reactions::set(&state.writer, caller.user, room, message, emoji, false).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -9,7 +9,8 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use crate::api::error::{for_status, REQUEST_ID};
+use crate::api::error::{for_status, request_id as current_request_id, REQUEST_ID};
+use crate::app::SESSION_COOKIE;
 use crate::config::Settings;
 use crate::domain::Id;
 use crate::error::Error;
@@ -48,7 +49,11 @@ pub async fn request_id(
                 // An error from a middleware (not a handler): render it here, where the request
                 // id is known, and hand the finished response on.
                 Err(e) => {
-                    let response = e.error_response();
+                    let status = e.as_response_error().status_code();
+                    if status.is_server_error() {
+                        tracing::error!(request_id = %current_request_id(), error = %e, "middleware failed");
+                    }
+                    let response = for_status(status).error_response();
                     Err(InternalError::from_response(e.to_string(), response).into())
                 }
             }
@@ -97,16 +102,16 @@ pub fn origin_allowed(req: &HttpRequest, settings: &Settings) -> bool {
     }
 }
 
-/// Refuses cross-site unsafe requests that a browser would send with the session cookie.
-/// Requests with a bearer token carry no ambient credential and pass. A request with neither
-/// `Origin` nor `Sec-Fetch-Site` doesn't come from a browser (curl, scripts) and passes.
+/// Refuses cross-site unsafe requests that carry the session cookie (the one credential a
+/// browser attaches by itself). Requests without it (bearer tokens, anonymous calls) carry no
+/// ambient credential and pass. A request with neither `Origin` nor `Sec-Fetch-Site` doesn't
+/// come from a browser (curl, scripts) and passes.
 pub async fn csrf_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let bearer = req.headers().contains_key(header::AUTHORIZATION);
-    if unsafe_method && !bearer {
+    if unsafe_method && req.cookie(SESSION_COOKIE).is_some() {
         let settings = req
             .app_data::<web::Data<AppState>>()
             .map(|s| s.settings.clone());

@@ -1,14 +1,14 @@
-//! Rooms: `POST /api/v1/rooms`, `POST /api/v1/dms`, `GET /api/v1/rooms`, `GET /api/v1/rooms/{id}`.
+//! Rooms and their members: `/api/v1/rooms…` and `POST /api/v1/dms`.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Caller;
-use crate::core::rooms;
+use crate::api::WithEvent;
 use crate::core::views::Room;
+use crate::core::{members, rooms};
 use crate::domain::Id;
 use crate::error::Error;
-use crate::events;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -18,16 +18,7 @@ pub struct CreateBody {
     member_ids: Vec<Id>,
 }
 
-/// A room as a write returns it: the room plus the id of the event the write appended.
-#[derive(Serialize)]
-struct Created {
-    #[serde(flatten)]
-    room: Room,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<String>,
-}
-
-/// `POST /api/v1/rooms`: a group room; the caller is its owner (201).
+/// `POST /api/v1/rooms`: a group room; the caller is its owner (201 room + `event_id`).
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -36,14 +27,11 @@ pub async fn create(
     let body = body.into_inner();
     let (room, event) =
         rooms::create_group(&state.writer, caller.user, &body.name, body.member_ids).await?;
-    Ok(HttpResponse::Created().json(Created {
-        room,
-        event_id: Some(events::cursor(event)),
-    }))
+    Ok(HttpResponse::Created().json(WithEvent::new(room, Some(event))))
 }
 
 #[derive(Deserialize)]
-pub struct DmBody {
+pub struct UserBody {
     user_id: Id,
 }
 
@@ -51,18 +39,21 @@ pub struct DmBody {
 pub async fn open_direct(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<DmBody>,
+    body: web::Json<UserBody>,
 ) -> Result<HttpResponse, Error> {
-    let (room, event) = rooms::open_direct(&state.writer, caller.user, body.user_id).await?;
+    let (room, event) = rooms::open_direct(
+        &state.writer,
+        state.settings.dm_policy,
+        caller.user,
+        body.user_id,
+    )
+    .await?;
     let mut response = if event.is_some() {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    Ok(response.json(Created {
-        room,
-        event_id: event.map(events::cursor),
-    }))
+    Ok(response.json(WithEvent::new(room, event)))
 }
 
 #[derive(Serialize)]
@@ -84,4 +75,106 @@ pub async fn get(
 ) -> Result<HttpResponse, Error> {
     let room = rooms::get(&state.db, caller.user, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(room))
+}
+
+#[derive(Deserialize)]
+pub struct RenameBody {
+    name: String,
+}
+
+/// `PATCH /api/v1/rooms/{id}`: renames a group room (owners and admins).
+pub async fn rename(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Id>,
+    body: web::Json<RenameBody>,
+) -> Result<HttpResponse, Error> {
+    let (room, event) = members::rename(
+        &state.writer,
+        caller.user,
+        id.into_inner(),
+        body.into_inner().name,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(WithEvent::new(room, Some(event))))
+}
+
+#[derive(Serialize)]
+struct MemberChange {
+    room_id: Id,
+    user_id: Id,
+    role: String,
+}
+
+/// `POST /api/v1/rooms/{id}/members`: adds a member (201; 200 if they already were one).
+pub async fn add_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Id>,
+    body: web::Json<UserBody>,
+) -> Result<HttpResponse, Error> {
+    let (room, user) = (id.into_inner(), body.user_id);
+    let event = members::add(&state.writer, caller.user, room, user).await?;
+    let change = MemberChange {
+        room_id: room,
+        user_id: user,
+        role: "member".into(),
+    };
+    let mut response = if event.is_some() {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response.json(WithEvent::new(change, event)))
+}
+
+/// `DELETE /api/v1/rooms/{id}/members/{user_id}`: leave (your own id) or remove (204).
+pub async fn remove_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Id, Id)>,
+) -> Result<HttpResponse, Error> {
+    let (room, user) = path.into_inner();
+    members::remove(&state.writer, caller.user, room, user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct RoleBody {
+    role: String,
+}
+
+/// `PATCH /api/v1/rooms/{id}/members/{user_id}`: changes a member's role (owners only).
+pub async fn set_role(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Id, Id)>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, Error> {
+    let (room, user) = path.into_inner();
+    let role = body.into_inner().role;
+    let event = members::set_role(&state.writer, caller.user, room, user, role.clone()).await?;
+    let change = MemberChange {
+        room_id: room,
+        user_id: user,
+        role,
+    };
+    Ok(HttpResponse::Ok().json(WithEvent::new(change, Some(event))))
+}
+
+#[derive(Deserialize)]
+pub struct ReadBody {
+    message_id: Id,
+}
+
+/// `POST /api/v1/rooms/{id}/read`: moves the caller's read marker forward (200 marker).
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Id>,
+    body: web::Json<ReadBody>,
+) -> Result<HttpResponse, Error> {
+    let (marker, event) =
+        members::mark_read(&state.writer, caller.user, id.into_inner(), body.message_id).await?;
+    Ok(HttpResponse::Ok().json(WithEvent::new(marker, event)))
 }

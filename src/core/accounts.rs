@@ -5,6 +5,7 @@ use crate::core::crypto;
 use crate::core::views::User;
 use crate::domain::{DisplayName, Id, Password, Time, Username};
 use crate::error::{Error, Result};
+use crate::events::{self, Kind, To, Writer};
 use crate::store::{self, users::UserRow, Db};
 
 /// What a registration form carries, unvalidated.
@@ -100,4 +101,84 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(Error::internal)?
+}
+
+/// The payload of `user.updated`.
+#[derive(serde::Serialize)]
+struct Updated<'a> {
+    user: &'a User,
+}
+
+/// Changes the caller's profile. `user.updated` goes to the user, their friends and everyone
+/// who shares a room with them.
+pub async fn update_profile(writer: &Writer, me: Id, display_name: Option<String>) -> Result<User> {
+    let display = match display_name {
+        Some(d) => {
+            Some(DisplayName::parse(&d).map_err(|why| Error::validation("display_name", why))?)
+        }
+        None => None,
+    };
+    writer
+        .run(move |batch| {
+            let now = Time::now();
+            if let Some(name) = display {
+                store::users::set_display_name(batch.conn(), me, &name.into_inner())?;
+            }
+            let row = store::users::find(batch.conn(), me)?.ok_or_else(Error::unauthenticated)?;
+            let user = User::from(&row);
+            let mut audience = store::rooms::co_members(batch.conn(), me)?;
+            audience.extend(
+                store::social::friends_of(batch.conn(), me)?
+                    .into_iter()
+                    .map(|(id, _)| id),
+            );
+            audience.push(me);
+            events::append(
+                batch,
+                Kind::UserUpdated,
+                To::Users(&audience),
+                &Updated { user: &user },
+                now,
+            )?;
+            Ok(user)
+        })
+        .await
+}
+
+/// The most users one search page returns.
+pub const MAX_SEARCH: i64 = 50;
+
+/// Users whose username starts with `prefix`, by username, after `after` (paging), without
+/// those who block the caller. `(users, next_after)`.
+pub async fn search(
+    db: &Db,
+    me: Id,
+    prefix: &str,
+    after: Option<String>,
+    limit: i64,
+) -> Result<(Vec<User>, Option<String>)> {
+    let prefix = prefix.trim().to_lowercase();
+    if prefix.is_empty() || prefix.chars().count() > 32 {
+        return Err(Error::bad_request(
+            "invalid_query",
+            "prefix must be 1 to 32 characters",
+        ));
+    }
+    db.run(move |conn| {
+        let rows = store::users::search(conn, &prefix, after.as_deref(), limit + 1)?;
+        let more = rows.len() as i64 > limit;
+        let mut users = Vec::new();
+        for row in rows.iter().take(limit as usize) {
+            if !store::social::blocks_user(conn, row.id, me)? {
+                users.push(User::from(row));
+            }
+        }
+        let next = if more {
+            rows.get(limit as usize - 1).map(|r| r.username.clone())
+        } else {
+            None
+        };
+        Ok((users, next))
+    })
+    .await
 }

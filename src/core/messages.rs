@@ -6,8 +6,11 @@ use crate::core::crypto::sha256_hex;
 use crate::core::views::Message;
 use crate::domain::{Id, MessageBody, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Kind, Writer};
-use crate::store::{self, idempotency::IdempotencyRow, messages::MessageRow, messages::Page, Db};
+use crate::events::{self, Kind, To, Writer};
+use crate::store::rooms::MembershipRow;
+use crate::store::{
+    self, idempotency::IdempotencyRow, messages::MessageRow, messages::Page, Db, DbConnection,
+};
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_KEY_LEN: usize = 255;
@@ -74,8 +77,11 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
                     });
                 }
             }
-            store::rooms::find_for_member(batch.conn(), send.room, author)?
+            let room = store::rooms::find_for_member(batch.conn(), send.room, author)?
                 .ok_or_else(Error::room_not_found)?;
+            if room.kind == "direct" {
+                check_direct_not_blocked(batch.conn(), send.room, author)?;
+            }
             if let Some(parent) = send.reply_to {
                 if store::messages::find_in_room(batch.conn(), send.room, parent)?.is_none() {
                     return Err(Error::validation(
@@ -100,8 +106,7 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             let event = events::append(
                 batch,
                 Kind::MessageCreated,
-                Some(send.room),
-                None,
+                To::Room(send.room),
                 &message,
                 now,
             )?;
@@ -167,6 +172,7 @@ pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) ->
             Anchor::After(id) => Page::After(seq_of(conn, id)?),
         };
         let rows = store::messages::page(conn, room, page, limit)?;
+        let messages = views(conn, &rows)?;
         let (first, last) = match (rows.first(), rows.last()) {
             (Some(f), Some(l)) => (f, l),
             _ => {
@@ -182,8 +188,114 @@ pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) ->
         Ok(History {
             next_before: older.then_some(first.id),
             next_after: newer.then_some(last.id),
-            messages: rows.iter().map(Message::from).collect(),
+            messages,
         })
     })
     .await
+}
+
+/// Message views with their reactions, in one query for all of them.
+pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<Message>> {
+    let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+    let reactions = store::messages::reactions_on(conn, &ids)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mine = reactions
+                .iter()
+                .filter(|(m, _, _)| *m == row.id)
+                .map(|(_, emoji, user)| (emoji.as_str(), *user));
+            Message::from(row).with_reactions(mine)
+        })
+        .collect())
+}
+
+/// In a direct room, a block between the two members stops messages both ways.
+fn check_direct_not_blocked(conn: &mut DbConnection, room: Id, author: Id) -> Result<()> {
+    for stay in store::rooms::current_members(conn, &[room])? {
+        if stay.user_id != author && store::social::blocked_either_way(conn, author, stay.user_id)?
+        {
+            return Err(Error::blocked());
+        }
+    }
+    Ok(())
+}
+
+/// A message of a room the caller is a member of: (the caller's stay, the message), or 404.
+pub(crate) fn find_for_member(
+    conn: &mut DbConnection,
+    user: Id,
+    room: Id,
+    message: Id,
+) -> Result<(MembershipRow, MessageRow)> {
+    let stay = store::rooms::membership(conn, room, user)?.ok_or_else(Error::room_not_found)?;
+    let row = store::messages::find_in_room(conn, room, message)?
+        .ok_or_else(|| Error::not_found("message_not_found", "no such message in this room"))?;
+    Ok((stay, row))
+}
+
+#[derive(Serialize)]
+struct Edited<'a> {
+    message: &'a Message,
+    event_id: String,
+}
+
+/// Edits a message's body (author only). Returns the JSON answer `{message, event_id}`.
+pub async fn edit(
+    writer: &Writer,
+    user: Id,
+    room: Id,
+    message: Id,
+    body: String,
+) -> Result<String> {
+    let body = MessageBody::parse(&body).map_err(|why| Error::validation("body", why))?;
+    writer
+        .run(move |batch| {
+            let (_, row) = find_for_member(batch.conn(), user, room, message)?;
+            if row.author_id != user {
+                return Err(Error::not_allowed("only the author may edit a message"));
+            }
+            if row.deleted_at.is_some() {
+                return Err(Error::conflict(
+                    "message_deleted",
+                    "this message was deleted",
+                ));
+            }
+            let now = Time::now();
+            store::messages::edit(batch.conn(), message, body.as_str(), now)?;
+            let updated = store::messages::find_in_room(batch.conn(), room, message)?
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("edited message vanished")))?;
+            let view = views(batch.conn(), std::slice::from_ref(&updated))?.remove(0);
+            let event = events::append(batch, Kind::MessageUpdated, To::Room(room), &view, now)?;
+            Ok(serde_json::to_string(&Edited {
+                message: &view,
+                event_id: events::cursor(event),
+            })?)
+        })
+        .await
+}
+
+/// Deletes a message (its author, or a room owner or admin): it becomes a tombstone.
+/// Deleting a tombstone again changes nothing.
+pub async fn delete(writer: &Writer, user: Id, room: Id, message: Id) -> Result<()> {
+    writer
+        .run(move |batch| {
+            let (stay, row) = find_for_member(batch.conn(), user, room, message)?;
+            if row.author_id != user && stay.role == "member" {
+                return Err(Error::not_allowed(
+                    "only the author or a room owner or admin may delete a message",
+                ));
+            }
+            if row.deleted_at.is_some() {
+                return Ok(());
+            }
+            let now = Time::now();
+            store::messages::tombstone(batch.conn(), message, now)?;
+            let gone = store::messages::find_in_room(batch.conn(), room, message)?
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("deleted message vanished")))?;
+            let view = Message::from(&gone);
+            events::append(batch, Kind::MessageDeleted, To::Room(room), &view, now)?;
+            Ok(())
+        })
+        .await
 }

@@ -3,7 +3,10 @@
 
 pub mod accounts;
 pub mod crypto;
+pub mod members;
 pub mod messages;
+pub mod reactions;
 pub mod rooms;
 pub mod sessions;
+pub mod social;
 pub mod views;

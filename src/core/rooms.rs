@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::core::views::{Message, Room, User};
+use crate::config::DmPolicy;
+use crate::core::messages;
+use crate::core::views::{Member, Message, Room, User};
 use crate::domain::{Id, RoomName, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Batch, Kind, Writer};
+use crate::events::{self, Batch, Kind, To, Writer};
 use crate::store::{self, rooms::MembershipRow, rooms::RoomRow, Db, DbConnection};
 
 /// The most members a room can be created with.
@@ -55,7 +57,12 @@ pub async fn create_group(
 
 /// The direct room of `me` and `other`, created on first use. Returns the room and, when this
 /// call created it, the id of its `room.created` event.
-pub async fn open_direct(writer: &Writer, me: Id, other: Id) -> Result<(Room, Option<i64>)> {
+pub async fn open_direct(
+    writer: &Writer,
+    policy: DmPolicy,
+    me: Id,
+    other: Id,
+) -> Result<(Room, Option<i64>)> {
     if me == other {
         return Err(Error::validation(
             "user_id",
@@ -66,8 +73,22 @@ pub async fn open_direct(writer: &Writer, me: Id, other: Id) -> Result<(Room, Op
     let key = format!("{low}:{high}");
     writer
         .run(move |batch| {
+            if store::users::find(batch.conn(), other)?.is_none() {
+                return Err(Error::not_found("user_not_found", "no such user"));
+            }
+            if store::social::blocked_either_way(batch.conn(), me, other)? {
+                return Err(Error::blocked());
+            }
+            if policy == DmPolicy::Friends
+                && store::social::friends_since(batch.conn(), me, other)?.is_none()
+            {
+                return Err(Error::forbidden(
+                    "not_friends",
+                    "on this server, direct rooms are only for friends",
+                ));
+            }
             if let Some(row) = store::rooms::find_by_dm_key(batch.conn(), &key)? {
-                return Ok((load(batch.conn(), row)?, None));
+                return Ok((load(batch.conn(), row, Some(me))?, None));
             }
             let users = store::users::find_many(batch.conn(), &[me, other])?;
             if users.len() != 2 {
@@ -95,15 +116,26 @@ fn new_room(creator: Id, kind: &str, name: Option<String>, dm_key: Option<String
 }
 
 /// Inserts the room, its `room.created` event, and the members' stays starting at that event.
-fn create(batch: &mut Batch<'_>, row: RoomRow, mut members: Vec<User>) -> Result<(Room, i64)> {
-    members.sort_by(|a, b| a.username.cmp(&b.username));
+fn create(batch: &mut Batch<'_>, row: RoomRow, mut users: Vec<User>) -> Result<(Room, i64)> {
+    users.sort_by(|a, b| a.username.cmp(&b.username));
     store::rooms::insert(batch.conn(), &row)?;
+    let members = users
+        .into_iter()
+        .map(|user| Member {
+            role: if user.id == row.created_by {
+                "owner"
+            } else {
+                "member"
+            }
+            .to_string(),
+            user,
+        })
+        .collect();
     let room = Room::new(&row, members, None);
     let event = events::append(
         batch,
         Kind::RoomCreated,
-        Some(row.id),
-        None,
+        To::Room(row.id),
         &room,
         row.created_at,
     )?;
@@ -112,15 +144,11 @@ fn create(batch: &mut Batch<'_>, row: RoomRow, mut members: Vec<User>) -> Result
         .iter()
         .map(|m| MembershipRow {
             room_id: row.id,
-            user_id: m.id,
-            role: if m.id == row.created_by {
-                "owner"
-            } else {
-                "member"
-            }
-            .to_string(),
+            user_id: m.user.id,
+            role: m.role.clone(),
             joined_event_id: event,
             left_event_id: None,
+            last_read_seq: event,
         })
         .collect();
     store::rooms::insert_memberships(batch.conn(), &stays)?;
@@ -132,7 +160,7 @@ pub async fn get(db: &Db, user: Id, room: Id) -> Result<Room> {
     db.run(move |conn| {
         let row =
             store::rooms::find_for_member(conn, room, user)?.ok_or_else(Error::room_not_found)?;
-        load(conn, row)
+        load(conn, row, Some(user))
     })
     .await
 }
@@ -141,18 +169,19 @@ pub async fn get(db: &Db, user: Id, room: Id) -> Result<Room> {
 pub async fn list(db: &Db, user: Id) -> Result<Vec<Room>> {
     db.run(move |conn| {
         let rows = store::rooms::list_for_member(conn, user, MAX_LISTED)?;
-        load_many(conn, rows)
+        load_many(conn, rows, Some(user))
     })
     .await
 }
 
-fn load(conn: &mut DbConnection, row: RoomRow) -> Result<Room> {
-    let mut rooms = load_many(conn, vec![row])?;
+/// The room as `viewer` sees it (with their unread count), or as an event carries it (`None`).
+pub(crate) fn load(conn: &mut DbConnection, row: RoomRow, viewer: Option<Id>) -> Result<Room> {
+    let mut rooms = load_many(conn, vec![row], viewer)?;
     rooms.pop().ok_or_else(Error::room_not_found)
 }
 
 /// Fills in members and last messages for many rooms in three queries, whatever their number.
-fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>) -> Result<Vec<Room>> {
+fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>, viewer: Option<Id>) -> Result<Vec<Room>> {
     let room_ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
     let stays = store::rooms::current_members(conn, &room_ids)?;
     let user_ids: Vec<Id> = stays
@@ -166,23 +195,37 @@ fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>) -> Result<Vec<Room>> {
         .map(|u| (u.id, User::from(u)))
         .collect();
     let last_ids: Vec<Id> = rows.iter().filter_map(|r| r.last_message_id).collect();
-    let last: HashMap<Id, Message> = store::messages::find_many(conn, &last_ids)?
-        .iter()
-        .map(|m| (m.id, Message::from(m)))
+    let last_rows = store::messages::find_many(conn, &last_ids)?;
+    let last: HashMap<Id, Message> = messages::views(conn, &last_rows)?
+        .into_iter()
+        .map(|m| (m.id, m))
         .collect();
-    let mut members: HashMap<Id, Vec<User>> = HashMap::new();
+    let unread: HashMap<Id, i64> = match viewer {
+        Some(viewer) => store::messages::unread_counts(conn, viewer, &room_ids)?
+            .into_iter()
+            .collect(),
+        None => HashMap::new(),
+    };
+    let mut members: HashMap<Id, Vec<Member>> = HashMap::new();
     for stay in &stays {
         if let Some(user) = users.get(&stay.user_id) {
-            members.entry(stay.room_id).or_default().push(user.clone());
+            members.entry(stay.room_id).or_default().push(Member {
+                user: user.clone(),
+                role: stay.role.clone(),
+            });
         }
     }
     Ok(rows
         .iter()
         .map(|row| {
             let mut list = members.remove(&row.id).unwrap_or_default();
-            list.sort_by(|a, b| a.username.cmp(&b.username));
+            list.sort_by(|a, b| a.user.username.cmp(&b.user.username));
             let last_message = row.last_message_id.and_then(|id| last.get(&id).cloned());
-            Room::new(row, list, last_message)
+            let mut room = Room::new(row, list, last_message);
+            if viewer.is_some() {
+                room.unread_count = Some(unread.get(&row.id).copied().unwrap_or(0));
+            }
+            room
         })
         .collect())
 }

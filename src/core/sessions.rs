@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::domain::{Id, Time};
 use crate::error::Result;
-use crate::events::{self, Kind, Writer};
+use crate::events::{self, Kind, To, Writer};
 use crate::store;
 
 #[derive(Serialize)]
@@ -21,8 +21,7 @@ pub async fn revoke(writer: &Writer, session: Id) -> Result<()> {
             events::append(
                 batch,
                 Kind::SessionRevoked,
-                None,
-                None,
+                To::Server,
                 &Revoked {
                     session_id: session,
                 },

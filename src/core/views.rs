@@ -38,6 +38,15 @@ pub struct Message {
     pub created_at: Time,
     pub edited_at: Option<Time>,
     pub deleted_at: Option<Time>,
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji on a message: how many reacted with it, and who (oldest first).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: usize,
+    pub user_ids: Vec<Id>,
 }
 
 impl From<&MessageRow> for Message {
@@ -51,8 +60,37 @@ impl From<&MessageRow> for Message {
             created_at: row.created_at,
             edited_at: row.edited_at,
             deleted_at: row.deleted_at,
+            reactions: Vec::new(),
         }
     }
+}
+
+impl Message {
+    /// Attaches reactions given as (emoji, user) pairs, grouped by emoji in first-use order.
+    pub fn with_reactions<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, Id)>) -> Message {
+        for (emoji, user) in pairs {
+            match self.reactions.iter_mut().find(|r| r.emoji == emoji) {
+                Some(r) => {
+                    r.count += 1;
+                    r.user_ids.push(user);
+                }
+                None => self.reactions.push(Reaction {
+                    emoji: emoji.to_string(),
+                    count: 1,
+                    user_ids: vec![user],
+                }),
+            }
+        }
+        self
+    }
+}
+
+/// A member of a room: the user and their role (`owner`, `admin` or `member`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    #[serde(flatten)]
+    pub user: User,
+    pub role: String,
 }
 
 /// A room with its current members and its newest message.
@@ -65,12 +103,15 @@ pub struct Room {
     pub name: Option<String>,
     pub created_by: Id,
     pub created_at: Time,
-    pub members: Vec<User>,
+    pub members: Vec<Member>,
     pub last_message: Option<Message>,
+    /// For the caller only (absent in events): messages by others after their read marker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
 }
 
 impl Room {
-    pub fn new(row: &RoomRow, members: Vec<User>, last_message: Option<Message>) -> Room {
+    pub fn new(row: &RoomRow, members: Vec<Member>, last_message: Option<Message>) -> Room {
         Room {
             id: row.id,
             kind: row.kind.clone(),
@@ -79,6 +120,25 @@ impl Room {
             created_at: row.created_at,
             members,
             last_message,
+            unread_count: None,
         }
     }
+}
+
+/// A friend: the user and when the friendship began.
+#[derive(Debug, Clone, Serialize)]
+pub struct Friend {
+    pub user: User,
+    pub since: Time,
+}
+
+/// A pending (or just accepted) friend request.
+#[derive(Debug, Clone, Serialize)]
+pub struct FriendRequest {
+    pub id: Id,
+    pub from: User,
+    pub to: User,
+    /// `pending`, or `accepted` when the request answered one the other user had already sent.
+    pub status: &'static str,
+    pub created_at: Time,
 }

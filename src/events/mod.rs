@@ -15,9 +15,22 @@ pub use writer::{Batch, Writer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     MessageCreated,
+    MessageUpdated,
+    MessageDeleted,
+    ReactionAdded,
+    ReactionRemoved,
     RoomCreated,
+    RoomUpdated,
     MemberJoined,
     MemberLeft,
+    MemberUpdated,
+    ReadUpdated,
+    FriendRequested,
+    FriendAccepted,
+    FriendDeclined,
+    FriendCancelled,
+    FriendRemoved,
+    UserUpdated,
     /// Internal: a session ended; sockets bound to it close. Never sent to clients.
     SessionRevoked,
 }
@@ -26,9 +39,22 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::MessageCreated => "message.created",
+            Kind::MessageUpdated => "message.updated",
+            Kind::MessageDeleted => "message.deleted",
+            Kind::ReactionAdded => "reaction.added",
+            Kind::ReactionRemoved => "reaction.removed",
             Kind::RoomCreated => "room.created",
+            Kind::RoomUpdated => "room.updated",
             Kind::MemberJoined => "member.joined",
             Kind::MemberLeft => "member.left",
+            Kind::MemberUpdated => "member.updated",
+            Kind::ReadUpdated => "read.updated",
+            Kind::FriendRequested => "friend.requested",
+            Kind::FriendAccepted => "friend.accepted",
+            Kind::FriendDeclined => "friend.declined",
+            Kind::FriendCancelled => "friend.cancelled",
+            Kind::FriendRemoved => "friend.removed",
+            Kind::UserUpdated => "user.updated",
             Kind::SessionRevoked => "session.revoked",
         }
     }
@@ -39,26 +65,43 @@ impl Kind {
     }
 }
 
+/// Who receives an event: the members of a room (during their stay), or listed users.
+#[derive(Debug, Clone, Copy)]
+pub enum To<'a> {
+    Room(Id),
+    Users(&'a [Id]),
+    /// Nobody: an internal event.
+    Server,
+}
+
 /// Appends an event in the batch's transaction and returns its id (the client's cursor).
 pub fn append(
     batch: &mut Batch<'_>,
     kind: Kind,
-    room: Option<Id>,
-    target_user: Option<Id>,
+    to: To<'_>,
     data: &impl Serialize,
     at: Time,
 ) -> Result<i64> {
     let payload = serde_json::to_string(data)?;
+    let room_id = match to {
+        To::Room(room) => Some(room),
+        To::Users(_) | To::Server => None,
+    };
     let id = store::events::insert(
         batch.conn(),
         &store::events::NewEvent {
             kind: kind.as_str(),
-            room_id: room,
-            target_user_id: target_user,
+            room_id,
             payload: &payload,
             created_at: at,
         },
     )?;
+    if let To::Users(users) = to {
+        let mut users = users.to_vec();
+        users.sort();
+        users.dedup();
+        store::events::insert_audience(batch.conn(), id, &users)?;
+    }
     batch.appended(id);
     Ok(id)
 }
@@ -101,7 +144,6 @@ mod tests {
             id: 42,
             kind: "message.created".into(),
             room_id: Some(Id::new()),
-            target_user_id: None,
             payload: r#"{"body":"hi \"there\""}"#.into(),
             created_at: Time::now(),
         };

@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 pub struct Dispatch {
     pub id: i64,
     pub room: Option<Id>,
-    pub target: Option<Id>,
+    /// The users an event without a room goes to.
+    pub audience: Vec<Id>,
     /// The frame, serialized once; `None` for internal events.
     pub frame: Option<ByteString>,
     pub effect: Effect,
@@ -179,11 +180,12 @@ impl Hub {
                         recipients.extend(members.iter().filter(|u| state.sockets.contains_key(u)));
                     }
                 }
-                if let Some(target) = event.target {
-                    if !recipients.contains(&target) {
-                        recipients.push(target);
-                    }
-                }
+                recipients.extend(
+                    event
+                        .audience
+                        .iter()
+                        .filter(|u| state.sockets.contains_key(u)),
+                );
                 for user in recipients {
                     deliveries += deliver(&mut state, &self.metrics, user, event.id, frame);
                 }
@@ -265,7 +267,7 @@ mod tests {
         Dispatch {
             id,
             room: Some(room),
-            target: None,
+            audience: Vec::new(),
             frame: Some(ByteString::from(format!("frame {id}"))),
             effect: Effect::None,
         }

@@ -2,6 +2,7 @@
 //! slow poll, for writes made by other nodes), reads the events after its position once, and
 //! hands them to the hub in order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::domain::Id;
+use crate::error::Result;
 use crate::events::{self, Kind};
 use crate::realtime::hub::{Dispatch, Effect, Hub};
-use crate::store::{self, events::EventRow, Db};
+use crate::store::{self, events::EventRow, Db, DbConnection};
 
 /// Events read per query.
 const PAGE: i64 = 1000;
@@ -28,15 +30,15 @@ pub async fn run(
     let mut failures = 0u32;
     loop {
         let position = hub.position();
-        match db
-            .run(move |conn| Ok(store::events::range(conn, position, None, PAGE)?))
-            .await
-        {
-            Ok(rows) => {
+        match db.run(move |conn| read(conn, position)).await {
+            Ok((rows, audiences)) => {
                 failures = 0;
                 let full = rows.len() as i64 == PAGE;
                 if !rows.is_empty() {
-                    let batch: Vec<Dispatch> = rows.iter().map(to_dispatch).collect();
+                    let batch: Vec<Dispatch> = rows
+                        .iter()
+                        .map(|row| to_dispatch(row, &audiences))
+                        .collect();
                     hub.dispatch(&batch);
                 }
                 if full {
@@ -56,6 +58,21 @@ pub async fn run(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The users each audience-addressed event goes to, by event id.
+pub type Audiences = HashMap<i64, Vec<Id>>;
+
+/// The next page of events after `position`, and the audiences of those that have one.
+fn read(conn: &mut DbConnection, position: i64) -> Result<(Vec<EventRow>, Audiences)> {
+    let rows = store::events::range(conn, position, None, PAGE)?;
+    let mut audiences = Audiences::new();
+    if let (Some(last), true) = (rows.last(), rows.iter().any(|r| r.room_id.is_none())) {
+        for (event, user) in store::events::audiences(conn, position, last.id)? {
+            audiences.entry(event).or_default().push(user);
+        }
+    }
+    Ok((rows, audiences))
 }
 
 #[derive(Deserialize)]
@@ -79,7 +96,7 @@ struct SessionRef {
 }
 
 /// What the hub needs of a row: its frame (serialized here, once) and its effect on membership.
-pub fn to_dispatch(row: &EventRow) -> Dispatch {
+pub fn to_dispatch(row: &EventRow, audiences: &Audiences) -> Dispatch {
     let parse = |what: &str| -> Effect {
         let effect = match what {
             "joined_all" => serde_json::from_str::<Members>(&row.payload)
@@ -107,7 +124,7 @@ pub fn to_dispatch(row: &EventRow) -> Dispatch {
     Dispatch {
         id: row.id,
         room: row.room_id,
-        target: row.target_user_id,
+        audience: audiences.get(&row.id).cloned().unwrap_or_default(),
         frame: Kind::is_public(&row.kind).then(|| ByteString::from(events::frame(row))),
         effect,
     }

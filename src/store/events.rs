@@ -3,7 +3,7 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-use super::schema::{events, room_memberships, server_state};
+use super::schema::{event_audience, events, room_memberships, server_state};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -12,7 +12,6 @@ pub struct EventRow {
     pub id: i64,
     pub kind: String,
     pub room_id: Option<Id>,
-    pub target_user_id: Option<Id>,
     pub payload: String,
     pub created_at: Time,
 }
@@ -22,7 +21,6 @@ pub struct EventRow {
 pub struct NewEvent<'a> {
     pub kind: &'a str,
     pub room_id: Option<Id>,
-    pub target_user_id: Option<Id>,
     pub payload: &'a str,
     pub created_at: Time,
 }
@@ -33,6 +31,28 @@ pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> QueryResult<i64>
         .values(event)
         .returning(events::id)
         .get_result(conn)
+}
+
+/// Adds the users who receive an event that belongs to no room.
+pub fn insert_audience(conn: &mut DbConnection, event: i64, users: &[Id]) -> QueryResult<()> {
+    for user in users {
+        diesel::insert_into(event_audience::table)
+            .values((
+                event_audience::event_id.eq(event),
+                event_audience::user_id.eq(user),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The audiences of the events in `(after, upto]`, as (event, user) pairs.
+pub fn audiences(conn: &mut DbConnection, after: i64, upto: i64) -> QueryResult<Vec<(i64, Id)>> {
+    event_audience::table
+        .filter(event_audience::event_id.gt(after))
+        .filter(event_audience::event_id.le(upto))
+        .select((event_audience::event_id, event_audience::user_id))
+        .load(conn)
 }
 
 /// The id of the newest event (0 for an empty log).
@@ -62,8 +82,9 @@ pub fn range(
     query.load(conn)
 }
 
-/// Events in `(after, upto]` that `user` may see, oldest first: events addressed to the user,
-/// and events of rooms during the user's stays in them (from the join event to the leave event).
+/// Events in `(after, upto]` that `user` may see, oldest first: events addressed to the user
+/// (their audience), and events of rooms during the user's stays in them (from the join event
+/// to the leave event, both included).
 pub fn visible_range(
     conn: &mut DbConnection,
     user: Id,
@@ -82,14 +103,13 @@ pub fn visible_range(
                     .assume_not_null()
                     .ge(events::id)),
         );
+    let audience = event_audience::table
+        .filter(event_audience::event_id.eq(events::id))
+        .filter(event_audience::user_id.eq(user));
     events::table
         .filter(events::id.gt(after))
         .filter(events::id.le(upto))
-        .filter(
-            events::target_user_id
-                .eq(Some(user))
-                .or(diesel::dsl::exists(stay)),
-        )
+        .filter(diesel::dsl::exists(stay).or(diesel::dsl::exists(audience)))
         .select(EventRow::as_select())
         .order(events::id.asc())
         .limit(limit)
@@ -117,6 +137,8 @@ pub fn prune(conn: &mut DbConnection, cutoff: Time) -> QueryResult<usize> {
         .first(conn)?;
     let Some(highest) = highest else { return Ok(0) };
     let deleted = diesel::delete(events::table.filter(events::id.le(highest))).execute(conn)?;
+    diesel::delete(event_audience::table.filter(event_audience::event_id.le(highest)))
+        .execute(conn)?;
     let updated = diesel::update(server_state::table.find(PRUNED_THROUGH))
         .set(server_state::value.eq(highest))
         .execute(conn)?;

@@ -3,7 +3,7 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
-use super::schema::messages;
+use super::schema::{messages, reactions, room_memberships};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -99,4 +99,94 @@ pub fn exists_beyond(
     } else {
         diesel::select(diesel::dsl::exists(in_room.filter(messages::seq.gt(seq)))).get_result(conn)
     }
+}
+
+/// Replaces a message's body and sets its edit time.
+pub fn edit(conn: &mut DbConnection, id: Id, body: &str, at: Time) -> QueryResult<()> {
+    diesel::update(messages::table.find(id))
+        .set((messages::body.eq(body), messages::edited_at.eq(Some(at))))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Turns a message into a tombstone: the body is erased, the place in history stays.
+pub fn tombstone(conn: &mut DbConnection, id: Id, at: Time) -> QueryResult<()> {
+    diesel::update(messages::table.find(id))
+        .set((messages::body.eq(""), messages::deleted_at.eq(Some(at))))
+        .execute(conn)?;
+    diesel::delete(reactions::table.filter(reactions::message_id.eq(id))).execute(conn)?;
+    Ok(())
+}
+
+/// Adds a reaction; false if the user had already reacted so.
+pub fn add_reaction(
+    conn: &mut DbConnection,
+    message: Id,
+    user: Id,
+    emoji: &str,
+    at: Time,
+) -> QueryResult<bool> {
+    let exists = diesel::select(diesel::dsl::exists(
+        reactions::table.find((message, user, emoji)),
+    ))
+    .get_result(conn)?;
+    if exists {
+        return Ok(false);
+    }
+    diesel::insert_into(reactions::table)
+        .values((
+            reactions::message_id.eq(message),
+            reactions::user_id.eq(user),
+            reactions::emoji.eq(emoji),
+            reactions::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// Removes a reaction; false if there was none.
+pub fn remove_reaction(
+    conn: &mut DbConnection,
+    message: Id,
+    user: Id,
+    emoji: &str,
+) -> QueryResult<bool> {
+    Ok(diesel::delete(reactions::table.find((message, user, emoji))).execute(conn)? > 0)
+}
+
+/// The reactions on these messages, as (message, emoji, user), oldest first.
+pub fn reactions_on(conn: &mut DbConnection, ids: &[Id]) -> QueryResult<Vec<(Id, String, Id)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    reactions::table
+        .filter(reactions::message_id.eq_any(ids))
+        .select((reactions::message_id, reactions::emoji, reactions::user_id))
+        .order(reactions::created_at.asc())
+        .load(conn)
+}
+
+/// Unread messages per room for `user`: others' live messages after the member's read marker.
+pub fn unread_counts(
+    conn: &mut DbConnection,
+    user: Id,
+    rooms: &[Id],
+) -> QueryResult<Vec<(Id, i64)>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    messages::table
+        .inner_join(
+            room_memberships::table.on(room_memberships::room_id
+                .eq(messages::room_id)
+                .and(room_memberships::user_id.eq(user))
+                .and(room_memberships::left_event_id.is_null())),
+        )
+        .filter(messages::room_id.eq_any(rooms))
+        .filter(messages::seq.gt(room_memberships::last_read_seq))
+        .filter(messages::author_id.ne(user))
+        .filter(messages::deleted_at.is_null())
+        .group_by(messages::room_id)
+        .select((messages::room_id, diesel::dsl::count_star()))
+        .load(conn)
 }

@@ -9,6 +9,7 @@ pub mod rooms;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;
+pub mod social;
 pub mod sql_types;
 pub mod users;
 

@@ -29,6 +29,7 @@ pub struct MembershipRow {
     pub role: String,
     pub joined_event_id: i64,
     pub left_event_id: Option<i64>,
+    pub last_read_seq: i64,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<()> {
@@ -122,4 +123,93 @@ pub fn touch(conn: &mut DbConnection, room: Id, message: Id, at: Time) -> QueryR
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// The user's current stay in the room, if they are a member.
+pub fn membership(
+    conn: &mut DbConnection,
+    room: Id,
+    user: Id,
+) -> QueryResult<Option<MembershipRow>> {
+    room_memberships::table
+        .filter(room_memberships::room_id.eq(room))
+        .filter(room_memberships::user_id.eq(user))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(MembershipRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Ends the user's current stay at event `left_event` (they still see that event).
+pub fn end_stay(conn: &mut DbConnection, room: Id, user: Id, left_event: i64) -> QueryResult<()> {
+    diesel::update(
+        room_memberships::table
+            .filter(room_memberships::room_id.eq(room))
+            .filter(room_memberships::user_id.eq(user))
+            .filter(room_memberships::left_event_id.is_null()),
+    )
+    .set(room_memberships::left_event_id.eq(Some(left_event)))
+    .execute(conn)
+    .map(|_| ())
+}
+
+pub fn set_role(conn: &mut DbConnection, room: Id, user: Id, role: &str) -> QueryResult<()> {
+    diesel::update(
+        room_memberships::table
+            .filter(room_memberships::room_id.eq(room))
+            .filter(room_memberships::user_id.eq(user))
+            .filter(room_memberships::left_event_id.is_null()),
+    )
+    .set(room_memberships::role.eq(role))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Moves the member's read marker forward to `seq`; false if it was already there or beyond.
+pub fn advance_read(conn: &mut DbConnection, room: Id, user: Id, seq: i64) -> QueryResult<bool> {
+    let n = diesel::update(
+        room_memberships::table
+            .filter(room_memberships::room_id.eq(room))
+            .filter(room_memberships::user_id.eq(user))
+            .filter(room_memberships::left_event_id.is_null())
+            .filter(room_memberships::last_read_seq.lt(seq)),
+    )
+    .set(room_memberships::last_read_seq.eq(seq))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// How many current members of the room hold `role`.
+pub fn count_role(conn: &mut DbConnection, room: Id, role: &str) -> QueryResult<i64> {
+    room_memberships::table
+        .filter(room_memberships::room_id.eq(room))
+        .filter(room_memberships::left_event_id.is_null())
+        .filter(room_memberships::role.eq(role))
+        .count()
+        .get_result(conn)
+}
+
+pub fn rename(conn: &mut DbConnection, room: Id, name: &str) -> QueryResult<()> {
+    diesel::update(rooms::table.find(room))
+        .set(rooms::name.eq(Some(name)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Everyone who shares a room with `user` now (the user included).
+pub fn co_members(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<Id>> {
+    let mine: Vec<Id> = room_memberships::table
+        .filter(room_memberships::user_id.eq(user))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(room_memberships::room_id)
+        .load(conn)?;
+    if mine.is_empty() {
+        return Ok(vec![user]);
+    }
+    room_memberships::table
+        .filter(room_memberships::room_id.eq_any(&mine))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(room_memberships::user_id)
+        .distinct()
+        .load(conn)
 }

@@ -54,6 +54,7 @@ diesel::table! {
         role -> Text,
         joined_event_id -> BigInt,
         left_event_id -> Nullable<BigInt>,
+        last_read_seq -> BigInt,
     }
 }
 
@@ -82,7 +83,6 @@ diesel::table! {
         id -> BigInt,
         kind -> Text,
         room_id -> Nullable<DbUuid>,
-        target_user_id -> Nullable<DbUuid>,
         payload -> Text,
         created_at -> DbTime,
     }
@@ -98,6 +98,62 @@ diesel::table! {
         request_hash -> Text,
         status -> Integer,
         response -> Text,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::DbUuid;
+
+    event_audience (event_id, user_id) {
+        event_id -> BigInt,
+        user_id -> DbUuid,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    reactions (message_id, user_id, emoji) {
+        message_id -> DbUuid,
+        user_id -> DbUuid,
+        emoji -> Text,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    friend_requests (id) {
+        id -> DbUuid,
+        from_user -> DbUuid,
+        to_user -> DbUuid,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    friendships (user_low, user_high) {
+        user_low -> DbUuid,
+        user_high -> DbUuid,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    blocks (blocker, blocked) {
+        blocker -> DbUuid,
+        blocked -> DbUuid,
         created_at -> DbTime,
     }
 }
@@ -125,5 +181,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_memberships,
     messages,
     events,
+    event_audience,
+    reactions,
+    friend_requests,
+    friendships,
+    blocks,
     idempotency_keys,
 );

@@ -50,3 +50,37 @@ pub fn find_many(conn: &mut DbConnection, ids: &[Id]) -> QueryResult<Vec<UserRow
         .select(UserRow::as_select())
         .load(conn)
 }
+
+pub fn set_display_name(conn: &mut DbConnection, id: Id, name: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::display_name.eq(name))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Users whose username starts with `prefix`, in username order, after `after`.
+pub fn search(
+    conn: &mut DbConnection,
+    prefix: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    // Usernames hold only [a-z0-9_.-]; escape the LIKE wildcard among them.
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let mut query = users::table
+        .filter(users::username.like(pattern).escape('\\'))
+        .select(UserRow::as_select())
+        .order(users::username.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(users::username.gt(after.to_string()));
+    }
+    query.load(conn)
+}

@@ -42,8 +42,15 @@ pub async fn connect(
                 .ok_or_else(|| Error::bad_request("invalid_cursor", "since must be a cursor"))?,
         ),
     };
+    // Register first, then check the session: a logout that commits in between is either seen
+    // here (the row is gone) or reaches this socket through the hub. Never neither.
+    let registration = state
+        .hub
+        .register(caller.user, caller.credential, state.settings.stream_queue)
+        .ok_or_else(|| Error::unavailable(anyhow::anyhow!("shutting down")))?;
+    let socket_id = registration.socket;
     let session = caller.credential;
-    let (head, pruned, expires) = state
+    let checked = state
         .db
         .run(move |conn| {
             Ok((
@@ -52,21 +59,24 @@ pub async fn connect(
                 store::sessions::expiry(conn, session)?,
             ))
         })
-        .await?;
+        .await;
+    let refuse = |e: Error| {
+        state.hub.unregister(caller.user, socket_id);
+        Err(e)
+    };
+    let (head, pruned, expires) = match checked {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
     let Some(expires) = expires else {
-        return Err(Error::unauthenticated());
+        return refuse(Error::unauthenticated());
     };
     if since.is_some_and(|s| s > head) {
-        return Err(Error::bad_request(
+        return refuse(Error::bad_request(
             "invalid_cursor",
             "since is ahead of the event log",
         ));
     }
-    let registration = state
-        .hub
-        .register(caller.user, caller.credential, state.settings.stream_queue)
-        .ok_or_else(|| Error::unavailable(anyhow::anyhow!("shutting down")))?;
-    let socket_id = registration.socket;
     let (response, ws, messages) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
         Err(e) => {

@@ -1,6 +1,11 @@
 DROP TABLE server_secrets;
 DROP TABLE server_state;
 DROP TABLE idempotency_keys;
+DROP TABLE blocks;
+DROP TABLE friendships;
+DROP TABLE friend_requests;
+DROP TABLE reactions;
+DROP TABLE event_audience;
 DROP TABLE events;
 DROP TABLE messages;
 DROP TABLE room_memberships;

@@ -36,6 +36,8 @@ CREATE TABLE room_memberships (
     role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
     joined_event_id BIGINT NOT NULL,
     left_event_id BIGINT,
+    -- The position (message seq) up to which this member has read.
+    last_read_seq BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room_id, user_id, joined_event_id)
 );
 CREATE INDEX room_memberships_user ON room_memberships(user_id, room_id);
@@ -59,13 +61,54 @@ CREATE TABLE events (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind TEXT NOT NULL,
     room_id UUID,
-    target_user_id UUID,
     payload TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX events_room ON events(room_id, id);
-CREATE INDEX events_target ON events(target_user_id, id);
 CREATE INDEX events_created ON events(created_at);
+
+-- Who receives an event that belongs to no room (friend and profile events).
+CREATE TABLE event_audience (
+    event_id BIGINT NOT NULL,
+    user_id UUID NOT NULL,
+    PRIMARY KEY (event_id, user_id)
+);
+CREATE INDEX event_audience_user ON event_audience(user_id, event_id);
+
+CREATE TABLE reactions (
+    message_id UUID NOT NULL REFERENCES messages(id),
+    user_id UUID NOT NULL REFERENCES users(id),
+    emoji TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (message_id, user_id, emoji)
+);
+
+-- Pending friend requests only: accepting, declining or cancelling deletes the row.
+CREATE TABLE friend_requests (
+    id UUID PRIMARY KEY NOT NULL,
+    from_user UUID NOT NULL REFERENCES users(id),
+    to_user UUID NOT NULL REFERENCES users(id),
+    created_at TIMESTAMPTZ NOT NULL,
+    UNIQUE (from_user, to_user)
+);
+CREATE INDEX friend_requests_to ON friend_requests(to_user);
+
+-- One row per friendship, stored once with user_low < user_high.
+CREATE TABLE friendships (
+    user_low UUID NOT NULL REFERENCES users(id),
+    user_high UUID NOT NULL REFERENCES users(id),
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (user_low, user_high)
+);
+CREATE INDEX friendships_high ON friendships(user_high);
+
+CREATE TABLE blocks (
+    blocker UUID NOT NULL REFERENCES users(id),
+    blocked UUID NOT NULL REFERENCES users(id),
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (blocker, blocked)
+);
+CREATE INDEX blocks_blocked ON blocks(blocked);
 
 CREATE TABLE idempotency_keys (
     user_id UUID NOT NULL,

@@ -36,6 +36,8 @@ CREATE TABLE room_memberships (
     role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
     joined_event_id BIGINT NOT NULL,
     left_event_id BIGINT,
+    -- The position (message seq) up to which this member has read.
+    last_read_seq BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room_id, user_id, joined_event_id)
 );
 CREATE INDEX room_memberships_user ON room_memberships(user_id, room_id);
@@ -59,13 +61,54 @@ CREATE TABLE events (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     kind TEXT NOT NULL,
     room_id BLOB,
-    target_user_id BLOB,
     payload TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE INDEX events_room ON events(room_id, id);
-CREATE INDEX events_target ON events(target_user_id, id);
 CREATE INDEX events_created ON events(created_at);
+
+-- Who receives an event that belongs to no room (friend and profile events).
+CREATE TABLE event_audience (
+    event_id BIGINT NOT NULL,
+    user_id BLOB NOT NULL,
+    PRIMARY KEY (event_id, user_id)
+);
+CREATE INDEX event_audience_user ON event_audience(user_id, event_id);
+
+CREATE TABLE reactions (
+    message_id BLOB NOT NULL REFERENCES messages(id),
+    user_id BLOB NOT NULL REFERENCES users(id),
+    emoji TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (message_id, user_id, emoji)
+);
+
+-- Pending friend requests only: accepting, declining or cancelling deletes the row.
+CREATE TABLE friend_requests (
+    id BLOB PRIMARY KEY NOT NULL,
+    from_user BLOB NOT NULL REFERENCES users(id),
+    to_user BLOB NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    UNIQUE (from_user, to_user)
+);
+CREATE INDEX friend_requests_to ON friend_requests(to_user);
+
+-- One row per friendship, stored once with user_low < user_high.
+CREATE TABLE friendships (
+    user_low BLOB NOT NULL REFERENCES users(id),
+    user_high BLOB NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_low, user_high)
+);
+CREATE INDEX friendships_high ON friendships(user_high);
+
+CREATE TABLE blocks (
+    blocker BLOB NOT NULL REFERENCES users(id),
+    blocked BLOB NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (blocker, blocked)
+);
+CREATE INDEX blocks_blocked ON blocks(blocked);
 
 CREATE TABLE idempotency_keys (
     user_id BLOB NOT NULL,

@@ -1,0 +1,273 @@
+//! The life of a room: renaming, adding and removing members, leaving, roles, read markers.
+//!
+//! Roles: the `owner` may do everything, including naming other owners and admins; an `admin`
+//! may rename the room, add members and remove plain members; a `member` may leave. A room
+//! always keeps an owner while it has members: the last owner hands over before leaving.
+//! Direct rooms have exactly their two members: no renaming, adding or leaving.
+
+use serde::Serialize;
+
+use crate::core::rooms::load;
+use crate::core::views::{Room, User};
+use crate::domain::{Id, RoomName, Time};
+use crate::error::{Error, Result};
+use crate::events::{self, Batch, Kind, To, Writer};
+use crate::store::{self, rooms::MembershipRow, rooms::RoomRow};
+
+/// The caller's room and stay, or 404.
+fn room_of(batch: &mut Batch<'_>, user: Id, room: Id) -> Result<(RoomRow, MembershipRow)> {
+    let row = store::rooms::find_for_member(batch.conn(), room, user)?
+        .ok_or_else(Error::room_not_found)?;
+    let stay =
+        store::rooms::membership(batch.conn(), room, user)?.ok_or_else(Error::room_not_found)?;
+    Ok((row, stay))
+}
+
+fn group_only(row: &RoomRow) -> Result<()> {
+    if row.kind == "direct" {
+        return Err(Error::conflict(
+            "direct_room",
+            "a direct room always has exactly its two members and no name",
+        ));
+    }
+    Ok(())
+}
+
+fn rank(role: &str) -> u8 {
+    match role {
+        "owner" => 2,
+        "admin" => 1,
+        _ => 0,
+    }
+}
+
+/// Renames a group room (owner or admin). Returns the room and the `room.updated` event id.
+pub async fn rename(writer: &Writer, user: Id, room: Id, name: String) -> Result<(Room, i64)> {
+    let name = RoomName::parse(&name).map_err(|why| Error::validation("name", why))?;
+    writer
+        .run(move |batch| {
+            let (row, stay) = room_of(batch, user, room)?;
+            group_only(&row)?;
+            if rank(&stay.role) < 1 {
+                return Err(Error::not_allowed(
+                    "only owners and admins may rename the room",
+                ));
+            }
+            store::rooms::rename(batch.conn(), room, &name.into_inner())?;
+            let row = store::rooms::find_for_member(batch.conn(), room, user)?
+                .ok_or_else(Error::room_not_found)?;
+            let view = load(batch.conn(), row, None)?;
+            let event =
+                events::append(batch, Kind::RoomUpdated, To::Room(room), &view, Time::now())?;
+            let row = store_row(batch, room, user)?;
+            let mine = load(batch.conn(), row, Some(user))?;
+            Ok((mine, event))
+        })
+        .await
+}
+
+fn store_row(batch: &mut Batch<'_>, room: Id, user: Id) -> Result<RoomRow> {
+    store::rooms::find_for_member(batch.conn(), room, user)?.ok_or_else(Error::room_not_found)
+}
+
+/// The payload of `member.joined`, `member.left` and `member.updated`.
+#[derive(Serialize)]
+struct MemberEvent {
+    room_id: Id,
+    user_id: Id,
+    user: User,
+    role: String,
+    /// Who added, removed or changed the member (absent when they left by themselves).
+    by: Option<Id>,
+}
+
+/// Adds a user to a group room (owner or admin). `None` when they were already a member.
+pub async fn add(writer: &Writer, user: Id, room: Id, new_member: Id) -> Result<Option<i64>> {
+    writer
+        .run(move |batch| {
+            let (row, stay) = room_of(batch, user, room)?;
+            group_only(&row)?;
+            if rank(&stay.role) < 1 {
+                return Err(Error::not_allowed("only owners and admins may add members"));
+            }
+            let added = store::users::find(batch.conn(), new_member)?
+                .ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
+            if store::rooms::membership(batch.conn(), room, new_member)?.is_some() {
+                return Ok(None);
+            }
+            let payload = MemberEvent {
+                room_id: room,
+                user_id: new_member,
+                user: User::from(&added),
+                role: "member".into(),
+                by: Some(user),
+            };
+            let event = events::append(
+                batch,
+                Kind::MemberJoined,
+                To::Room(room),
+                &payload,
+                Time::now(),
+            )?;
+            store::rooms::insert_memberships(
+                batch.conn(),
+                &[MembershipRow {
+                    room_id: room,
+                    user_id: new_member,
+                    role: "member".into(),
+                    joined_event_id: event,
+                    left_event_id: None,
+                    last_read_seq: event,
+                }],
+            )?;
+            Ok(Some(event))
+        })
+        .await
+}
+
+/// Removes `member` from the room, or lets the caller leave (`member == user`).
+pub async fn remove(writer: &Writer, user: Id, room: Id, member: Id) -> Result<i64> {
+    writer
+        .run(move |batch| {
+            let (row, stay) = room_of(batch, user, room)?;
+            group_only(&row)?;
+            let target = if member == user {
+                stay.clone()
+            } else {
+                store::rooms::membership(batch.conn(), room, member)?.ok_or_else(|| {
+                    Error::not_found("member_not_found", "that user is not a member")
+                })?
+            };
+            if member != user && rank(&stay.role) <= rank(&target.role) {
+                return Err(Error::not_allowed(
+                    "owners may remove admins and members, admins may remove members",
+                ));
+            }
+            if target.role == "owner" && store::rooms::count_role(batch.conn(), room, "owner")? == 1
+            {
+                let others = store::rooms::current_members(batch.conn(), &[room])?.len() > 1;
+                if others {
+                    return Err(Error::conflict(
+                        "last_owner",
+                        "the last owner must make someone else owner before leaving",
+                    ));
+                }
+            }
+            let left = store::users::find(batch.conn(), member)?
+                .ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
+            let payload = MemberEvent {
+                room_id: room,
+                user_id: member,
+                user: User::from(&left),
+                role: target.role.clone(),
+                by: (member != user).then_some(user),
+            };
+            let event = events::append(
+                batch,
+                Kind::MemberLeft,
+                To::Room(room),
+                &payload,
+                Time::now(),
+            )?;
+            store::rooms::end_stay(batch.conn(), room, member, event)?;
+            Ok(event)
+        })
+        .await
+}
+
+/// Gives a member another role (owners only). An owner may step down only if another remains.
+pub async fn set_role(
+    writer: &Writer,
+    user: Id,
+    room: Id,
+    member: Id,
+    role: String,
+) -> Result<i64> {
+    if !matches!(role.as_str(), "owner" | "admin" | "member") {
+        return Err(Error::validation("role", "must be owner, admin or member"));
+    }
+    writer
+        .run(move |batch| {
+            let (row, stay) = room_of(batch, user, room)?;
+            group_only(&row)?;
+            if stay.role != "owner" {
+                return Err(Error::not_allowed("only owners may change roles"));
+            }
+            let target = store::rooms::membership(batch.conn(), room, member)?
+                .ok_or_else(|| Error::not_found("member_not_found", "that user is not a member"))?;
+            if target.role == "owner"
+                && role != "owner"
+                && store::rooms::count_role(batch.conn(), room, "owner")? == 1
+            {
+                return Err(Error::conflict(
+                    "last_owner",
+                    "a room needs at least one owner",
+                ));
+            }
+            store::rooms::set_role(batch.conn(), room, member, &role)?;
+            let changed = store::users::find(batch.conn(), member)?
+                .ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
+            let payload = MemberEvent {
+                room_id: room,
+                user_id: member,
+                user: User::from(&changed),
+                role,
+                by: Some(user),
+            };
+            events::append(
+                batch,
+                Kind::MemberUpdated,
+                To::Room(room),
+                &payload,
+                Time::now(),
+            )
+        })
+        .await
+}
+
+/// The caller's read position in a room.
+#[derive(Debug, Serialize)]
+pub struct ReadMarker {
+    pub room_id: Id,
+    pub message_id: Id,
+    pub unread_count: i64,
+}
+
+/// Moves the caller's read marker forward to `message` (never back). `read.updated` goes to
+/// the caller's sessions so that badges clear everywhere; the event id is `None` if the marker
+/// was already there or beyond.
+pub async fn mark_read(
+    writer: &Writer,
+    user: Id,
+    room: Id,
+    message: Id,
+) -> Result<(ReadMarker, Option<i64>)> {
+    writer
+        .run(move |batch| {
+            let (_, row) =
+                crate::core::messages::find_for_member(batch.conn(), user, room, message)?;
+            let moved = store::rooms::advance_read(batch.conn(), room, user, row.seq)?;
+            let unread_count = store::messages::unread_counts(batch.conn(), user, &[room])?
+                .first()
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            let marker = ReadMarker {
+                room_id: room,
+                message_id: message,
+                unread_count,
+            };
+            let event = if moved {
+                Some(events::append(
+                    batch,
+                    Kind::ReadUpdated,
+                    To::Users(&[user]),
+                    &marker,
+                    Time::now(),
+                )?)
+            } else {
+                None
+            };
+            Ok((marker, event))
+        })
+        .await
+}

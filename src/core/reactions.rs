@@ -1,0 +1,76 @@
+//! Reactions: one emoji per user per message, added and removed idempotently.
+
+use serde::Serialize;
+
+use crate::core::messages::find_for_member;
+use crate::domain::{Id, Time};
+use crate::error::{Error, Result};
+use crate::events::{self, Kind, To, Writer};
+use crate::store;
+
+/// The payload of `reaction.added` and `reaction.removed`.
+#[derive(Serialize)]
+struct ReactionEvent<'a> {
+    message_id: Id,
+    room_id: Id,
+    user_id: Id,
+    emoji: &'a str,
+}
+
+/// Checks a reaction: 1–32 characters, no spaces or control characters. Any text is allowed
+/// (custom shortcodes like `:party:` as well as Unicode emoji); clients decide how to show it.
+pub fn check_emoji(emoji: &str) -> Result<()> {
+    let n = emoji.chars().count();
+    if n == 0 || n > 32 || emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::validation(
+            "emoji",
+            "must be 1 to 32 characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Adds (`add = true`) or removes the caller's reaction. Doing it twice changes nothing and
+/// appends no second event.
+pub async fn set(
+    writer: &Writer,
+    user: Id,
+    room: Id,
+    message: Id,
+    emoji: String,
+    add: bool,
+) -> Result<()> {
+    check_emoji(&emoji)?;
+    writer
+        .run(move |batch| {
+            let (_, row) = find_for_member(batch.conn(), user, room, message)?;
+            if row.deleted_at.is_some() {
+                return Err(Error::conflict(
+                    "message_deleted",
+                    "this message was deleted",
+                ));
+            }
+            let now = Time::now();
+            let changed = if add {
+                store::messages::add_reaction(batch.conn(), message, user, &emoji, now)?
+            } else {
+                store::messages::remove_reaction(batch.conn(), message, user, &emoji)?
+            };
+            if changed {
+                let kind = if add {
+                    Kind::ReactionAdded
+                } else {
+                    Kind::ReactionRemoved
+                };
+                let payload = ReactionEvent {
+                    message_id: message,
+                    room_id: room,
+                    user_id: user,
+                    emoji: &emoji,
+                };
+                events::append(batch, kind, To::Room(room), &payload, now)?;
+            }
+            Ok(())
+        })
+        .await
+}

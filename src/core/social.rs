@@ -1,0 +1,319 @@
+//! Friends and blocks.
+//!
+//! A friend request to someone who already asked you accepts theirs; asking twice returns the
+//! pending request; asking a friend returns the friendship. A block works both ways: no direct
+//! room, no friend request, no direct message in either direction, and it ends a friendship
+//! and any pending request. The blocked user learns of it only through the `blocked` error.
+
+use serde::Serialize;
+
+use crate::core::views::{Friend, FriendRequest, User};
+use crate::domain::{Id, Time};
+use crate::error::{Error, Result};
+use crate::events::{self, Batch, Kind, To, Writer};
+use crate::store::{self, social::RequestRow, Db, DbConnection};
+
+fn user(conn: &mut DbConnection, id: Id) -> Result<User> {
+    store::users::find(conn, id)?
+        .map(|u| User::from(&u))
+        .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
+}
+
+fn request_view(
+    conn: &mut DbConnection,
+    row: &RequestRow,
+    status: &'static str,
+) -> Result<FriendRequest> {
+    Ok(FriendRequest {
+        id: row.id,
+        from: user(conn, row.from_user)?,
+        to: user(conn, row.to_user)?,
+        status,
+        created_at: row.created_at,
+    })
+}
+
+/// The payload of `friend.accepted` and `friend.removed`: the two users.
+#[derive(Serialize)]
+struct Pair {
+    user_ids: [Id; 2],
+    request_id: Option<Id>,
+}
+
+/// The payload of `friend.declined` and `friend.cancelled`.
+#[derive(Serialize)]
+struct RequestGone {
+    request_id: Id,
+    from_user_id: Id,
+    to_user_id: Id,
+}
+
+/// What `request` did.
+pub enum Requested {
+    /// A new pending request (201).
+    Created(FriendRequest, i64),
+    /// The same pending request as before, or a friendship that exists or was just made (200).
+    Existing(FriendRequest, Option<i64>),
+}
+
+/// Asks `other` to be friends (see the module doc for the rules).
+pub async fn request(writer: &Writer, me: Id, other: Id) -> Result<Requested> {
+    if me == other {
+        return Err(Error::validation("user_id", "you can't befriend yourself"));
+    }
+    writer
+        .run(move |batch| {
+            user(batch.conn(), other)?;
+            if store::social::blocked_either_way(batch.conn(), me, other)? {
+                return Err(Error::blocked());
+            }
+            let now = Time::now();
+            if let Some(since) = store::social::friends_since(batch.conn(), me, other)? {
+                let row = RequestRow {
+                    id: Id::new(),
+                    from_user: me,
+                    to_user: other,
+                    created_at: since,
+                };
+                return Ok(Requested::Existing(
+                    request_view(batch.conn(), &row, "accepted")?,
+                    None,
+                ));
+            }
+            if let Some(mine) = store::social::find_request_between(batch.conn(), me, other)? {
+                return Ok(Requested::Existing(
+                    request_view(batch.conn(), &mine, "pending")?,
+                    None,
+                ));
+            }
+            if let Some(theirs) = store::social::find_request_between(batch.conn(), other, me)? {
+                let event = befriend(batch, &theirs, now)?;
+                return Ok(Requested::Existing(
+                    request_view(batch.conn(), &theirs, "accepted")?,
+                    Some(event),
+                ));
+            }
+            let row = RequestRow {
+                id: Id::new(),
+                from_user: me,
+                to_user: other,
+                created_at: now,
+            };
+            store::social::insert_request(batch.conn(), &row)?;
+            let view = request_view(batch.conn(), &row, "pending")?;
+            let event = events::append(
+                batch,
+                Kind::FriendRequested,
+                To::Users(&[me, other]),
+                &view,
+                now,
+            )?;
+            Ok(Requested::Created(view, event))
+        })
+        .await
+}
+
+/// Turns a pending request into a friendship and tells both users.
+fn befriend(batch: &mut Batch<'_>, request: &RequestRow, now: Time) -> Result<i64> {
+    store::social::delete_request(batch.conn(), request.id)?;
+    store::social::insert_friendship(batch.conn(), request.from_user, request.to_user, now)?;
+    let users = [request.from_user, request.to_user];
+    let payload = Pair {
+        user_ids: users,
+        request_id: Some(request.id),
+    };
+    events::append(
+        batch,
+        Kind::FriendAccepted,
+        To::Users(&users),
+        &payload,
+        now,
+    )
+}
+
+fn request_to_me(batch: &mut Batch<'_>, me: Id, id: Id, mine: bool) -> Result<RequestRow> {
+    let row = store::social::find_request(batch.conn(), id)?;
+    match row {
+        Some(row) if (if mine { row.from_user } else { row.to_user }) == me => Ok(row),
+        _ => Err(Error::not_found(
+            "friend_request_not_found",
+            "no such friend request",
+        )),
+    }
+}
+
+/// Accepts a request sent to the caller. Returns the new friend and the event id.
+pub async fn accept(writer: &Writer, me: Id, id: Id) -> Result<(Friend, i64)> {
+    writer
+        .run(move |batch| {
+            let row = request_to_me(batch, me, id, false)?;
+            let now = Time::now();
+            let event = befriend(batch, &row, now)?;
+            let friend = Friend {
+                user: user(batch.conn(), row.from_user)?,
+                since: now,
+            };
+            Ok((friend, event))
+        })
+        .await
+}
+
+/// Declines a request sent to the caller. Only the caller's own sessions hear of it: the
+/// sender is not told (their request simply never turns into a friendship).
+pub async fn decline(writer: &Writer, me: Id, id: Id) -> Result<i64> {
+    writer
+        .run(move |batch| {
+            let row = request_to_me(batch, me, id, false)?;
+            store::social::delete_request(batch.conn(), row.id)?;
+            let payload = RequestGone {
+                request_id: row.id,
+                from_user_id: row.from_user,
+                to_user_id: row.to_user,
+            };
+            events::append(
+                batch,
+                Kind::FriendDeclined,
+                To::Users(&[me]),
+                &payload,
+                Time::now(),
+            )
+        })
+        .await
+}
+
+/// Withdraws a request the caller sent; both users hear of it.
+pub async fn cancel(writer: &Writer, me: Id, id: Id) -> Result<i64> {
+    writer
+        .run(move |batch| {
+            let row = request_to_me(batch, me, id, true)?;
+            store::social::delete_request(batch.conn(), row.id)?;
+            cancelled(batch, &row)
+        })
+        .await
+}
+
+fn cancelled(batch: &mut Batch<'_>, row: &RequestRow) -> Result<i64> {
+    let payload = RequestGone {
+        request_id: row.id,
+        from_user_id: row.from_user,
+        to_user_id: row.to_user,
+    };
+    let users = [row.from_user, row.to_user];
+    events::append(
+        batch,
+        Kind::FriendCancelled,
+        To::Users(&users),
+        &payload,
+        Time::now(),
+    )
+}
+
+/// Ends a friendship (nothing happens if there was none).
+pub async fn unfriend(writer: &Writer, me: Id, other: Id) -> Result<()> {
+    writer
+        .run(move |batch| end_friendship(batch, me, other).map(|_| ()))
+        .await
+}
+
+fn end_friendship(batch: &mut Batch<'_>, a: Id, b: Id) -> Result<Option<i64>> {
+    if !store::social::delete_friendship(batch.conn(), a, b)? {
+        return Ok(None);
+    }
+    let payload = Pair {
+        user_ids: [a, b],
+        request_id: None,
+    };
+    events::append(
+        batch,
+        Kind::FriendRemoved,
+        To::Users(&[a, b]),
+        &payload,
+        Time::now(),
+    )
+    .map(Some)
+}
+
+/// Pending requests to and from the caller.
+#[derive(Serialize)]
+pub struct Requests {
+    pub incoming: Vec<FriendRequest>,
+    pub outgoing: Vec<FriendRequest>,
+}
+
+pub async fn requests(db: &Db, me: Id) -> Result<Requests> {
+    db.run(move |conn| {
+        let (incoming, outgoing) = store::social::requests_of(conn, me)?;
+        Ok(Requests {
+            incoming: incoming
+                .iter()
+                .map(|r| request_view(conn, r, "pending"))
+                .collect::<Result<_>>()?,
+            outgoing: outgoing
+                .iter()
+                .map(|r| request_view(conn, r, "pending"))
+                .collect::<Result<_>>()?,
+        })
+    })
+    .await
+}
+
+/// The caller's friends, by username.
+pub async fn friends(db: &Db, me: Id) -> Result<Vec<Friend>> {
+    db.run(move |conn| {
+        let pairs = store::social::friends_of(conn, me)?;
+        listed(conn, pairs)
+    })
+    .await
+}
+
+fn listed(conn: &mut DbConnection, pairs: Vec<(Id, Time)>) -> Result<Vec<Friend>> {
+    let ids: Vec<Id> = pairs.iter().map(|(id, _)| *id).collect();
+    let users = store::users::find_many(conn, &ids)?;
+    let mut list: Vec<Friend> = pairs
+        .into_iter()
+        .filter_map(|(id, since)| {
+            users.iter().find(|u| u.id == id).map(|u| Friend {
+                user: User::from(u),
+                since,
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| a.user.username.cmp(&b.user.username));
+    Ok(list)
+}
+
+/// Blocks `other`: ends the friendship and any pending request between the two.
+pub async fn block(writer: &Writer, me: Id, other: Id) -> Result<()> {
+    if me == other {
+        return Err(Error::validation("user_id", "you can't block yourself"));
+    }
+    writer
+        .run(move |batch| {
+            user(batch.conn(), other)?;
+            if !store::social::insert_block(batch.conn(), me, other, Time::now())? {
+                return Ok(());
+            }
+            end_friendship(batch, me, other)?;
+            for row in store::social::delete_requests_between(batch.conn(), me, other)? {
+                cancelled(batch, &row)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Lifts a block (nothing happens if there was none).
+pub async fn unblock(writer: &Writer, me: Id, other: Id) -> Result<()> {
+    writer
+        .run(move |batch| Ok(store::social::delete_block(batch.conn(), me, other).map(|_| ())?))
+        .await
+}
+
+/// The users the caller blocks, with when (as `{user, since}`).
+pub async fn blocks(db: &Db, me: Id) -> Result<Vec<Friend>> {
+    db.run(move |conn| {
+        let pairs = store::social::blocked_by(conn, me)?;
+        listed(conn, pairs)
+    })
+    .await
+}
