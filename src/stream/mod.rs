@@ -91,6 +91,7 @@ pub async fn connect(
         state: state.get_ref().clone(),
         caller,
         since,
+        head,
         resync: since.is_some_and(|s| s < pruned),
         expires,
     };

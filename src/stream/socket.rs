@@ -34,6 +34,9 @@ pub struct Context {
     pub state: AppState,
     pub caller: Caller,
     pub since: Option<i64>,
+    /// The newest committed event when the socket connected: without `since`, the socket
+    /// starts there (the hub may not have dispatched it yet; the skip below covers that).
+    pub head: i64,
     /// The cursor is older than the retained log: say `resync_required` instead of replaying.
     pub resync: bool,
     pub expires: Time,
@@ -92,9 +95,10 @@ async fn drive(
         mut close,
         ..
     } = reg;
+    let start = ctx.since.unwrap_or(ctx.head.max(position));
     let hello = Hello {
         r#type: "hello",
-        cursor: events::cursor(ctx.since.unwrap_or(position)),
+        cursor: events::cursor(start),
         user_id: ctx.caller.user,
         heartbeat_s: ctx.state.settings.heartbeat.as_secs(),
     };
@@ -105,11 +109,11 @@ async fn drive(
     {
         return End::Gone;
     }
-    let mut last = ctx.since.unwrap_or(position);
+    let mut last = start;
     if ctx.resync {
         let frame = Resync {
             r#type: "resync_required",
-            cursor: events::cursor(position),
+            cursor: events::cursor(ctx.head.max(position)),
         };
         if ws
             .text(serde_json::to_string(&frame).unwrap_or_default())
@@ -118,7 +122,7 @@ async fn drive(
         {
             return End::Gone;
         }
-        last = position;
+        last = ctx.head.max(position);
     }
     // Replay what the client missed, up to where the hub queue takes over.
     while last < position {
