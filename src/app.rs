@@ -170,6 +170,8 @@ async fn maintain(db: Db, settings: Arc<Settings>, mut stop: watch::Receiver<boo
                         Time(now.0.checked_sub_signed(retention).unwrap_or(now.0)),
                     )?;
                     let sessions = store::sessions::delete_expired(conn, now)?.len();
+                    store::tokens::delete_expired(conn, now)?;
+                    store::tokens::prune_tickets(conn, now)?;
                     let keys = store::idempotency::prune(
                         conn,
                         Time(now.0.checked_sub_signed(keys).unwrap_or(now.0)),

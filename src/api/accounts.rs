@@ -62,8 +62,10 @@ pub async fn login(
 /// Signing in on a browser that already had a session replaces it: the old one is revoked
 /// like a logout, so its sockets close too.
 async fn end_previous_session(state: &AppState, req: &HttpRequest) -> Result<(), Error> {
-    if let Ok(previous) = Caller::of(req) {
-        sessions::revoke(&state.writer, previous.credential).await?;
+    if let Ok(previous) = Caller::authenticate(req).await {
+        if !previous.bearer {
+            sessions::revoke(&state.writer, previous.credential).await?;
+        }
     }
     Ok(())
 }
@@ -74,6 +76,12 @@ pub async fn logout(
     session: Session,
     caller: Caller,
 ) -> Result<HttpResponse, Error> {
+    if caller.bearer {
+        return Err(Error::bad_request(
+            "not_a_session",
+            "this request is authenticated by a token: revoke it with DELETE /api/v1/tokens/{id}",
+        ));
+    }
     sessions::revoke(&state.writer, caller.credential).await?;
     session.purge();
     Ok(HttpResponse::NoContent().finish())

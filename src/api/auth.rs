@@ -1,14 +1,16 @@
-//! Who is calling: the `Caller` extractor (a session cookie today; bearer tokens plug in here),
-//! and the session helpers the account endpoints use.
-
-use std::future::{ready, Ready};
+//! Who is calling: the `Caller` extractor (a bearer token or the session cookie, with the
+//! token's scopes checked against the method), and the session helpers of the account endpoints.
 
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
-use crate::domain::Id;
+use crate::core::tokens::{self, Scopes};
+use crate::domain::{Id, Time};
 use crate::error::Error;
+use crate::state::AppState;
 
 const USER: &str = "user_id";
 const SID: &str = "sid";
@@ -17,27 +19,94 @@ const SID: &str = "sid";
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub user: Id,
-    /// The credential the request came with (the session's id): revoking it ends its sockets.
+    /// The credential the request came with (a session's or a token's id): revoking it ends
+    /// the sockets opened with it.
     pub credential: Id,
+    pub scopes: Scopes,
+    /// When the credential expires (`None`: a token without expiry; sessions always expire).
+    pub expires: Option<Time>,
+    /// Whether it came as a bearer token (else the session cookie).
+    pub bearer: bool,
 }
 
 impl Caller {
-    /// The caller of `req`, or 401.
-    pub fn of(req: &HttpRequest) -> Result<Caller, Error> {
+    /// The caller of `req`: a bearer token if `Authorization` is sent, else the session
+    /// cookie; 401 without either.
+    pub async fn authenticate(req: &HttpRequest) -> Result<Caller, Error> {
+        if let Some(header) = req.headers().get(header::AUTHORIZATION) {
+            let secret = header
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    Error::new(
+                        401,
+                        "invalid_token",
+                        "Authorization must be `Bearer <token>`",
+                    )
+                })?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("no app state")))?;
+            let (user, credential, scopes, expires) = tokens::authenticate(&state.db, secret)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        401,
+                        "invalid_token",
+                        "the token is unknown, expired or revoked",
+                    )
+                })?;
+            return Ok(Caller {
+                user,
+                credential,
+                scopes,
+                expires,
+                bearer: true,
+            });
+        }
         let session = req.get_session();
         match (session.get::<Id>(USER), session.get::<Id>(SID)) {
-            (Ok(Some(user)), Ok(Some(credential))) => Ok(Caller { user, credential }),
+            (Ok(Some(user)), Ok(Some(credential))) => Ok(Caller {
+                user,
+                credential,
+                scopes: Scopes::ALL,
+                expires: None,
+                bearer: false,
+            }),
             _ => Err(Error::unauthenticated()),
         }
+    }
+
+    /// The caller, checked against the scope the request's method needs: `send` for anything
+    /// that writes, `read` for the rest.
+    async fn for_request(req: HttpRequest) -> Result<Caller, Error> {
+        let caller = Caller::authenticate(&req).await?;
+        let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let allowed = if writes {
+            caller.scopes.send
+        } else {
+            caller.scopes.read
+        };
+        if !allowed {
+            let needed = if writes { "send" } else { "read" };
+            return Err(Error::forbidden(
+                "insufficient_scope",
+                format!("this token lacks the `{needed}` scope"),
+            ));
+        }
+        Ok(caller)
     }
 }
 
 impl FromRequest for Caller {
     type Error = Error;
-    type Future = Ready<Result<Caller, Error>>;
+    type Future = LocalBoxFuture<'static, Result<Caller, Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Caller::of(req))
+        Box::pin(Caller::for_request(req.clone()))
     }
 }
 

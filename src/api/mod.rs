@@ -10,6 +10,7 @@ pub mod ops;
 pub mod rooms;
 pub mod session_store;
 pub mod social;
+pub mod tokens;
 
 use actix_web::web;
 use serde::Serialize;
@@ -111,6 +112,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(put().to(messages::react))
                         .route(delete().to(messages::unreact)),
                 )
-                .service(web::resource("/stream").route(get().to(stream::connect))),
+                .service(web::resource("/stream").route(get().to(stream::connect)))
+                .service(web::resource("/stream/tickets").route(post().to(tokens::ticket)))
+                .service(web::resource("/events").route(get().to(stream::poll::events)))
+                .service(web::resource("/bots").route(post().to(tokens::create_bot)))
+                .service(
+                    web::resource("/tokens")
+                        .route(post().to(tokens::create))
+                        .route(get().to(tokens::list)),
+                )
+                .service(web::resource("/tokens/{id}").route(delete().to(tokens::delete))),
         );
 }

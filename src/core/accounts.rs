@@ -50,6 +50,8 @@ pub async fn register(db: &Db, form: Registration) -> Result<User> {
             .unwrap_or_else(|| username.as_str().to_string()),
         username: username.as_str().to_string(),
         password_hash: hash,
+        kind: "user".into(),
+        owner_id: None,
         created_at: Time::now(),
     };
     db.run(move |conn| {

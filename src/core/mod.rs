@@ -9,4 +9,5 @@ pub mod reactions;
 pub mod rooms;
 pub mod sessions;
 pub mod social;
+pub mod tokens;
 pub mod views;

@@ -13,6 +13,8 @@ pub struct User {
     pub id: Id,
     pub username: String,
     pub display_name: String,
+    /// `user` or `bot`.
+    pub kind: String,
     pub created_at: Time,
 }
 
@@ -22,6 +24,7 @@ impl From<&UserRow> for User {
             id: row.id,
             username: row.username.clone(),
             display_name: row.display_name.clone(),
+            kind: row.kind.clone(),
             created_at: row.created_at,
         }
     }

@@ -31,8 +31,8 @@ pub enum Kind {
     FriendCancelled,
     FriendRemoved,
     UserUpdated,
-    /// Internal: a session ended; sockets bound to it close. Never sent to clients.
-    SessionRevoked,
+    /// Internal: a session or token ended; sockets bound to it close. Never sent to clients.
+    CredentialRevoked,
 }
 
 impl Kind {
@@ -55,13 +55,13 @@ impl Kind {
             Kind::FriendCancelled => "friend.cancelled",
             Kind::FriendRemoved => "friend.removed",
             Kind::UserUpdated => "user.updated",
-            Kind::SessionRevoked => "session.revoked",
+            Kind::CredentialRevoked => "credential.revoked",
         }
     }
 
     /// Whether clients receive this kind (internal kinds only drive the server).
     pub fn is_public(name: &str) -> bool {
-        name != Kind::SessionRevoked.as_str()
+        name != Kind::CredentialRevoked.as_str()
     }
 }
 

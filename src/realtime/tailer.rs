@@ -92,7 +92,7 @@ struct UserRef {
 
 #[derive(Deserialize)]
 struct SessionRef {
-    session_id: Id,
+    credential_id: Id,
 }
 
 /// What the hub needs of a row: its frame (serialized here, once) and its effect on membership.
@@ -107,7 +107,7 @@ pub fn to_dispatch(row: &EventRow, audiences: &Audiences) -> Dispatch {
                 serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Left(u.user_id))
             }
             _ => serde_json::from_str::<SessionRef>(&row.payload)
-                .map(|s| Effect::Revoked(s.session_id)),
+                .map(|s| Effect::Revoked(s.credential_id)),
         };
         effect.unwrap_or_else(|e| {
             tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");
@@ -118,7 +118,7 @@ pub fn to_dispatch(row: &EventRow, audiences: &Audiences) -> Dispatch {
         k if k == Kind::RoomCreated.as_str() => parse("joined_all"),
         k if k == Kind::MemberJoined.as_str() => parse("joined"),
         k if k == Kind::MemberLeft.as_str() => parse("left"),
-        k if k == Kind::SessionRevoked.as_str() => parse("revoked"),
+        k if k == Kind::CredentialRevoked.as_str() => parse("revoked"),
         _ => Effect::None,
     };
     Dispatch {

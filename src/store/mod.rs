@@ -11,6 +11,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod social;
 pub mod sql_types;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;

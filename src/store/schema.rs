@@ -10,7 +10,36 @@ diesel::table! {
         username -> Text,
         display_name -> Text,
         password_hash -> Text,
+        kind -> Text,
+        owner_id -> Nullable<DbUuid>,
         created_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    api_tokens (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        name -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        created_at -> DbTime,
+        expires_at -> Nullable<DbTime>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    stream_tickets (ticket_hash) {
+        ticket_hash -> Text,
+        user_id -> DbUuid,
+        credential_id -> DbUuid,
+        expires_at -> DbTime,
     }
 }
 
@@ -176,6 +205,8 @@ diesel::joinable!(room_memberships -> rooms (room_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    api_tokens,
+    stream_tickets,
     sessions,
     rooms,
     room_memberships,

@@ -14,6 +14,10 @@ pub struct UserRow {
     pub username: String,
     pub display_name: String,
     pub password_hash: String,
+    /// `user` or `bot`.
+    pub kind: String,
+    /// The creator of a bot.
+    pub owner_id: Option<Id>,
     pub created_at: Time,
 }
 

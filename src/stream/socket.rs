@@ -15,6 +15,7 @@ use crate::events;
 use crate::realtime::hub::{Close, Registration};
 use crate::state::AppState;
 use crate::store;
+use crate::stream::subscribe::Subscription;
 
 /// Close codes: 4000–4099 mean "reconnect and resume with since=", 4100–4199 "don't retry".
 pub mod close_codes {
@@ -39,7 +40,7 @@ pub struct Context {
     pub head: i64,
     /// The cursor is older than the retained log: say `resync_required` instead of replaying.
     pub resync: bool,
-    pub expires: Time,
+    pub expires: Option<Time>,
 }
 
 /// The first frame on every socket.
@@ -73,7 +74,16 @@ fn reason(code: CloseCode, text: impl Into<String>) -> End {
 }
 
 /// Runs the socket until it closes, then leaves the hub.
-pub async fn run(ctx: Context, reg: Registration, mut ws: Session, messages: MessageStream) {
+pub async fn run(state: AppState, sub: Subscription, mut ws: Session, messages: MessageStream) {
+    let ctx = Context {
+        state,
+        caller: sub.caller,
+        since: sub.since,
+        head: sub.head,
+        resync: sub.resync,
+        expires: sub.expires,
+    };
+    let reg = sub.registration;
     let (user, socket) = (ctx.caller.user, reg.socket);
     let hub = ctx.state.hub.clone();
     let end = drive(&ctx, reg, &mut ws, messages).await;
@@ -204,7 +214,7 @@ async fn drive(
                 if seen.elapsed() > heartbeat * 2 {
                     return End::Gone;
                 }
-                if Time::now() >= ctx.expires && session_expired(ctx).await {
+                if ctx.expires.is_some_and(|at| Time::now() >= at) && credential_expired(ctx).await {
                     return closing(Close::Expired, last);
                 }
                 if ws.ping(b"").await.is_err() {
@@ -215,16 +225,17 @@ async fn drive(
     }
 }
 
-/// Whether the session really is over (it may have been extended since the socket opened).
-async fn session_expired(ctx: &Context) -> bool {
+/// Whether the credential really is over (a session may have been extended since).
+async fn credential_expired(ctx: &Context) -> bool {
     let id = ctx.caller.credential;
     match ctx
         .state
         .db
-        .run(move |conn| Ok(store::sessions::expiry(conn, id)?))
+        .run(move |conn| Ok(store::tokens::credential_expiry(conn, id)?))
         .await
     {
-        Ok(Some(expires)) => expires <= Time::now(),
+        Ok(Some(Some(expires))) => expires <= Time::now(),
+        Ok(Some(None)) => false,
         Ok(None) => true,
         Err(_) => false,
     }

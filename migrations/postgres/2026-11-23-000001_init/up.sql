@@ -4,6 +4,10 @@ CREATE TABLE users (
     username TEXT NOT NULL UNIQUE,
     display_name TEXT NOT NULL,
     password_hash TEXT NOT NULL,
+    -- 'user', or 'bot' (no password: it signs in with tokens only).
+    kind TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'bot')),
+    -- The user who created a bot.
+    owner_id UUID REFERENCES users(id),
     created_at TIMESTAMPTZ NOT NULL
 );
 
@@ -17,6 +21,26 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions(user_id);
 CREATE INDEX sessions_expiry ON sessions(expires_at);
+
+-- API tokens (bots, scripts): random, shown once, stored as SHA-256.
+CREATE TABLE api_tokens (
+    id UUID PRIMARY KEY NOT NULL,
+    user_id UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+
+-- Single-use tickets for opening the stream without a cookie; they live ~30 seconds.
+CREATE TABLE stream_tickets (
+    ticket_hash TEXT PRIMARY KEY NOT NULL,
+    user_id UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    credential_id UUID NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
 
 CREATE TABLE rooms (
     id UUID PRIMARY KEY NOT NULL,

@@ -10,5 +10,7 @@ DROP TABLE events;
 DROP TABLE messages;
 DROP TABLE room_memberships;
 DROP TABLE rooms;
+DROP TABLE stream_tickets;
+DROP TABLE api_tokens;
 DROP TABLE sessions;
 DROP TABLE users;

@@ -1,0 +1,124 @@
+//! `GET /api/v1/events?since=&timeout=`: the long poll, for bots that don't hold a socket.
+//! It answers as soon as there is at least one event after `since` (or empty at the timeout)
+//! with the next cursor: the same cursor and the same event frames as the socket, so a client
+//! can switch between the two without missing or repeating anything.
+
+use std::time::Duration;
+
+use actix_web::http::header::ContentType;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::events;
+use crate::state::AppState;
+use crate::store;
+use crate::stream::subscribe::{subscribe, Subscription};
+
+/// The longest a poll may wait.
+pub const MAX_TIMEOUT_S: u64 = 60;
+/// Events one answer carries at most; the cursor then lets the client ask for the rest.
+const PAGE: i64 = 500;
+
+#[derive(Deserialize)]
+pub struct PollQuery {
+    since: Option<String>,
+    timeout: Option<String>,
+}
+
+/// Long-polls the caller's events.
+pub async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<PollQuery>,
+) -> Result<HttpResponse, Error> {
+    let timeout = match query.timeout.as_deref() {
+        None => 30,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|t| *t <= MAX_TIMEOUT_S)
+            .ok_or_else(|| {
+                Error::bad_request(
+                    "invalid_query",
+                    format!("timeout must be 0 to {MAX_TIMEOUT_S} seconds"),
+                )
+            })?,
+    };
+    let sub = subscribe(&state, &req, query.since.as_deref(), None).await?;
+    let (user, socket) = (sub.caller.user, sub.registration.socket);
+    let answer = poll(&state, sub, Duration::from_secs(timeout)).await;
+    state.hub.unregister(user, socket);
+    let body = answer?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
+}
+
+/// `{"events":[frames…],"cursor":"N"}`, with the frames as they are.
+fn page(frames: &[String], cursor: i64) -> String {
+    format!(
+        r#"{{"events":[{}],"cursor":"{}"}}"#,
+        frames.join(","),
+        events::cursor(cursor)
+    )
+}
+
+async fn poll(state: &AppState, mut sub: Subscription, timeout: Duration) -> Result<String, Error> {
+    let upto = sub.head.max(sub.registration.position);
+    if sub.resync {
+        let frame = format!(
+            r#"{{"type":"resync_required","cursor":"{}"}}"#,
+            events::cursor(upto)
+        );
+        return Ok(page(&[frame], upto));
+    }
+    let start = sub.start();
+    if start < upto {
+        let user = sub.caller.user;
+        let rows = state
+            .db
+            .run(move |conn| Ok(store::events::visible_range(conn, user, start, upto, PAGE)?))
+            .await?;
+        if !rows.is_empty() {
+            let cursor = if rows.len() as i64 == PAGE {
+                rows.last().map_or(upto, |r| r.id)
+            } else {
+                upto
+            };
+            let frames: Vec<String> = rows
+                .iter()
+                .filter(|r| events::Kind::is_public(&r.kind))
+                .map(events::frame)
+                .collect();
+            return Ok(page(&frames, cursor));
+        }
+    }
+    // Nothing yet: wait for the hub to hand over the next event visible to the caller.
+    let mut cursor = start.max(upto);
+    let mut frames = Vec::new();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = sub.registration.frames.recv() => match next {
+                Some((id, _)) if id <= cursor => continue,
+                Some((id, text)) => {
+                    frames.push(text.to_string());
+                    cursor = id;
+                    // Take whatever else is already queued, then answer.
+                    while let Ok((id, text)) = sub.registration.frames.try_recv() {
+                        if id > cursor {
+                            frames.push(text.to_string());
+                            cursor = id;
+                        }
+                    }
+                    break;
+                }
+                None => break,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    Ok(page(&frames, cursor))
+}

@@ -1,0 +1,124 @@
+//! Opening a subscription to the log, shared by the socket and the long poll: who is asking,
+//! from which cursor, and a hub registration that catches everything after it.
+
+use actix_web::HttpRequest;
+
+use crate::api::auth::Caller;
+use crate::api::middleware::origin_allowed;
+use crate::core::tokens::{self, Scopes};
+use crate::domain::Time;
+use crate::error::Error;
+use crate::events;
+use crate::realtime::hub::Registration;
+use crate::state::AppState;
+use crate::store;
+
+/// A caller registered with the hub, and where their stream starts.
+pub struct Subscription {
+    pub caller: Caller,
+    pub since: Option<i64>,
+    /// The newest committed event when it opened.
+    pub head: i64,
+    /// The cursor is older than the retained log.
+    pub resync: bool,
+    /// When the credential expires, if it does.
+    pub expires: Option<Time>,
+    pub registration: Registration,
+}
+
+impl Subscription {
+    /// Where the stream starts for the client: `since`, or the head when absent.
+    pub fn start(&self) -> i64 {
+        self.since
+            .unwrap_or(self.head.max(self.registration.position))
+    }
+}
+
+/// Authenticates (a `ticket`, a bearer token, or the session cookie from an allowed Origin),
+/// checks the cursor, and registers with the hub.
+pub async fn subscribe(
+    state: &AppState,
+    req: &HttpRequest,
+    since: Option<&str>,
+    ticket: Option<&str>,
+) -> Result<Subscription, Error> {
+    let since = match since {
+        None => None,
+        Some(raw) => Some(
+            events::parse_cursor(raw)
+                .ok_or_else(|| Error::bad_request("invalid_cursor", "since must be a cursor"))?,
+        ),
+    };
+    let caller = match ticket {
+        Some(ticket) => {
+            let (user, credential) = tokens::redeem_ticket(&state.db, ticket).await?;
+            Caller {
+                user,
+                credential,
+                scopes: Scopes::ALL,
+                expires: None,
+                bearer: true,
+            }
+        }
+        None => {
+            let caller = Caller::authenticate(req).await?;
+            // Cross-site WebSocket hijacking: a browser sends the cookie with any page's upgrade.
+            if !caller.bearer && !origin_allowed(req, &state.settings) {
+                return Err(Error::forbidden(
+                    "origin_not_allowed",
+                    "this Origin may not open the stream",
+                ));
+            }
+            if !caller.scopes.read {
+                return Err(Error::forbidden(
+                    "insufficient_scope",
+                    "this token lacks the `read` scope",
+                ));
+            }
+            caller
+        }
+    };
+    // Register first, then check the credential: a revocation that commits in between is
+    // either seen here (the credential is gone) or reaches the registration through the hub.
+    let registration = state
+        .hub
+        .register(caller.user, caller.credential, state.settings.stream_queue)
+        .ok_or_else(|| Error::unavailable(anyhow::anyhow!("shutting down")))?;
+    let socket = registration.socket;
+    let credential = caller.credential;
+    let checked = state
+        .db
+        .run(move |conn| {
+            Ok((
+                store::events::head(conn)?,
+                store::events::pruned_through(conn)?,
+                store::tokens::credential_expiry(conn, credential)?,
+            ))
+        })
+        .await;
+    let refuse = |e: Error| {
+        state.hub.unregister(caller.user, socket);
+        Err(e)
+    };
+    let (head, pruned, expires) = match checked {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
+    let Some(expires) = expires else {
+        return refuse(Error::unauthenticated());
+    };
+    if since.is_some_and(|s| s > head) {
+        return refuse(Error::bad_request(
+            "invalid_cursor",
+            "since is ahead of the event log",
+        ));
+    }
+    Ok(Subscription {
+        caller,
+        since,
+        head,
+        resync: since.is_some_and(|s| s < pruned),
+        expires,
+        registration,
+    })
+}
