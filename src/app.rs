@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use rand::RngCore;
 use tokio::sync::watch;
 
-use crate::api::{self, session_store::DbSessionStore};
+use crate::api::{self, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
 use crate::domain::Time;
 use crate::events::Writer;
@@ -70,7 +70,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         writer,
         hub: hub.clone(),
         metrics,
+        limits: Arc::new(Limits::new(
+            settings.rate_login_per_min,
+            settings.rate_writes_per_s,
+        )),
     };
+    let limits = state.limits.clone();
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(tailer::run(
         db.clone(),
@@ -79,13 +84,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.poll_interval,
         stop_rx.clone(),
     ));
-    tokio::spawn(maintain(db.clone(), settings.clone(), stop_rx));
+    tokio::spawn(maintain(db.clone(), settings.clone(), limits, stop_rx));
 
     let data = web::Data::new(state);
     let session_store = DbSessionStore::new(db.clone());
     let max_json = settings.max_json_bytes;
     let cookie_secure = settings.cookie_secure;
     let session_ttl = time::Duration::seconds(settings.session_ttl.as_secs() as i64);
+    let cors_origins = settings.allowed_origins.clone();
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
             .cookie_name(SESSION_COOKIE.into())
@@ -106,7 +112,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error))
             .configure(api::routes)
             .wrap(sessions)
+            .wrap(from_fn(api::ratelimit::limit))
             .wrap(from_fn(api::middleware::csrf_guard))
+            .wrap(api::middleware::cors(&cors_origins))
+            .wrap(from_fn(api::middleware::observe))
             .wrap(from_fn(api::middleware::request_id))
     })
     .disable_signals()
@@ -154,8 +163,14 @@ async fn wait_for_signal() {
 }
 
 /// Periodic clean-up: events past retention, expired sessions, old idempotency keys.
-async fn maintain(db: Db, settings: Arc<Settings>, mut stop: watch::Receiver<bool>) {
+async fn maintain(
+    db: Db,
+    settings: Arc<Settings>,
+    limits: Arc<Limits>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
+        limits.shrink();
         let s = settings.clone();
         let result = db
             .run(move |conn| {

@@ -38,6 +38,10 @@ pub struct Settings {
     pub pool_size: u32,
     /// How often the tailer looks at the log without a doorbell (other nodes' writes).
     pub poll_interval: Duration,
+    /// Sign-ins and registrations per client IP per minute (0: no limit).
+    pub rate_login_per_min: u32,
+    /// Writes per credential per second, bursting to five seconds' worth (0: no limit).
+    pub rate_writes_per_s: u32,
 }
 
 impl Settings {
@@ -113,6 +117,8 @@ impl Settings {
             max_json_bytes: number("HUBBUB_MAX_JSON_BYTES", 64 * 1024)?,
             pool_size: number("HUBBUB_DB_POOL_SIZE", 16)? as u32,
             poll_interval: Duration::from_millis(number("HUBBUB_POLL_INTERVAL_MS", 1000)? as u64),
+            rate_login_per_min: number("HUBBUB_RATE_LOGIN_PER_MIN", 10)? as u32,
+            rate_writes_per_s: number("HUBBUB_RATE_WRITES_PER_SEC", 10)? as u32,
         };
         if settings.heartbeat.is_zero() || settings.stream_queue == 0 || settings.pool_size == 0 {
             bail!("HUBBUB_HEARTBEAT_SECS, HUBBUB_STREAM_QUEUE and HUBBUB_DB_POOL_SIZE must be above zero");

@@ -1,7 +1,23 @@
 //! Counters the server keeps about itself (group-commit batches, events, sockets), read by the
 //! benchmarks and the operations endpoints.
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Requests of one route: counts by status, and a latency histogram.
+#[derive(Debug, Default)]
+struct Route {
+    by_status: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum_s: f64,
+}
 
 /// Process-wide counters; shared by `Arc`, updated with relaxed atomics.
 #[derive(Debug, Default)]
@@ -13,6 +29,7 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub open_sockets: AtomicU64,
+    routes: Mutex<BTreeMap<String, Route>>,
 }
 
 impl Metrics {
@@ -23,10 +40,62 @@ impl Metrics {
         self.largest_batch.fetch_max(jobs as u64, Ordering::Relaxed);
     }
 
+    /// Records one HTTP request (`route` is the route's pattern, so ids don't explode it).
+    pub fn request(&self, route: &str, status: u16, took: Duration) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = routes.entry(route.to_string()).or_default();
+        *entry.by_status.entry(status).or_default() += 1;
+        let secs = took.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                entry.buckets[i] += 1;
+            }
+        }
+        entry.count += 1;
+        entry.sum_s += secs;
+    }
+
+    fn render_routes(&self) -> String {
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::from(
+            "# TYPE hubbub_http_requests_total counter\n# TYPE hubbub_http_request_seconds histogram\n",
+        );
+        for (route, r) in routes.iter() {
+            for (status, n) in &r.by_status {
+                let _ = writeln!(
+                    out,
+                    "hubbub_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+            for (bound, n) in BUCKETS.iter().zip(r.buckets.iter()) {
+                let _ = writeln!(
+                    out,
+                    "hubbub_http_request_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "hubbub_http_request_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                r.count
+            );
+            let _ = writeln!(
+                out,
+                "hubbub_http_request_seconds_sum{{route=\"{route}\"}} {}",
+                r.sum_s
+            );
+            let _ = writeln!(
+                out,
+                "hubbub_http_request_seconds_count{{route=\"{route}\"}} {}",
+                r.count
+            );
+        }
+        out
+    }
+
     /// A plain-text snapshot in the Prometheus exposition format.
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
+        self.render_routes() + &format!(
             "# TYPE hubbub_commit_batches_total counter\nhubbub_commit_batches_total {}\n\
              # TYPE hubbub_commit_batched_writes_total counter\nhubbub_commit_batched_writes_total {}\n\
              # TYPE hubbub_commit_largest_batch gauge\nhubbub_commit_largest_batch {}\n\

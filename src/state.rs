@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::ratelimit::Limits;
 use crate::config::Settings;
 use crate::events::Writer;
 use crate::metrics::Metrics;
@@ -16,4 +17,5 @@ pub struct AppState {
     pub writer: Writer,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
+    pub limits: Arc<Limits>,
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod messages;
 pub mod middleware;
 pub mod ops;
+pub mod ratelimit;
 pub mod rooms;
 pub mod session_store;
 pub mod social;

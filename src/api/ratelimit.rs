@@ -1,0 +1,178 @@
+//! Rate limits, as token buckets (`governor`): sign-in and registration per client IP, and
+//! writes per credential. Over the limit: 429 `rate_limited` with `Retry-After`; every limited
+//! response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until full).
+//!
+//! The buckets are per node: behind a load balancer spreading clients over n nodes, a client
+//! may get up to n times the limit. That is an approximation we accept for abuse control.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::app::SESSION_COOKIE;
+use crate::core::crypto::sha256_hex;
+use crate::error::Error;
+use crate::state::AppState;
+
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// One bucket per key, with the figures its headers report.
+pub struct Bucket<K: Hash + Eq + Clone> {
+    limiter: Keyed<K>,
+    burst: u32,
+    refill: Duration,
+}
+
+/// What a check found: the headers to send, and whether the request may go on.
+pub struct Verdict {
+    limit: u32,
+    remaining: u32,
+    reset_s: u64,
+    retry_after_s: Option<u64>,
+}
+
+impl<K: Hash + Eq + Clone> Bucket<K> {
+    /// `per_period` requests per `period`, bursting up to the same number; `None` if 0 (off).
+    fn new(per_period: u32, period: Duration) -> Option<Bucket<K>> {
+        let burst = NonZeroU32::new(per_period)?;
+        let quota = Quota::with_period(period / per_period)?.allow_burst(burst);
+        Some(Bucket {
+            limiter: RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>(),
+            burst: per_period,
+            refill: period,
+        })
+    }
+
+    fn check(&self, key: &K) -> Verdict {
+        let clock = DefaultClock::default();
+        match self.limiter.check_key(key) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let used = self.burst.saturating_sub(remaining) as u64;
+                let per_cell = self.refill.as_secs_f64() / self.burst as f64;
+                Verdict {
+                    limit: self.burst,
+                    remaining,
+                    reset_s: (used as f64 * per_cell).ceil() as u64,
+                    retry_after_s: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until
+                    .wait_time_from(clock.now())
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64;
+                Verdict {
+                    limit: self.burst,
+                    remaining: 0,
+                    reset_s: self.refill.as_secs().max(wait),
+                    retry_after_s: Some(wait),
+                }
+            }
+        }
+    }
+}
+
+/// The server's buckets.
+pub struct Limits {
+    login: Option<Bucket<IpAddr>>,
+    writes: Option<Bucket<String>>,
+}
+
+impl Limits {
+    /// `login_per_min` sign-ins/registrations per IP per minute; `writes_per_s` writes per
+    /// credential per second (bursting to 5 seconds' worth). 0 turns a limit off.
+    pub fn new(login_per_min: u32, writes_per_s: u32) -> Limits {
+        Limits {
+            login: Bucket::new(login_per_min, Duration::from_secs(60)),
+            writes: Bucket::new(writes_per_s.saturating_mul(5), Duration::from_secs(5)),
+        }
+    }
+
+    /// Forgets idle keys (called by the maintenance task) so memory stays bounded.
+    pub fn shrink(&self) {
+        if let Some(b) = &self.login {
+            b.limiter.retain_recent();
+        }
+        if let Some(b) = &self.writes {
+            b.limiter.retain_recent();
+        }
+    }
+}
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Which bucket a request draws from, if any.
+fn verdict(req: &ServiceRequest, limits: &Limits) -> Option<Verdict> {
+    let path = req.path();
+    if req.method() == Method::POST && (path == "/api/v1/sessions" || path == "/api/v1/users") {
+        let ip = req.peer_addr()?.ip();
+        return limits.login.as_ref().map(|b| b.check(&ip));
+    }
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    // The credential as sent (hashed): no database lookup before the limit applies.
+    let credential = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => sha256_hex(value.as_bytes()),
+        None => sha256_hex(req.cookie(SESSION_COOKIE)?.value().as_bytes()),
+    };
+    limits.writes.as_ref().map(|b| b.check(&credential))
+}
+
+/// Applies the limits and adds the headers.
+pub async fn limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let found = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| verdict(&req, &state.limits));
+    let Some(v) = found else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let mut res = match v.retry_after_s {
+        Some(wait) => {
+            let err = Error::new(
+                429,
+                "rate_limited",
+                format!("too many requests; retry in {wait} s"),
+            );
+            let mut response = err.error_response();
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            req.into_response(response).map_into_right_body()
+        }
+        None => next.call(req).await?.map_into_left_body(),
+    };
+    let headers = res.headers_mut();
+    for (name, value) in [
+        (LIMIT, v.limit as u64),
+        (REMAINING, v.remaining as u64),
+        (RESET, v.reset_s),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(name, value);
+        }
+    }
+    Ok(res)
+}
