@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
-use crate::realtime::{tailer, Close, Hub};
+use crate::realtime::{doorbell, tailer, Close, Hub};
 use crate::state::AppState;
 use crate::store::{self, Db, Manager};
 
@@ -70,6 +70,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         writer,
         hub: hub.clone(),
         metrics,
+        doorbell: Arc::default(),
         limits: Arc::new(Limits::new(
             settings.rate_login_per_min,
             settings.rate_writes_per_s,
@@ -77,10 +78,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let limits = state.limits.clone();
     let (stop, stop_rx) = watch::channel(false);
+    let remote = match &settings.redis_url {
+        Some(url) => Some(doorbell::start(
+            url,
+            doorbell_rx.clone(),
+            state.doorbell.clone(),
+        )?),
+        None => None,
+    };
     tokio::spawn(tailer::run(
         db.clone(),
         hub.clone(),
         doorbell_rx,
+        remote,
         settings.poll_interval,
         stop_rx.clone(),
     ));

@@ -6,7 +6,7 @@ use crate::api::ratelimit::Limits;
 use crate::config::Settings;
 use crate::events::Writer;
 use crate::metrics::Metrics;
-use crate::realtime::Hub;
+use crate::realtime::{doorbell, Hub};
 use crate::store::Db;
 
 /// The server's shared state; cheap to clone.
@@ -18,4 +18,6 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    /// The cross-node doorbell's state, for `/readyz`.
+    pub doorbell: Arc<doorbell::Status>,
 }

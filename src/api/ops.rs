@@ -17,7 +17,12 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
         .db
         .run(|conn| Ok(conn.batch_execute("SELECT 1")?))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})))
+    // Without the Redis doorbell the node still serves (other nodes' events arrive by polling).
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "database": "ok",
+        "doorbell": state.doorbell.describe(),
+    })))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -1,6 +1,6 @@
-//! The tailer: the one reader of new events on this node. It wakes on the doorbell (or on a
-//! slow poll, for writes made by other nodes), reads the events after its position once, and
-//! hands them to the hub in order.
+//! The tailer: the one reader of new events on this node. It wakes on this node's doorbell,
+//! on the cross-node doorbell (Redis), or on a slow poll (a lost ring costs latency, never an
+//! event), reads the events after its position once, and hands them to the hub in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::domain::Id;
 use crate::error::Result;
@@ -24,6 +24,7 @@ pub async fn run(
     db: Db,
     hub: Arc<Hub>,
     mut doorbell: watch::Receiver<i64>,
+    remote: Option<Arc<Notify>>,
     poll: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -52,8 +53,15 @@ pub async fn run(
                 }
             }
         }
+        let rung_remotely = async {
+            match &remote {
+                Some(ring) => ring.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = doorbell.changed() => if changed.is_err() { return },
+            _ = rung_remotely => {}
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }

@@ -157,7 +157,13 @@ pub fn redact(url: &str) -> String {
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     let result = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgresql(c) => {
+            // Nodes starting together must not migrate at once: one waits for the other.
+            c.batch_execute("SELECT pg_advisory_lock(7242470)")?;
+            let done = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute("SELECT pg_advisory_unlock(7242470)")?;
+            done
+        }
     };
     result.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
