@@ -54,6 +54,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let memberships = store::rooms::memberships_at(&mut conn, head)?;
     drop(conn);
 
+    let fd_limit = crate::limits::raise_fd_limit();
+    let max_sockets = settings
+        .max_sockets
+        .unwrap_or_else(|| crate::limits::default_socket_cap(fd_limit));
+    tracing::info!(fd_limit, max_sockets, "socket cap");
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::new(head, memberships, metrics.clone()));
     let (doorbell, doorbell_rx) = watch::channel(head);
@@ -71,6 +76,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         hub: hub.clone(),
         metrics,
         doorbell: Arc::default(),
+        max_sockets,
         limits: Arc::new(Limits::new(
             settings.rate_login_per_min,
             settings.rate_writes_per_s,

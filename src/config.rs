@@ -42,6 +42,8 @@ pub struct Settings {
     pub rate_login_per_min: u32,
     /// Writes per credential per second, bursting to five seconds' worth (0: no limit).
     pub rate_writes_per_s: u32,
+    /// Open sockets allowed (default: from the open-file limit; see `limits`).
+    pub max_sockets: Option<u64>,
 }
 
 impl Settings {
@@ -119,6 +121,12 @@ impl Settings {
             poll_interval: Duration::from_millis(number("HUBBUB_POLL_INTERVAL_MS", 1000)? as u64),
             rate_login_per_min: number("HUBBUB_RATE_LOGIN_PER_MIN", 10)? as u32,
             rate_writes_per_s: number("HUBBUB_RATE_WRITES_PER_SEC", 10)? as u32,
+            max_sockets: var("HUBBUB_MAX_SOCKETS")
+                .map(|v| {
+                    v.parse::<u64>()
+                        .with_context(|| format!("HUBBUB_MAX_SOCKETS={v:?} is not a whole number"))
+                })
+                .transpose()?,
         };
         if settings.heartbeat.is_zero() || settings.stream_queue == 0 || settings.pool_size == 0 {
             bail!("HUBBUB_HEARTBEAT_SECS, HUBBUB_STREAM_QUEUE and HUBBUB_DB_POOL_SIZE must be above zero");

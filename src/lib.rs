@@ -8,6 +8,7 @@ pub mod core;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod metrics;
 pub mod realtime;
 pub mod state;

@@ -20,4 +20,6 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The cross-node doorbell's state, for `/readyz`.
     pub doorbell: Arc<doorbell::Status>,
+    /// The most sockets this node holds at once.
+    pub max_sockets: u64,
 }

@@ -78,6 +78,18 @@ pub async fn subscribe(
             caller
         }
     };
+    if state
+        .metrics
+        .open_sockets
+        .load(std::sync::atomic::Ordering::Relaxed)
+        >= state.max_sockets
+    {
+        return Err(Error::new(
+            503,
+            "too_many_connections",
+            "this server holds as many sockets as it can; retry later or on another node",
+        ));
+    }
     // Register first, then check the credential: a revocation that commits in between is
     // either seen here (the credential is gone) or reaches the registration through the hub.
     let registration = state

@@ -1,0 +1,46 @@
+//! The process's open-file limit, and the socket cap derived from it: past the cap, new
+//! upgrades get 503 while plain HTTP requests keep being served.
+
+/// File descriptors kept free for the database, HTTP requests and files.
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft open-file limit to the hard limit and returns it.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur as u64
+}
+
+/// The default cap on open sockets for a given open-file limit.
+pub fn default_socket_cap(fd_limit: u64) -> u64 {
+    fd_limit.saturating_sub(RESERVED_FDS).max(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_room_for_everything_else() {
+        assert_eq!(default_socket_cap(65536), 65280);
+        assert_eq!(default_socket_cap(100), 16);
+        assert!(raise_fd_limit() >= 16);
+    }
+}
