@@ -1,0 +1,9 @@
+//! hubbub integration tests: every test runs the real server binary on a random port with its own data.
+
+mod accounts;
+mod durability;
+mod errors;
+mod harness;
+mod messages;
+mod rooms;
+mod stream;
