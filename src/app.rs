@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
+use crate::core::attachments;
 use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
@@ -178,7 +179,8 @@ async fn wait_for_signal() {
     }
 }
 
-/// Periodic clean-up: events past retention, expired sessions, old idempotency keys.
+/// Periodic clean-up: events past retention, expired sessions, tokens and tickets, old
+/// idempotency keys, unattached uploads (their files after the commit).
 async fn maintain(
     db: Db,
     settings: Arc<Settings>,
@@ -191,29 +193,30 @@ async fn maintain(
         let result = db
             .run(move |conn| {
                 let now = Time::now();
-                let retention =
-                    chrono::Duration::from_std(s.event_retention).unwrap_or(chrono::Duration::MAX);
-                let keys =
-                    chrono::Duration::from_std(s.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
-                store::write_tx(conn, |conn| {
-                    let events = store::events::prune(
-                        conn,
-                        Time(now.0.checked_sub_signed(retention).unwrap_or(now.0)),
-                    )?;
+                let ago = |d: std::time::Duration| {
+                    let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+                    Time(now.0.checked_sub_signed(d).unwrap_or(now.0))
+                };
+                let (counts, uploads) = store::write_tx(conn, |conn| {
+                    let events = store::events::prune(conn, ago(s.event_retention))?;
                     let sessions = store::sessions::delete_expired(conn, now)?.len();
                     store::tokens::delete_expired(conn, now)?;
                     store::tokens::prune_tickets(conn, now)?;
-                    let keys = store::idempotency::prune(
-                        conn,
-                        Time(now.0.checked_sub_signed(keys).unwrap_or(now.0)),
-                    )?;
-                    Ok::<_, crate::error::Error>((events, sessions, keys))
-                })
+                    let keys = store::idempotency::prune(conn, ago(s.idempotency_ttl))?;
+                    let uploads = attachments::prune_rows(conn, ago(s.attachment_ttl))?;
+                    Ok::<_, crate::error::Error>(((events, sessions, keys), uploads))
+                })?;
+                for id in &uploads {
+                    attachments::remove_files(&s.data_dir, *id);
+                }
+                Ok((counts, uploads.len()))
             })
             .await;
         match result {
-            Ok((0, 0, 0)) => {}
-            Ok((events, sessions, keys)) => tracing::info!(events, sessions, keys, "pruned"),
+            Ok(((0, 0, 0), 0)) => {}
+            Ok(((events, sessions, keys), uploads)) => {
+                tracing::info!(events, sessions, keys, uploads, "pruned")
+            }
             Err(e) => tracing::warn!(error = %e, "maintenance failed"),
         }
         tokio::select! {

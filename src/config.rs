@@ -42,8 +42,15 @@ pub struct Settings {
     pub rate_login_per_min: u32,
     /// Writes per credential per second, bursting to five seconds' worth (0: no limit).
     pub rate_writes_per_s: u32,
+    /// Take the client's address from `X-Forwarded-For`/`Forwarded` (only behind a proxy that
+    /// sets them and that alone can reach the server).
+    pub trust_forwarded: bool,
     /// Open sockets allowed (default: from the open-file limit; see `limits`).
     pub max_sockets: Option<u64>,
+    /// The largest upload accepted, in bytes.
+    pub max_upload_bytes: usize,
+    /// How long an upload may stay unattached before it is deleted.
+    pub attachment_ttl: Duration,
 }
 
 impl Settings {
@@ -121,6 +128,12 @@ impl Settings {
             poll_interval: Duration::from_millis(number("HUBBUB_POLL_INTERVAL_MS", 1000)? as u64),
             rate_login_per_min: number("HUBBUB_RATE_LOGIN_PER_MIN", 10)? as u32,
             rate_writes_per_s: number("HUBBUB_RATE_WRITES_PER_SEC", 10)? as u32,
+            trust_forwarded: matches!(
+                var("HUBBUB_TRUST_FORWARDED").as_deref(),
+                Some("true") | Some("1")
+            ),
+            max_upload_bytes: number("HUBBUB_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
+            attachment_ttl: secs("HUBBUB_ATTACHMENT_TTL_SECS", 24 * 3600)?,
             max_sockets: var("HUBBUB_MAX_SOCKETS")
                 .map(|v| {
                     v.parse::<u64>()

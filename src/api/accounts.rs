@@ -116,13 +116,13 @@ pub async fn update_me(
     body: web::Json<ProfileBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    if body.avatar_attachment_id.is_some() {
-        return Err(Error::validation(
-            "avatar_attachment_id",
-            "avatars arrive with photo uploads; not supported yet",
-        ));
-    }
-    let user = accounts::update_profile(&state.writer, caller.user, body.display_name).await?;
+    let user = accounts::update_profile(
+        &state.writer,
+        caller.user,
+        body.display_name,
+        body.avatar_attachment_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(user))
 }
 

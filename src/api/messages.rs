@@ -15,8 +15,11 @@ use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct SendBody {
+    #[serde(default)]
     body: String,
     reply_to: Option<Id>,
+    #[serde(default)]
+    attachment_ids: Vec<Id>,
 }
 
 /// `POST /api/v1/rooms/{id}/messages` → 201 `{message, event_id}`; a retry with the same
@@ -50,6 +53,7 @@ pub async fn send(
             room: room.into_inner(),
             body: body.body,
             reply_to: body.reply_to,
+            attachment_ids: body.attachment_ids,
             idempotency_key: key,
         },
     )

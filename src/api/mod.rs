@@ -2,6 +2,7 @@
 //! in `core`.
 
 pub mod accounts;
+pub mod attachments;
 pub mod auth;
 pub mod error;
 pub mod messages;
@@ -112,6 +113,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("/rooms/{id}/messages/{message_id}/reactions/{emoji}")
                         .route(put().to(messages::react))
                         .route(delete().to(messages::unreact)),
+                )
+                .service(web::resource("/attachments").route(post().to(attachments::upload)))
+                .service(web::resource("/attachments/{id}").route(get().to(attachments::get)))
+                .service(
+                    web::resource("/attachments/{id}/thumbnail")
+                        .route(get().to(attachments::thumbnail)),
                 )
                 .service(web::resource("/stream").route(get().to(stream::connect)))
                 .service(web::resource("/stream/tickets").route(post().to(tokens::ticket)))

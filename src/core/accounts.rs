@@ -51,6 +51,7 @@ pub async fn register(db: &Db, form: Registration) -> Result<User> {
         username: username.as_str().to_string(),
         password_hash: hash,
         kind: "user".into(),
+        avatar_attachment_id: None,
         owner_id: None,
         created_at: Time::now(),
     };
@@ -113,21 +114,44 @@ struct Updated<'a> {
 
 /// Changes the caller's profile. `user.updated` goes to the user, their friends and everyone
 /// who shares a room with them.
-pub async fn update_profile(writer: &Writer, me: Id, display_name: Option<String>) -> Result<User> {
+/// `avatar` must be an image the user uploaded; once set, anyone signed in may fetch it.
+pub async fn update_profile(
+    writer: &Writer,
+    me: Id,
+    display_name: Option<String>,
+    avatar: Option<Id>,
+) -> Result<User> {
     let display = match display_name {
         Some(d) => {
             Some(DisplayName::parse(&d).map_err(|why| Error::validation("display_name", why))?)
         }
         None => None,
     };
+    let changes = display.is_some() || avatar.is_some();
     writer
         .run(move |batch| {
             let now = Time::now();
             if let Some(name) = display {
                 store::users::set_display_name(batch.conn(), me, &name.into_inner())?;
             }
+            if let Some(avatar) = avatar {
+                match store::attachments::find(batch.conn(), avatar)? {
+                    Some(file) if file.owner_id == me => {
+                        store::users::set_avatar(batch.conn(), me, Some(avatar))?
+                    }
+                    _ => {
+                        return Err(Error::validation(
+                            "avatar_attachment_id",
+                            "must be an image you uploaded",
+                        ))
+                    }
+                }
+            }
             let row = store::users::find(batch.conn(), me)?.ok_or_else(Error::unauthenticated)?;
             let user = User::from(&row);
+            if !changes {
+                return Ok(user);
+            }
             let mut audience = store::rooms::co_members(batch.conn(), me)?;
             audience.extend(
                 store::social::friends_of(batch.conn(), me)?

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::core::crypto::sha256_hex;
-use crate::core::views::Message;
+use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, MessageBody, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
@@ -20,8 +20,12 @@ pub struct Send {
     pub room: Id,
     pub body: String,
     pub reply_to: Option<Id>,
+    pub attachment_ids: Vec<Id>,
     pub idempotency_key: Option<String>,
 }
+
+/// The most attachments one message carries.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// The answer to a send: status and JSON body, stored as they are for a retry to get them back.
 #[derive(Debug, Clone)]
@@ -52,14 +56,41 @@ pub fn check_key(key: &str) -> Result<()> {
 /// commit together. A retry with the same key gets the stored answer and writes nothing; the
 /// same key with another request is 409.
 pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
-    let body = MessageBody::parse(&send.body).map_err(|why| Error::validation("body", why))?;
+    // A photo may go without text; otherwise the body must be a valid one.
+    let photo_only = send.body.trim().is_empty() && !send.attachment_ids.is_empty();
+    let body = if photo_only {
+        String::new()
+    } else {
+        MessageBody::parse(&send.body)
+            .map_err(|why| Error::validation("body", why))?
+            .as_str()
+            .to_string()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let attachment_ids: Vec<Id> = send
+        .attachment_ids
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect();
+    if attachment_ids.len() > MAX_ATTACHMENTS {
+        return Err(Error::validation(
+            "attachment_ids",
+            format!("at most {MAX_ATTACHMENTS} attachments"),
+        ));
+    }
     if let Some(key) = &send.idempotency_key {
         check_key(key)?;
     }
     let request_hash = sha256_hex(
-        serde_json::json!({"room": send.room, "body": body.as_str(), "reply_to": send.reply_to})
-            .to_string()
-            .as_bytes(),
+        serde_json::json!({
+            "room": send.room,
+            "body": body,
+            "reply_to": send.reply_to,
+            "attachment_ids": attachment_ids,
+        })
+        .to_string()
+        .as_bytes(),
     );
     writer
         .run(move |batch| {
@@ -91,18 +122,35 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
                 }
             }
             let now = Time::now();
+            let files = store::attachments::find_many(batch.conn(), &attachment_ids)?;
+            let usable = files.len() == attachment_ids.len()
+                && files
+                    .iter()
+                    .all(|f| f.owner_id == author && f.message_id.is_none());
+            if !usable {
+                return Err(Error::validation(
+                    "attachment_ids",
+                    "each must be an upload of yours not attached to another message",
+                ));
+            }
             let mut row = MessageRow {
                 id: Id::new(),
                 room_id: send.room,
                 seq: 0,
                 author_id: author,
-                body: body.as_str().to_string(),
+                body: body.clone(),
                 reply_to: send.reply_to,
                 created_at: now,
                 edited_at: None,
                 deleted_at: None,
             };
-            let message = Message::from(&row);
+            let mut message = Message::from(&row);
+            // In the order the client listed them.
+            message.attachments = attachment_ids
+                .iter()
+                .filter_map(|id| files.iter().find(|f| f.id == *id))
+                .map(Attachment::from)
+                .collect();
             let event = events::append(
                 batch,
                 Kind::MessageCreated,
@@ -113,6 +161,7 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             // The message's place in history is its event's place in the log.
             row.seq = event;
             store::messages::insert(batch.conn(), &row)?;
+            store::attachments::attach(batch.conn(), &attachment_ids, row.id)?;
             store::rooms::touch(batch.conn(), send.room, row.id, now)?;
             let sent = Sent {
                 status: 201,
@@ -198,6 +247,7 @@ pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) ->
 pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<Message>> {
     let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
     let reactions = store::messages::reactions_on(conn, &ids)?;
+    let attachments = store::attachments::of_messages(conn, &ids)?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -205,7 +255,15 @@ pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<
                 .iter()
                 .filter(|(m, _, _)| *m == row.id)
                 .map(|(_, emoji, user)| (emoji.as_str(), *user));
-            Message::from(row).with_reactions(mine)
+            let mut message = Message::from(row).with_reactions(mine);
+            if row.deleted_at.is_none() {
+                message.attachments = attachments
+                    .iter()
+                    .filter(|a| a.message_id == Some(row.id))
+                    .map(Attachment::from)
+                    .collect();
+            }
+            message
         })
         .collect())
 }
@@ -234,6 +292,23 @@ pub(crate) fn find_for_member(
     Ok((stay, row))
 }
 
+/// A message the caller is about to change (edit, delete, react): the room's kind, the
+/// caller's stay, the message. In a direct room a block between the two stops all of it.
+pub(crate) fn for_change(
+    conn: &mut DbConnection,
+    user: Id,
+    room: Id,
+    message: Id,
+) -> Result<(bool, MembershipRow, MessageRow)> {
+    let (stay, row) = find_for_member(conn, user, room, message)?;
+    let direct =
+        store::rooms::find_for_member(conn, room, user)?.is_some_and(|r| r.kind == "direct");
+    if direct {
+        check_direct_not_blocked(conn, room, user)?;
+    }
+    Ok((direct, stay, row))
+}
+
 #[derive(Serialize)]
 struct Edited<'a> {
     message: &'a Message,
@@ -251,7 +326,7 @@ pub async fn edit(
     let body = MessageBody::parse(&body).map_err(|why| Error::validation("body", why))?;
     writer
         .run(move |batch| {
-            let (_, row) = find_for_member(batch.conn(), user, room, message)?;
+            let (_, _, row) = for_change(batch.conn(), user, room, message)?;
             if row.author_id != user {
                 return Err(Error::not_allowed("only the author may edit a message"));
             }
@@ -280,10 +355,11 @@ pub async fn edit(
 pub async fn delete(writer: &Writer, user: Id, room: Id, message: Id) -> Result<()> {
     writer
         .run(move |batch| {
-            let (stay, row) = find_for_member(batch.conn(), user, room, message)?;
-            if row.author_id != user && stay.role == "member" {
+            let (direct, stay, row) = for_change(batch.conn(), user, room, message)?;
+            // In a direct room nobody moderates: each deletes only their own messages.
+            if row.author_id != user && (direct || stay.role == "member") {
                 return Err(Error::not_allowed(
-                    "only the author or a room owner or admin may delete a message",
+                    "only the author (or, in a group room, an owner or admin) may delete a message",
                 ));
             }
             if row.deleted_at.is_some() {

@@ -2,6 +2,7 @@
 //! stream call these functions; they call the store and the event writer.
 
 pub mod accounts;
+pub mod attachments;
 pub mod crypto;
 pub mod members;
 pub mod messages;

@@ -250,6 +250,7 @@ pub async fn create_bot(
                 // Not a PHC string: no password ever matches, so a bot can't sign in by form.
                 password_hash: "!".into(),
                 kind: "bot".into(),
+                avatar_attachment_id: None,
                 owner_id: Some(owner),
                 created_at: Time::now(),
             };

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+pub use crate::core::attachments::Attachment;
 use crate::domain::{Id, Time};
 use crate::store::messages::MessageRow;
 use crate::store::rooms::RoomRow;
@@ -15,6 +16,8 @@ pub struct User {
     pub display_name: String,
     /// `user` or `bot`.
     pub kind: String,
+    /// The user's picture (`GET /api/v1/attachments/{id}`), if any.
+    pub avatar_attachment_id: Option<Id>,
     pub created_at: Time,
 }
 
@@ -25,6 +28,7 @@ impl From<&UserRow> for User {
             username: row.username.clone(),
             display_name: row.display_name.clone(),
             kind: row.kind.clone(),
+            avatar_attachment_id: row.avatar_attachment_id,
             created_at: row.created_at,
         }
     }
@@ -41,6 +45,7 @@ pub struct Message {
     pub created_at: Time,
     pub edited_at: Option<Time>,
     pub deleted_at: Option<Time>,
+    pub attachments: Vec<Attachment>,
     pub reactions: Vec<Reaction>,
 }
 
@@ -63,6 +68,7 @@ impl From<&MessageRow> for Message {
             created_at: row.created_at,
             edited_at: row.edited_at,
             deleted_at: row.deleted_at,
+            attachments: Vec::new(),
             reactions: Vec::new(),
         }
     }

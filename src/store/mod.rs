@@ -2,6 +2,7 @@
 //! `MultiConnection`. Query functions live in the submodules as plain functions over
 //! `&mut DbConnection`; they return `diesel::result::Error`, which `crate::error` maps to 500.
 
+pub mod attachments;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
@@ -80,9 +81,9 @@ impl Manager {
                 // WAL with synchronous=FULL: every commit is fsynced before the 2xx goes out,
                 // so "ack ⇒ durable" holds across kill -9 and power loss alike.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL;
+                    "PRAGMA busy_timeout = 10000;
+                     PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
-                     PRAGMA busy_timeout = 10000;
                      PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;

@@ -12,6 +12,7 @@ diesel::table! {
         password_hash -> Text,
         kind -> Text,
         owner_id -> Nullable<DbUuid>,
+        avatar_attachment_id -> Nullable<DbUuid>,
         created_at -> DbTime,
     }
 }
@@ -188,6 +189,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    attachments (id) {
+        id -> DbUuid,
+        owner_id -> DbUuid,
+        content_type -> Text,
+        size -> BigInt,
+        width -> Integer,
+        height -> Integer,
+        thumb_content_type -> Text,
+        message_id -> Nullable<DbUuid>,
+        created_at -> DbTime,
+    }
+}
+
+diesel::table! {
     server_state (name) {
         name -> Text,
         value -> BigInt,
@@ -214,6 +232,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     event_audience,
     reactions,
+    attachments,
     friend_requests,
     friendships,
     blocks,

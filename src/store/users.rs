@@ -18,6 +18,7 @@ pub struct UserRow {
     pub kind: String,
     /// The creator of a bot.
     pub owner_id: Option<Id>,
+    pub avatar_attachment_id: Option<Id>,
     pub created_at: Time,
 }
 
@@ -87,4 +88,19 @@ pub fn search(
         query = query.filter(users::username.gt(after.to_string()));
     }
     query.load(conn)
+}
+
+pub fn set_avatar(conn: &mut DbConnection, id: Id, attachment: Option<Id>) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::avatar_attachment_id.eq(attachment))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Whether some user shows this attachment as their picture.
+pub fn is_avatar(conn: &mut DbConnection, attachment: Id) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table.filter(users::avatar_attachment_id.eq(Some(attachment))),
+    ))
+    .get_result(conn)
 }

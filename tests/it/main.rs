@@ -5,5 +5,6 @@ mod durability;
 mod errors;
 mod harness;
 mod messages;
+mod photos;
 mod rooms;
 mod stream;

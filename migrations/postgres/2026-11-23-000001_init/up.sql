@@ -8,6 +8,8 @@ CREATE TABLE users (
     kind TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'bot')),
     -- The user who created a bot.
     owner_id UUID REFERENCES users(id),
+    -- An uploaded image shown as the user's picture.
+    avatar_attachment_id UUID,
     created_at TIMESTAMPTZ NOT NULL
 );
 
@@ -90,6 +92,22 @@ CREATE TABLE events (
 );
 CREATE INDEX events_room ON events(room_id, id);
 CREATE INDEX events_created ON events(created_at);
+
+-- Uploaded files (images). The bytes live under <data dir>/attachments/<id>; a row exists
+-- only once they are safely there. message_id: the message that carries it (one at most).
+CREATE TABLE attachments (
+    id UUID PRIMARY KEY NOT NULL,
+    owner_id UUID NOT NULL REFERENCES users(id),
+    content_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    thumb_content_type TEXT NOT NULL,
+    message_id UUID REFERENCES messages(id),
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX attachments_message ON attachments(message_id);
+CREATE INDEX attachments_unattached ON attachments(created_at) WHERE message_id IS NULL;
 
 -- Who receives an event that belongs to no room (friend and profile events).
 CREATE TABLE event_audience (

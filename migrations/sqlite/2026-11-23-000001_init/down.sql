@@ -5,6 +5,7 @@ DROP TABLE blocks;
 DROP TABLE friendships;
 DROP TABLE friend_requests;
 DROP TABLE reactions;
+DROP TABLE attachments;
 DROP TABLE event_audience;
 DROP TABLE events;
 DROP TABLE messages;

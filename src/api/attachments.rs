@@ -1,0 +1,140 @@
+//! Photos: `POST /api/v1/attachments` (multipart, field `file`), `GET /api/v1/attachments/{id}`
+//! and `…/{id}/thumbnail`.
+
+use actix_multipart::{Multipart, MultipartError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::api::auth::Caller;
+use crate::core::attachments;
+use crate::domain::Id;
+use crate::error::Error;
+use crate::state::AppState;
+
+fn too_large(limit: usize) -> Error {
+    Error::new(
+        413,
+        "payload_too_large",
+        format!("uploads are limited to {limit} bytes"),
+    )
+}
+
+fn multipart_error(e: MultipartError) -> Error {
+    match e {
+        MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => Error::new(
+            415,
+            "unsupported_media_type",
+            "send the file as multipart/form-data in a field named `file`",
+        ),
+        other => Error::bad_request(
+            "invalid_body",
+            format!("the multipart body is invalid: {other}"),
+        ),
+    }
+}
+
+/// `POST /api/v1/attachments`: 201 `{id, content_type, size, width, height}`. The body is read
+/// as it arrives and cut off past `HUBBUB_MAX_UPLOAD_BYTES` (413) instead of being buffered whole.
+pub async fn upload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let limit = state.settings.max_upload_bytes;
+    // Refuse at once what announces itself too large (allowing for the multipart framing).
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit + 64 * 1024) {
+        return Err(too_large(limit));
+    }
+    let mut form = Multipart::new(req.headers(), payload);
+    let mut file: Option<Vec<u8>> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        let is_file = field.name() == Some("file");
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(multipart_error)?;
+            if is_file {
+                if bytes.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if is_file && file.is_none() {
+            file = Some(bytes);
+        }
+    }
+    let bytes = file
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Error::validation("file", "send the image in a field named `file`"))?;
+    let view = attachments::upload(&state.db, &state.settings.data_dir, caller.user, bytes).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn serve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    id: Id,
+    thumb: bool,
+) -> Result<HttpResponse, Error> {
+    let (bytes, content_type) =
+        attachments::read(&state.db, &state.settings.data_dir, caller.user, id, thumb).await?;
+    // The bytes behind an id never change: the id is a strong validator.
+    let etag = if thumb {
+        format!("\"{id}-thumb\"")
+    } else {
+        format!("\"{id}\"")
+    };
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if matches {
+        HttpResponse::NotModified().finish()
+    } else {
+        HttpResponse::Ok().content_type(content_type).body(bytes)
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+/// `GET /api/v1/attachments/{id}`: the image, to the uploader and members of the room of the
+/// message that carries it (anyone signed in, for an avatar); 404 to everyone else.
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Error> {
+    serve(state, caller, req, id.into_inner(), false).await
+}
+
+/// `GET /api/v1/attachments/{id}/thumbnail`: at most 320 px on the long side.
+pub async fn thumbnail(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Error> {
+    serve(state, caller, req, id.into_inner(), true).await
+}
