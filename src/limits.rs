@@ -25,7 +25,7 @@ pub fn raise_fd_limit() -> u64 {
             }
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// The default cap on open sockets for a given open-file limit.

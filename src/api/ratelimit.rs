@@ -118,10 +118,19 @@ const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Which bucket a request draws from, if any.
-fn verdict(req: &ServiceRequest, limits: &Limits) -> Option<Verdict> {
+fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -> Option<Verdict> {
     let path = req.path();
     if req.method() == Method::POST && (path == "/api/v1/sessions" || path == "/api/v1/users") {
-        let ip = req.peer_addr()?.ip();
+        // Behind a proxy that sets X-Forwarded-For (and that alone can reach us), the client's
+        // address is there; otherwise every client would share the proxy's bucket.
+        let forwarded = trust_forwarded
+            .then(|| {
+                req.connection_info()
+                    .realip_remote_addr()
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+            })
+            .flatten();
+        let ip = forwarded.or_else(|| req.peer_addr().map(|a| a.ip()))?;
         return limits.login.as_ref().map(|b| b.check(&ip));
     }
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -142,7 +151,7 @@ pub async fn limit(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let found = req
         .app_data::<web::Data<AppState>>()
-        .and_then(|state| verdict(&req, &state.limits));
+        .and_then(|state| verdict(&req, &state.limits, state.settings.trust_forwarded));
     let Some(v) = found else {
         return next
             .call(req)

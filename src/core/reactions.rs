@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::core::messages::find_for_member;
+use crate::core::messages::for_change;
 use crate::domain::{Id, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
@@ -43,7 +43,7 @@ pub async fn set(
     check_emoji(&emoji)?;
     writer
         .run(move |batch| {
-            let (_, row) = find_for_member(batch.conn(), user, room, message)?;
+            let (_, _, row) = for_change(batch.conn(), user, room, message)?;
             if row.deleted_at.is_some() {
                 return Err(Error::conflict(
                     "message_deleted",

@@ -187,22 +187,21 @@ pub async fn cancel(writer: &Writer, me: Id, id: Id) -> Result<i64> {
         .run(move |batch| {
             let row = request_to_me(batch, me, id, true)?;
             store::social::delete_request(batch.conn(), row.id)?;
-            cancelled(batch, &row)
+            cancelled(batch, &row, &[row.from_user, row.to_user])
         })
         .await
 }
 
-fn cancelled(batch: &mut Batch<'_>, row: &RequestRow) -> Result<i64> {
+fn cancelled(batch: &mut Batch<'_>, row: &RequestRow, to: &[Id]) -> Result<i64> {
     let payload = RequestGone {
         request_id: row.id,
         from_user_id: row.from_user,
         to_user_id: row.to_user,
     };
-    let users = [row.from_user, row.to_user];
     events::append(
         batch,
         Kind::FriendCancelled,
-        To::Users(&users),
+        To::Users(to),
         &payload,
         Time::now(),
     )
@@ -294,8 +293,10 @@ pub async fn block(writer: &Writer, me: Id, other: Id) -> Result<()> {
                 return Ok(());
             }
             end_friendship(batch, me, other)?;
+            // Pending requests go quietly: only the blocker's sessions hear of it, so the
+            // blocked user isn't told about a request they never withdrew.
             for row in store::social::delete_requests_between(batch.conn(), me, other)? {
-                cancelled(batch, &row)?;
+                cancelled(batch, &row, &[me])?;
             }
             Ok(())
         })

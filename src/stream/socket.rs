@@ -3,7 +3,7 @@
 //! already sent. One `select!` over the hub queue, the close signal, the client's frames and a
 //! heartbeat tick; no shared state is held across a send.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use futures_util::StreamExt;
@@ -172,8 +172,23 @@ async fn drive(
     let heartbeat = ctx.state.settings.heartbeat;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let mut seen = Instant::now();
+    // Wakes at the credential's expiry, so that an expired credential's socket closes then,
+    // not at the next heartbeat. If it was extended meanwhile, the heartbeat checks again.
+    let until_expiry = ctx
+        .expires
+        .and_then(|at| (at.0 - Time::now().0).to_std().ok())
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let expiry = tokio::time::sleep(until_expiry + Duration::from_millis(10));
+    tokio::pin!(expiry);
+    let mut expiry_armed = ctx.expires.is_some();
     loop {
         tokio::select! {
+            _ = &mut expiry, if expiry_armed => {
+                expiry_armed = false;
+                if credential_expired(ctx).await {
+                    return closing(Close::Expired, last);
+                }
+            }
             frame = frames.recv() => match frame {
                 Some((id, text)) => {
                     if id <= last {
@@ -247,8 +262,8 @@ fn closing(why: Close, last: i64) -> End {
             CloseCode::Other(close_codes::RESUME),
             format!("resume from {last}"),
         ),
-        Close::Revoked => reason(CloseCode::Other(close_codes::REVOKED), "session ended"),
-        Close::Expired => reason(CloseCode::Other(close_codes::EXPIRED), "session expired"),
+        Close::Revoked => reason(CloseCode::Other(close_codes::REVOKED), "credential revoked"),
+        Close::Expired => reason(CloseCode::Other(close_codes::EXPIRED), "credential expired"),
         Close::ShuttingDown => reason(CloseCode::Away, "server shutting down"),
     }
 }
