@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use rand::RngCore;
 use tokio::sync::watch;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
@@ -109,6 +110,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let cookie_secure = settings.cookie_secure;
     let session_ttl = time::Duration::seconds(settings.session_ttl.as_secs() as i64);
     let cors_origins = settings.allowed_origins.clone();
+    let openapi = api::openapi::document();
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
             .cookie_name(SESSION_COOKIE.into())
@@ -127,6 +129,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             )
             .app_data(web::PathConfig::default().error_handler(api::error::path_error))
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error))
+            // Before the /api/v1 scope, which would otherwise answer 404 for the document.
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
+            .service(web::redirect("/docs", "/docs/"))
             .configure(api::routes)
             .wrap(sessions)
             .wrap(from_fn(api::ratelimit::limit))

@@ -4,14 +4,17 @@
 use actix_session::Session;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::api::auth::{start_session, Caller};
+use crate::api::error::ErrorBody;
+use crate::core::views::User;
 use crate::core::{accounts, sessions};
 use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {
     username: String,
     password: String,
@@ -19,6 +22,7 @@ pub struct RegisterBody {
 }
 
 /// `POST /api/v1/users`: creates an account and signs it in (201 user + session cookie).
+#[utoipa::path(operation_id = "accounts_register", post, path = "/api/v1/users", tag = "accounts", request_body = RegisterBody, responses((status = 201, body = User, description = "created and signed in (session cookie)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -40,13 +44,14 @@ pub async fn register(
     Ok(HttpResponse::Created().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginBody {
     username: String,
     password: String,
 }
 
 /// `POST /api/v1/sessions`: signs in (200 user + session cookie; 401 invalid_credentials).
+#[utoipa::path(operation_id = "accounts_login", post, path = "/api/v1/sessions", tag = "accounts", request_body = LoginBody, responses((status = 200, body = User, description = "signed in (session cookie)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -71,6 +76,7 @@ async fn end_previous_session(state: &AppState, req: &HttpRequest) -> Result<(),
 }
 
 /// `DELETE /api/v1/sessions/current`: signs out; this session's sockets close with 4100.
+#[utoipa::path(operation_id = "accounts_logout", delete, path = "/api/v1/sessions/current", tag = "accounts", responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn logout(
     state: web::Data<AppState>,
     session: Session,
@@ -88,12 +94,14 @@ pub async fn logout(
 }
 
 /// `GET /api/v1/me`.
+#[utoipa::path(operation_id = "accounts_me", get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = User), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
     let user = accounts::get(&state.db, caller.user).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
 /// `GET /api/v1/users/{id}`.
+#[utoipa::path(operation_id = "accounts_user", get, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = Id, Path, description = "the id")), responses((status = 200, body = User), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn user(
     state: web::Data<AppState>,
     _caller: Caller,
@@ -103,13 +111,14 @@ pub async fn user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ProfileBody {
     display_name: Option<String>,
     avatar_attachment_id: Option<Id>,
 }
 
 /// `PATCH /api/v1/me`: changes the caller's profile (200 user).
+#[utoipa::path(operation_id = "accounts_update_me", patch, path = "/api/v1/me", tag = "accounts", request_body = ProfileBody, responses((status = 200, body = User), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn update_me(
     state: web::Data<AppState>,
     caller: Caller,
@@ -126,20 +135,21 @@ pub async fn update_me(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SearchQuery {
     prefix: Option<String>,
     after: Option<String>,
     limit: Option<String>,
 }
 
-#[derive(serde::Serialize)]
-struct SearchPage {
-    users: Vec<crate::core::views::User>,
+#[derive(serde::Serialize, ToSchema)]
+pub struct SearchPage {
+    users: Vec<User>,
     next_after: Option<String>,
 }
 
 /// `GET /api/v1/users?prefix=&after=&limit=`: users by username prefix, a page at a time.
+#[utoipa::path(operation_id = "accounts_search", get, path = "/api/v1/users", tag = "accounts", params(("prefix" = String, Query, description = "1-32 characters"), ("after" = Option<String>, Query, description = "next_after of the previous page"), ("limit" = Option<i64>, Query, description = "1-50, default 20")), responses((status = 200, body = SearchPage), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn search(
     state: web::Data<AppState>,
     caller: Caller,

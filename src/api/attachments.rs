@@ -7,10 +7,19 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::api::auth::Caller;
-use crate::core::attachments;
+use crate::api::error::ErrorBody;
+use crate::core::attachments::{self, Attachment};
 use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
+
+/// The upload form: one field, `file`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the multipart form
+pub struct UploadForm {
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+}
 
 fn too_large(limit: usize) -> Error {
     Error::new(
@@ -36,6 +45,7 @@ fn multipart_error(e: MultipartError) -> Error {
 
 /// `POST /api/v1/attachments`: 201 `{id, content_type, size, width, height}`. The body is read
 /// as it arrives and cut off past `HUBBUB_MAX_UPLOAD_BYTES` (413) instead of being buffered whole.
+#[utoipa::path(operation_id = "attachments_upload", post, path = "/api/v1/attachments", tag = "attachments", request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 201, body = Attachment), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn upload(
     state: web::Data<AppState>,
     caller: Caller,
@@ -120,6 +130,7 @@ async fn serve(
 
 /// `GET /api/v1/attachments/{id}`: the image, to the uploader and members of the room of the
 /// message that carries it (anyone signed in, for an avatar); 404 to everyone else.
+#[utoipa::path(operation_id = "attachments_get", get, path = "/api/v1/attachments/{id}", tag = "attachments", params(("id" = Id, Path, description = "the id")), responses((status = 200, description = "the image bytes", content_type = "image/*"), (status = 304, description = "not modified (If-None-Match)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -130,6 +141,7 @@ pub async fn get(
 }
 
 /// `GET /api/v1/attachments/{id}/thumbnail`: at most 320 px on the long side.
+#[utoipa::path(operation_id = "attachments_thumbnail", get, path = "/api/v1/attachments/{id}/thumbnail", tag = "attachments", params(("id" = Id, Path, description = "the id")), responses((status = 200, description = "a JPEG or PNG at most 320 px on the long side", content_type = "image/*"), (status = 304, description = "not modified (If-None-Match)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn thumbnail(
     state: web::Data<AppState>,
     caller: Caller,

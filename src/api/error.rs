@@ -20,6 +20,24 @@ pub fn request_id() -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
+/// The error envelope, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents `envelope`
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong: a stable `code` (docs/errors.md), a message, the request id, and per-field
+/// reasons for validation errors.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    code: String,
+    message: String,
+    request_id: String,
+    fields: Option<std::collections::BTreeMap<String, String>>,
+}
+
 /// The error envelope of API.md.
 pub fn envelope(err: &Error, request_id: &str) -> serde_json::Value {
     let mut body = json!({

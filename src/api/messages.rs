@@ -5,25 +5,37 @@ use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::api::auth::Caller;
-use crate::core::messages::{self, Anchor};
+use crate::api::error::ErrorBody;
+use crate::core::messages::{self, Anchor, History};
 use crate::core::reactions;
+use crate::core::views::Message;
 use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SendBody {
-    #[serde(default)]
-    body: String,
+    /// Required unless the message carries attachments.
+    body: Option<String>,
     reply_to: Option<Id>,
     #[serde(default)]
     attachment_ids: Vec<Id>,
 }
 
+/// A sent or edited message, with the id of its event.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the stored JSON answer
+pub struct Sent {
+    message: Message,
+    event_id: String,
+}
+
 /// `POST /api/v1/rooms/{id}/messages` → 201 `{message, event_id}`; a retry with the same
 /// `Idempotency-Key` gets the same answer, byte for byte.
+#[utoipa::path(operation_id = "messages_send", post, path = "/api/v1/rooms/{id}/messages", tag = "messages", params(("id" = Id, Path, description = "the room id"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII; a retry returns the original answer")), request_body = SendBody, responses((status = 201, body = Sent), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn send(
     state: web::Data<AppState>,
     caller: Caller,
@@ -46,12 +58,15 @@ pub async fn send(
         ),
     };
     let body = body.into_inner();
+    if body.body.is_none() && body.attachment_ids.is_empty() {
+        return Err(Error::bad_request("invalid_body", "missing field `body`"));
+    }
     let sent = messages::send(
         &state.writer,
         caller.user,
         messages::Send {
             room: room.into_inner(),
-            body: body.body,
+            body: body.body.unwrap_or_default(),
             reply_to: body.reply_to,
             attachment_ids: body.attachment_ids,
             idempotency_key: key,
@@ -64,7 +79,7 @@ pub async fn send(
         .body(sent.body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct HistoryQuery {
     before: Option<String>,
     after: Option<String>,
@@ -72,6 +87,7 @@ pub struct HistoryQuery {
 }
 
 /// `GET /api/v1/rooms/{id}/messages`: a page of history, oldest first.
+#[utoipa::path(operation_id = "messages_history", get, path = "/api/v1/rooms/{id}/messages", tag = "messages", params(("id" = Id, Path, description = "the room id"), ("before" = Option<Id>, Query, description = "a message id"), ("after" = Option<Id>, Query, description = "a message id"), ("limit" = Option<i64>, Query, description = "1-100, default 50")), responses((status = 200, body = History), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
@@ -110,12 +126,13 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EditBody {
     body: String,
 }
 
 /// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: the author edits (200 `{message, event_id}`).
+#[utoipa::path(operation_id = "messages_edit", patch, path = "/api/v1/rooms/{id}/messages/{message_id}", tag = "messages", params(("id" = Id, Path, description = "the room id"), ("message_id" = Id, Path, description = "the message id")), request_body = EditBody, responses((status = 200, body = Sent), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn edit(
     state: web::Data<AppState>,
     caller: Caller,
@@ -138,6 +155,7 @@ pub async fn edit(
 
 /// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: the author, or an owner or admin,
 /// deletes; history keeps a tombstone (204).
+#[utoipa::path(operation_id = "messages_delete", delete, path = "/api/v1/rooms/{id}/messages/{message_id}", tag = "messages", params(("id" = Id, Path, description = "the room id"), ("message_id" = Id, Path, description = "the message id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -149,6 +167,7 @@ pub async fn delete(
 }
 
 /// `PUT /api/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}` (204, idempotent).
+#[utoipa::path(operation_id = "messages_react", put, path = "/api/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages", params(("id" = Id, Path, description = "the room id"), ("message_id" = Id, Path, description = "the message id"), ("emoji" = String, Path, description = "the reaction, URL-encoded")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn react(
     state: web::Data<AppState>,
     caller: Caller,
@@ -160,6 +179,7 @@ pub async fn react(
 }
 
 /// `DELETE /api/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}` (204, idempotent).
+#[utoipa::path(operation_id = "messages_unreact", delete, path = "/api/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages", params(("id" = Id, Path, description = "the room id"), ("message_id" = Id, Path, description = "the message id"), ("emoji" = String, Path, description = "the reaction, URL-encoded")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn unreact(
     state: web::Data<AppState>,
     caller: Caller,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod messages;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod rooms;
@@ -21,7 +22,7 @@ use crate::stream;
 
 /// A write's answer: the object plus the id of the event the write appended, if any (the id
 /// the event's frame carries on the socket).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WithEvent<T: Serialize> {
     #[serde(flatten)]
     pub inner: T,

@@ -2,16 +2,19 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::api::auth::Caller;
+use crate::api::error::ErrorBody;
 use crate::api::WithEvent;
+use crate::core::members::{self, ReadMarker};
+use crate::core::rooms;
 use crate::core::views::Room;
-use crate::core::{members, rooms};
 use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateBody {
     name: String,
     #[serde(default)]
@@ -19,6 +22,7 @@ pub struct CreateBody {
 }
 
 /// `POST /api/v1/rooms`: a group room; the caller is its owner (201 room + `event_id`).
+#[utoipa::path(operation_id = "rooms_create", post, path = "/api/v1/rooms", tag = "rooms", request_body = CreateBody, responses((status = 201, body = WithEvent<Room>), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -30,12 +34,13 @@ pub async fn create(
     Ok(HttpResponse::Created().json(WithEvent::new(room, Some(event))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct UserBody {
     user_id: Id,
 }
 
 /// `POST /api/v1/dms`: the direct room of the caller and `user_id` (201 created, 200 existing).
+#[utoipa::path(operation_id = "rooms_open_direct", post, path = "/api/v1/dms", tag = "rooms", request_body = UserBody, responses((status = 201, body = WithEvent<Room>, description = "created"), (status = 200, body = WithEvent<Room>, description = "it already existed"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn open_direct(
     state: web::Data<AppState>,
     caller: Caller,
@@ -56,18 +61,20 @@ pub async fn open_direct(
     Ok(response.json(WithEvent::new(room, event)))
 }
 
-#[derive(Serialize)]
-struct RoomList {
+#[derive(Serialize, ToSchema)]
+pub struct RoomList {
     rooms: Vec<Room>,
 }
 
 /// `GET /api/v1/rooms`: the caller's rooms, most recently active first.
+#[utoipa::path(operation_id = "rooms_list", get, path = "/api/v1/rooms", tag = "rooms", responses((status = 200, body = RoomList), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
     let rooms = rooms::list(&state.db, caller.user).await?;
     Ok(HttpResponse::Ok().json(RoomList { rooms }))
 }
 
 /// `GET /api/v1/rooms/{id}` (404 unless the caller is a member).
+#[utoipa::path(operation_id = "rooms_get", get, path = "/api/v1/rooms/{id}", tag = "rooms", params(("id" = Id, Path, description = "the room id")), responses((status = 200, body = Room), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -77,12 +84,13 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(room))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RenameBody {
     name: String,
 }
 
 /// `PATCH /api/v1/rooms/{id}`: renames a group room (owners and admins).
+#[utoipa::path(operation_id = "rooms_rename", patch, path = "/api/v1/rooms/{id}", tag = "rooms", params(("id" = Id, Path, description = "the room id")), request_body = RenameBody, responses((status = 200, body = WithEvent<Room>), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn rename(
     state: web::Data<AppState>,
     caller: Caller,
@@ -99,14 +107,15 @@ pub async fn rename(
     Ok(HttpResponse::Ok().json(WithEvent::new(room, Some(event))))
 }
 
-#[derive(Serialize)]
-struct MemberChange {
+#[derive(Serialize, ToSchema)]
+pub struct MemberChange {
     room_id: Id,
     user_id: Id,
     role: String,
 }
 
 /// `POST /api/v1/rooms/{id}/members`: adds a member (201; 200 if they already were one).
+#[utoipa::path(operation_id = "rooms_add_member", post, path = "/api/v1/rooms/{id}/members", tag = "rooms", params(("id" = Id, Path, description = "the room id")), request_body = UserBody, responses((status = 201, body = WithEvent<MemberChange>), (status = 200, body = WithEvent<MemberChange>, description = "already a member"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn add_member(
     state: web::Data<AppState>,
     caller: Caller,
@@ -129,6 +138,7 @@ pub async fn add_member(
 }
 
 /// `DELETE /api/v1/rooms/{id}/members/{user_id}`: leave (your own id) or remove (204).
+#[utoipa::path(operation_id = "rooms_remove_member", delete, path = "/api/v1/rooms/{id}/members/{user_id}", tag = "rooms", params(("id" = Id, Path, description = "the room id"), ("user_id" = Id, Path, description = "a user id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn remove_member(
     state: web::Data<AppState>,
     caller: Caller,
@@ -139,12 +149,13 @@ pub async fn remove_member(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleBody {
     role: String,
 }
 
 /// `PATCH /api/v1/rooms/{id}/members/{user_id}`: changes a member's role (owners only).
+#[utoipa::path(operation_id = "rooms_set_role", patch, path = "/api/v1/rooms/{id}/members/{user_id}", tag = "rooms", params(("id" = Id, Path, description = "the room id"), ("user_id" = Id, Path, description = "a user id")), request_body = RoleBody, responses((status = 200, body = WithEvent<MemberChange>), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn set_role(
     state: web::Data<AppState>,
     caller: Caller,
@@ -162,12 +173,13 @@ pub async fn set_role(
     Ok(HttpResponse::Ok().json(WithEvent::new(change, Some(event))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReadBody {
     message_id: Id,
 }
 
 /// `POST /api/v1/rooms/{id}/read`: moves the caller's read marker forward (200 marker).
+#[utoipa::path(operation_id = "rooms_mark_read", post, path = "/api/v1/rooms/{id}/read", tag = "rooms", params(("id" = Id, Path, description = "the room id")), request_body = ReadBody, responses((status = 200, body = WithEvent<ReadMarker>), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     caller: Caller,

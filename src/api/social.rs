@@ -1,25 +1,47 @@
 //! Friends and blocks: `/api/v1/friends…` and `/api/v1/blocks…`.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::api::auth::Caller;
+use crate::api::error::ErrorBody;
 use crate::api::WithEvent;
-use crate::core::social::{self, Requested};
+use crate::core::social::{self, Requested, Requests};
 use crate::core::views::{Friend, FriendRequest};
 use crate::domain::Id;
 use crate::error::Error;
 use crate::events;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RequestBody {
     user_id: Id,
 }
 
+/// A declined request.
+#[derive(Serialize, ToSchema)]
+pub struct Declined {
+    request_id: Id,
+    status: &'static str,
+    event_id: String,
+}
+
+/// The caller's friends.
+#[derive(Serialize, ToSchema)]
+pub struct FriendList {
+    friends: Vec<Friend>,
+}
+
+/// The users the caller blocks, with when.
+#[derive(Serialize, ToSchema)]
+pub struct BlockList {
+    blocks: Vec<Friend>,
+}
+
 /// `POST /api/v1/friends/requests`: 201 a new pending request; 200 the existing one, or the
 /// friendship when the other user had already asked (or you are friends already).
+#[utoipa::path(operation_id = "social_request", post, path = "/api/v1/friends/requests", tag = "friends", request_body = RequestBody, responses((status = 201, body = WithEvent<FriendRequest>, description = "a new pending request"), (status = 200, body = WithEvent<FriendRequest>, description = "the existing request, or the friendship"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn request(
     state: web::Data<AppState>,
     caller: Caller,
@@ -42,11 +64,13 @@ fn with_event(request: FriendRequest, event: Option<i64>) -> WithEvent<FriendReq
 }
 
 /// `GET /api/v1/friends/requests`: `{incoming, outgoing}`.
+#[utoipa::path(operation_id = "social_requests", get, path = "/api/v1/friends/requests", tag = "friends", responses((status = 200, body = Requests), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn requests(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
     Ok(HttpResponse::Ok().json(social::requests(&state.db, caller.user).await?))
 }
 
 /// `POST /api/v1/friends/requests/{id}/accept`: 200 `{user, since, event_id}`.
+#[utoipa::path(operation_id = "social_accept", post, path = "/api/v1/friends/requests/{id}/accept", tag = "friends", params(("id" = Id, Path, description = "the id")), responses((status = 200, body = WithEvent<Friend>), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn accept(
     state: web::Data<AppState>,
     caller: Caller,
@@ -60,6 +84,7 @@ pub async fn accept(
 }
 
 /// `POST /api/v1/friends/requests/{id}/decline`: 200.
+#[utoipa::path(operation_id = "social_decline", post, path = "/api/v1/friends/requests/{id}/decline", tag = "friends", params(("id" = Id, Path, description = "the id")), responses((status = 200, body = Declined), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn decline(
     state: web::Data<AppState>,
     caller: Caller,
@@ -67,14 +92,15 @@ pub async fn decline(
 ) -> Result<HttpResponse, Error> {
     let id = id.into_inner();
     let event = social::decline(&state.writer, caller.user, id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "request_id": id,
-        "status": "declined",
-        "event_id": events::cursor(event),
-    })))
+    Ok(HttpResponse::Ok().json(Declined {
+        request_id: id,
+        status: "declined",
+        event_id: events::cursor(event),
+    }))
 }
 
 /// `DELETE /api/v1/friends/requests/{id}`: the sender withdraws a request (204).
+#[utoipa::path(operation_id = "social_cancel", delete, path = "/api/v1/friends/requests/{id}", tag = "friends", params(("id" = Id, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
@@ -85,12 +111,14 @@ pub async fn cancel(
 }
 
 /// `GET /api/v1/friends`: `{friends: [{user, since}]}`.
+#[utoipa::path(operation_id = "social_friends", get, path = "/api/v1/friends", tag = "friends", responses((status = 200, body = FriendList), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn friends(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
     let friends = social::friends(&state.db, caller.user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "friends": friends })))
+    Ok(HttpResponse::Ok().json(FriendList { friends }))
 }
 
 /// `DELETE /api/v1/friends/{user_id}`: 204, friends or not.
+#[utoipa::path(operation_id = "social_unfriend", delete, path = "/api/v1/friends/{user_id}", tag = "friends", params(("user_id" = Id, Path, description = "a user id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn unfriend(
     state: web::Data<AppState>,
     caller: Caller,
@@ -101,6 +129,7 @@ pub async fn unfriend(
 }
 
 /// `PUT /api/v1/blocks/{user_id}`: 204.
+#[utoipa::path(operation_id = "social_block", put, path = "/api/v1/blocks/{user_id}", tag = "friends", params(("user_id" = Id, Path, description = "a user id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn block(
     state: web::Data<AppState>,
     caller: Caller,
@@ -111,6 +140,7 @@ pub async fn block(
 }
 
 /// `DELETE /api/v1/blocks/{user_id}`: 204.
+#[utoipa::path(operation_id = "social_unblock", delete, path = "/api/v1/blocks/{user_id}", tag = "friends", params(("user_id" = Id, Path, description = "a user id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn unblock(
     state: web::Data<AppState>,
     caller: Caller,
@@ -121,7 +151,8 @@ pub async fn unblock(
 }
 
 /// `GET /api/v1/blocks`: `{blocks: [{user, since}]}`, the users the caller blocks.
+#[utoipa::path(operation_id = "social_blocks", get, path = "/api/v1/blocks", tag = "friends", responses((status = 200, body = BlockList), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn blocks(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
     let blocks = social::blocks(&state.db, caller.user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "blocks": blocks })))
+    Ok(HttpResponse::Ok().json(BlockList { blocks }))
 }

@@ -3,21 +3,29 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::api::auth::Caller;
-use crate::core::tokens::{self, Scopes};
+use crate::api::error::ErrorBody;
+use crate::core::tokens::{self, NewBot, NewToken, Scopes, Ticket, Token};
 use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct BotBody {
     username: String,
     display_name: Option<String>,
 }
 
+/// The caller's tokens, without their secrets.
+#[derive(serde::Serialize, ToSchema)]
+pub struct TokenList {
+    tokens: Vec<Token>,
+}
+
 /// `POST /api/v1/bots`: 201 `{bot, token}`; the token's secret is shown this once.
+#[utoipa::path(operation_id = "tokens_create_bot", post, path = "/api/v1/bots", tag = "bots", request_body = BotBody, responses((status = 201, body = NewBot), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn create_bot(
     state: web::Data<AppState>,
     caller: Caller,
@@ -28,7 +36,7 @@ pub async fn create_bot(
     Ok(HttpResponse::Created().json(bot))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct TokenBody {
     name: String,
     scopes: Option<Vec<String>>,
@@ -37,6 +45,7 @@ pub struct TokenBody {
 
 /// `POST /api/v1/tokens`: a personal token (201, the secret shown this once). Scopes default
 /// to `["read", "send"]`; a token can't grant more than the credential that creates it.
+#[utoipa::path(operation_id = "tokens_create", post, path = "/api/v1/tokens", tag = "bots", request_body = TokenBody, responses((status = 201, body = NewToken), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -65,12 +74,14 @@ pub async fn create(
 }
 
 /// `GET /api/v1/tokens`: the caller's tokens, without secrets.
+#[utoipa::path(operation_id = "tokens_list", get, path = "/api/v1/tokens", tag = "bots", responses((status = 200, body = TokenList), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
     let tokens = tokens::list(&state.db, caller.user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "tokens": tokens })))
+    Ok(HttpResponse::Ok().json(TokenList { tokens }))
 }
 
 /// `DELETE /api/v1/tokens/{id}`: revokes a token; sockets opened with it close (4100).
+#[utoipa::path(operation_id = "tokens_delete", delete, path = "/api/v1/tokens/{id}", tag = "bots", params(("id" = Id, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -82,6 +93,7 @@ pub async fn delete(
 
 /// `POST /api/v1/stream/tickets`: 201 `{ticket, expires_at}`, single use, for
 /// `GET /api/v1/stream?ticket=`; the socket is bound to the caller's credential.
+#[utoipa::path(operation_id = "tokens_ticket", post, path = "/api/v1/stream/tickets", tag = "stream", responses((status = 201, body = Ticket), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn ticket(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
     // A POST, but a read: a read-only token may open the stream.
     let caller = Caller::authenticate(&req).await?;

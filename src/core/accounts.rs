@@ -107,9 +107,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// The payload of `user.updated`.
-#[derive(serde::Serialize)]
-struct Updated<'a> {
-    user: &'a User,
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UserUpdated {
+    user: User,
 }
 
 /// Changes the caller's profile. `user.updated` goes to the user, their friends and everyone
@@ -163,7 +163,7 @@ pub async fn update_profile(
                 batch,
                 Kind::UserUpdated,
                 To::Users(&audience),
-                &Updated { user: &user },
+                &UserUpdated { user: user.clone() },
                 now,
             )?;
             Ok(user)

@@ -71,8 +71,8 @@ fn store_row(batch: &mut Batch<'_>, room: Id, user: Id) -> Result<RoomRow> {
 }
 
 /// The payload of `member.joined`, `member.left` and `member.updated`.
-#[derive(Serialize)]
-struct MemberEvent {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberEvent {
     room_id: Id,
     user_id: Id,
     user: User,
@@ -226,7 +226,7 @@ pub async fn set_role(
 }
 
 /// The caller's read position in a room.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadMarker {
     pub room_id: Id,
     pub message_id: Id,

@@ -196,7 +196,7 @@ pub enum Anchor {
 }
 
 /// A page of history, oldest first, with the anchors of the neighbouring pages.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub messages: Vec<Message>,
     pub next_before: Option<Id>,

@@ -9,12 +9,12 @@ use crate::events::{self, Kind, To, Writer};
 use crate::store;
 
 /// The payload of `reaction.added` and `reaction.removed`.
-#[derive(Serialize)]
-struct ReactionEvent<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReactionEvent {
     message_id: Id,
     room_id: Id,
     user_id: Id,
-    emoji: &'a str,
+    emoji: String,
 }
 
 /// Checks a reaction: 1–32 characters, no spaces or control characters. Any text is allowed
@@ -66,7 +66,7 @@ pub async fn set(
                     message_id: message,
                     room_id: room,
                     user_id: user,
-                    emoji: &emoji,
+                    emoji: emoji.clone(),
                 };
                 events::append(batch, kind, To::Room(room), &payload, now)?;
             }

@@ -34,15 +34,15 @@ fn request_view(
 }
 
 /// The payload of `friend.accepted` and `friend.removed`: the two users.
-#[derive(Serialize)]
-struct Pair {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Pair {
     user_ids: [Id; 2],
     request_id: Option<Id>,
 }
 
 /// The payload of `friend.declined` and `friend.cancelled`.
-#[derive(Serialize)]
-struct RequestGone {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RequestGone {
     request_id: Id,
     from_user_id: Id,
     to_user_id: Id,
@@ -233,7 +233,7 @@ fn end_friendship(batch: &mut Batch<'_>, a: Id, b: Id) -> Result<Option<i64>> {
 }
 
 /// Pending requests to and from the caller.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Requests {
     pub incoming: Vec<FriendRequest>,
     pub outgoing: Vec<FriendRequest>,

@@ -76,7 +76,7 @@ impl Scopes {
 }
 
 /// A token as listed (never with its secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Token {
     pub id: Id,
     pub name: String,
@@ -98,7 +98,7 @@ impl From<&TokenRow> for Token {
 }
 
 /// A token just created, with its secret (shown this once).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     #[serde(flatten)]
     pub token: Token,
@@ -217,7 +217,7 @@ pub async fn delete(writer: &Writer, user: Id, id: Id) -> Result<()> {
 }
 
 /// A bot just created, with its first token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewBot {
     pub bot: User,
     pub token: NewToken,
@@ -295,7 +295,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(Id, Id, Scope
 }
 
 /// A stream ticket just issued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub ticket: String,
     pub expires_at: Time,

@@ -1,6 +1,7 @@
 //! The shapes clients see, in REST responses and in event payloads alike.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub use crate::core::attachments::Attachment;
 use crate::domain::{Id, Time};
@@ -9,7 +10,7 @@ use crate::store::rooms::RoomRow;
 use crate::store::users::UserRow;
 
 /// A user as anyone may see them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
     pub id: Id,
     pub username: String,
@@ -35,7 +36,7 @@ impl From<&UserRow> for User {
 }
 
 /// A message. A deleted one keeps its place with `body: null` (a tombstone).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Message {
     pub id: Id,
     pub room_id: Id,
@@ -50,7 +51,7 @@ pub struct Message {
 }
 
 /// One emoji on a message: how many reacted with it, and who (oldest first).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Reaction {
     pub emoji: String,
     pub count: usize,
@@ -95,7 +96,7 @@ impl Message {
 }
 
 /// A member of a room: the user and their role (`owner`, `admin` or `member`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Member {
     #[serde(flatten)]
     pub user: User,
@@ -103,7 +104,7 @@ pub struct Member {
 }
 
 /// A room with its current members and its newest message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Room {
     pub id: Id,
     /// `group` or `direct`.
@@ -135,14 +136,14 @@ impl Room {
 }
 
 /// A friend: the user and when the friendship began.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Friend {
     pub user: User,
     pub since: Time,
 }
 
 /// A pending (or just accepted) friend request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FriendRequest {
     pub id: Id,
     pub from: User,

@@ -8,6 +8,7 @@ mod subscribe;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::api::error::ErrorBody;
 use crate::error::Error;
 use crate::state::AppState;
 use subscribe::subscribe;
@@ -21,6 +22,7 @@ pub struct StreamQuery {
 }
 
 /// Upgrades to the event stream, or answers 400/401/403/503 with the error envelope.
+#[utoipa::path(operation_id = "stream_connect", get, path = "/api/v1/stream", tag = "stream", params(("since" = Option<String>, Query, description = "resume after this cursor"), ("ticket" = Option<String>, Query, description = "a stream ticket instead of a cookie or token")), responses((status = 101, description = "switching to the WebSocket: frames in docs/events.md"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn connect(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -9,6 +9,7 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::api::error::ErrorBody;
 use crate::error::Error;
 use crate::events;
 use crate::state::AppState;
@@ -26,7 +27,16 @@ pub struct PollQuery {
     timeout: Option<String>,
 }
 
+/// A long poll's answer: event frames exactly as the socket sends them, and the next cursor.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the JSON built in `page`
+pub struct EventPage {
+    events: Vec<serde_json::Value>,
+    cursor: String,
+}
+
 /// Long-polls the caller's events.
+#[utoipa::path(operation_id = "poll_events", get, path = "/api/v1/events", tag = "stream", params(("since" = Option<String>, Query, description = "the cursor"), ("timeout" = Option<u64>, Query, description = "0-60 seconds, default 30")), responses((status = 200, body = EventPage), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn events(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -1,10 +1,13 @@
 //! hubbub integration tests: every test runs the real server binary on a random port with its own data.
 
 mod accounts;
+mod bots;
+mod cluster;
 mod durability;
 mod errors;
 mod harness;
 mod messages;
+mod openapi;
 mod photos;
 mod rooms;
 mod stream;

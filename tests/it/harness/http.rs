@@ -142,6 +142,26 @@ impl TestUser {
         send(self.req(app.client.delete(app.url(path))), None).await
     }
 
+    /// `PUT` without a body (blocks, reactions).
+    pub async fn put(&self, app: &TestApp, path: &str) -> Resp {
+        send(self.req(app.client.put(app.url(path))), None).await
+    }
+
+    pub async fn patch(&self, app: &TestApp, path: &str, body: &Value) -> Resp {
+        send(self.req(app.client.patch(app.url(path))), Some(body)).await
+    }
+
+    /// The same user signed in a second time: another session, with its own cookie.
+    pub async fn second_session(&self, app: &TestApp) -> TestUser {
+        let resp = app.login(&self.username, &self.password).await;
+        let cookie = resp.session_cookie().expect("login sets a session cookie");
+        resp.expect(200);
+        TestUser {
+            cookie,
+            ..self.clone()
+        }
+    }
+
     /// Creates a group room with `members` (besides the creator); returns room JSON + `event_id`.
     pub async fn create_room(&self, app: &TestApp, name: &str, members: &[&TestUser]) -> Value {
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();

@@ -1,9 +1,13 @@
 //! Test harness: runs the real `hubbub` binary per test (fresh data dir and database) with HTTP helpers.
 
+mod bearer;
 mod http;
+mod nodes;
 mod socket;
 
+pub use bearer::Bearer;
 pub use http::{cursor_key, ids, send, send_raw, Resp, TestUser};
+pub use nodes::{PrivateRedis, SharedDb};
 pub use socket::{Recv, Socket};
 
 use std::io::{BufRead, BufReader, Read};
@@ -66,6 +70,8 @@ impl Drop for PgDb {
 #[derive(Default)]
 pub struct Builder {
     envs: Vec<(String, String)>,
+    /// A database shared with other servers (see [`SharedDb`]) instead of a fresh one.
+    shared: Option<Arc<PgDb>>,
 }
 
 impl Builder {
@@ -78,10 +84,12 @@ impl Builder {
     pub fn create(self) -> TestApp {
         let data_dir = std::env::temp_dir().join(format!("hubbub-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&data_dir).expect("create data dir");
-        let db = std::env::var("HUBBUB_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .map(|u| PgDb::create(&u));
+        let db = self.shared.or_else(|| {
+            std::env::var("HUBBUB_TEST_POSTGRES_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|u| Arc::new(PgDb::create(&u)))
+        });
         let client = awc::Client::builder()
             .timeout(Duration::from_secs(30))
             .finish();
@@ -111,7 +119,7 @@ pub struct TestApp {
     log: Arc<Mutex<String>>,
     envs: Vec<(String, String)>,
     data_dir: PathBuf,
-    db: Option<PgDb>,
+    db: Option<Arc<PgDb>>,
 }
 
 fn drain(
@@ -294,7 +302,21 @@ impl TestApp {
         since: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<Socket, u16> {
-        let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
+        let query = since.map(|s| format!("since={s}")).unwrap_or_default();
+        self.try_socket_query(&query, headers).await
+    }
+
+    /// Opens a WebSocket on `/api/v1/stream?<query>` (e.g. `ticket=…`); `Err(status)` if refused.
+    pub async fn try_socket_query(
+        &self,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, u16> {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         let url = format!("ws://127.0.0.1:{}/api/v1/stream{query}", self.port);
         let mut req = self.client.ws(url).max_frame_size(4 << 20);
         for (k, v) in headers {

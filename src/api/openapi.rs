@@ -1,0 +1,97 @@
+//! The OpenAPI document, generated from the handlers' annotations and the types they return,
+//! served at `/api/v1/openapi.json`, with Swagger UI (assets vendored: it works offline) at
+//! `/docs/`. The payload schema of each event type is named in the `x-hubbub-events` extension.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+
+use crate::api::error::ErrorBody;
+use crate::api::{accounts, attachments, ops, rooms, social, tokens};
+use crate::core::views::{Message, Room};
+use crate::core::{accounts as core_accounts, members, reactions, social as core_social};
+use crate::stream;
+
+/// Each event type and the component schema of its `data`.
+pub const EVENT_SCHEMAS: &[(&str, &str)] = &[
+    ("message.created", "Message"),
+    ("message.updated", "Message"),
+    ("message.deleted", "Message"),
+    ("reaction.added", "ReactionEvent"),
+    ("reaction.removed", "ReactionEvent"),
+    ("room.created", "Room"),
+    ("room.updated", "Room"),
+    ("member.joined", "MemberEvent"),
+    ("member.left", "MemberEvent"),
+    ("member.updated", "MemberEvent"),
+    ("read.updated", "ReadMarker"),
+    ("friend.requested", "FriendRequest"),
+    ("friend.accepted", "Pair"),
+    ("friend.removed", "Pair"),
+    ("friend.declined", "RequestGone"),
+    ("friend.cancelled", "RequestGone"),
+    ("user.updated", "UserUpdated"),
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hubbub",
+        version = "1",
+        description = "A self-hostable chat backend: send over REST, receive over a read-only WebSocket (docs/events.md)."
+    ),
+    paths(
+        accounts::register, accounts::login, accounts::logout, accounts::me, accounts::update_me,
+        accounts::user, accounts::search,
+        social::request, social::requests, social::accept, social::decline, social::cancel,
+        social::friends, social::unfriend, social::block, social::unblock, social::blocks,
+        rooms::create, rooms::open_direct, rooms::list, rooms::get, rooms::rename,
+        rooms::add_member, rooms::remove_member, rooms::set_role, rooms::mark_read,
+        crate::api::messages::send, crate::api::messages::history, crate::api::messages::edit,
+        crate::api::messages::delete, crate::api::messages::react, crate::api::messages::unreact,
+        attachments::upload, attachments::get, attachments::thumbnail,
+        tokens::create_bot, tokens::create, tokens::list, tokens::delete, tokens::ticket,
+        stream::connect, stream::poll::events,
+        ops::healthz, ops::readyz, ops::metrics,
+    ),
+    components(schemas(
+        ErrorBody, Message, Room, reactions::ReactionEvent, members::MemberEvent, members::ReadMarker,
+        core_social::Pair, core_social::RequestGone, core_accounts::UserUpdated,
+        crate::core::views::FriendRequest,
+    )),
+    modifiers(&Extras),
+)]
+pub struct ApiDoc;
+
+struct Extras;
+
+impl Modify for Extras {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::app::SESSION_COOKIE))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        let events: serde_json::Map<String, serde_json::Value> = EVENT_SCHEMAS
+            .iter()
+            .map(|(event, schema)| {
+                (
+                    event.to_string(),
+                    format!("#/components/schemas/{schema}").into(),
+                )
+            })
+            .collect();
+        let mut extensions = doc.extensions.take().unwrap_or_default();
+        extensions.insert("x-hubbub-events".into(), events.into());
+        doc.extensions = Some(extensions);
+    }
+}
+
+/// The document, built once.
+pub fn document() -> Document {
+    ApiDoc::openapi()
+}
