@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod attachments;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod messages;
 pub mod middleware;
@@ -43,7 +44,9 @@ impl<T: Serialize> WithEvent<T> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // One resource per path, so that a wrong method is 405, not 404.
     let (get, post, put, patch, delete) = (web::get, web::post, web::put, web::patch, web::delete);
-    cfg.service(web::resource("/healthz").route(get().to(ops::healthz)))
+    cfg.service(web::resource("/").route(get().to(client::index)))
+        .service(web::resource("/web/{file:.+}").route(get().to(client::asset)))
+        .service(web::resource("/healthz").route(get().to(ops::healthz)))
         .service(web::resource("/readyz").route(get().to(ops::readyz)))
         .service(web::resource("/metrics").route(get().to(ops::metrics)))
         .service(
