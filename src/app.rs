@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::{self, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
 use crate::core::attachments;
+use crate::core::credentials::Credentials;
 use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
@@ -62,7 +63,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::limits::default_socket_cap(fd_limit));
     tracing::info!(fd_limit, max_sockets, "socket cap");
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(Hub::new(head, memberships, metrics.clone()));
+    let credentials = Arc::new(Credentials::default());
+    let hub = Arc::new(Hub::new(
+        head,
+        memberships,
+        metrics.clone(),
+        credentials.clone(),
+    ));
     let (doorbell, doorbell_rx) = watch::channel(head);
     let writer = Writer::start(
         Manager::new(&settings.database_url),
@@ -79,6 +86,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics,
         doorbell: Arc::default(),
         max_sockets,
+        credentials: credentials.clone(),
         limits: Arc::new(Limits::new(
             settings.rate_login_per_min,
             settings.rate_writes_per_s,
@@ -105,7 +113,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(maintain(db.clone(), settings.clone(), limits, stop_rx));
 
     let data = web::Data::new(state);
-    let session_store = DbSessionStore::new(db.clone());
+    let session_store = DbSessionStore::new(db.clone(), credentials.clone());
     let max_json = settings.max_json_bytes;
     let cookie_secure = settings.cookie_secure;
     let session_ttl = time::Duration::seconds(settings.session_ttl.as_secs() as i64);

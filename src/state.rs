@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::api::ratelimit::Limits;
 use crate::config::Settings;
+use crate::core::credentials::Credentials;
 use crate::events::Writer;
 use crate::metrics::Metrics;
 use crate::realtime::{doorbell, Hub};
@@ -18,6 +19,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    /// Live sessions and tokens, so that authentication needs no query.
+    pub credentials: Arc<Credentials>,
     /// The cross-node doorbell's state, for `/readyz`.
     pub doorbell: Arc<doorbell::Status>,
     /// The most sockets this node holds at once.

@@ -70,6 +70,7 @@ async fn end_previous_session(state: &AppState, req: &HttpRequest) -> Result<(),
     if let Ok(previous) = Caller::authenticate(req).await {
         if !previous.bearer {
             sessions::revoke(&state.writer, previous.credential).await?;
+            state.credentials.revoke(previous.credential);
         }
     }
     Ok(())
@@ -89,6 +90,7 @@ pub async fn logout(
         ));
     }
     sessions::revoke(&state.writer, caller.credential).await?;
+    state.credentials.revoke(caller.credential);
     session.purge();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -50,15 +50,16 @@ impl Caller {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("no app state")))?;
-            let (user, credential, scopes, expires) = tokens::authenticate(&state.db, secret)
-                .await?
-                .ok_or_else(|| {
-                    Error::new(
-                        401,
-                        "invalid_token",
-                        "the token is unknown, expired or revoked",
-                    )
-                })?;
+            let (user, credential, scopes, expires) =
+                tokens::authenticate(&state.db, &state.credentials, secret)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(
+                            401,
+                            "invalid_token",
+                            "the token is unknown, expired or revoked",
+                        )
+                    })?;
             return Ok(Caller {
                 user,
                 credential,

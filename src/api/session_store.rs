@@ -9,7 +9,10 @@ use actix_session::storage::{
 };
 use actix_web::cookie::time::Duration;
 
+use std::sync::Arc;
+
 use crate::api::auth::session_ids;
+use crate::core::credentials::{Credentials, Entry};
 use crate::core::crypto::sha256_hex;
 use crate::domain::Time;
 use crate::store::{self, sessions::SessionRow, Db};
@@ -18,11 +21,13 @@ use crate::store::{self, sessions::SessionRow, Db};
 #[derive(Clone)]
 pub struct DbSessionStore {
     db: Db,
+    /// Live sessions by key hash: a request's session costs no query when cached.
+    credentials: Arc<Credentials>,
 }
 
 impl DbSessionStore {
-    pub fn new(db: Db) -> DbSessionStore {
-        DbSessionStore { db }
+    pub fn new(db: Db, credentials: Arc<Credentials>) -> DbSessionStore {
+        DbSessionStore { db, credentials }
     }
 }
 
@@ -37,17 +42,27 @@ fn expiry(ttl: &Duration) -> Time {
 impl SessionStore for DbSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let hash = key_hash(key);
+        if let Some(hit) = self.credentials.sessions.get(&hash) {
+            return Ok(Some(hit.value));
+        }
+        let lookup = hash.clone();
         let row = self
             .db
-            .run(move |conn| Ok(store::sessions::find_live(conn, &hash, Time::now())?))
+            .run(move |conn| Ok(store::sessions::find_live(conn, &lookup, Time::now())?))
             .await
             .map_err(|e| LoadError::Other(anyhow::anyhow!("{e}")))?;
-        match row {
-            None => Ok(None),
-            Some(row) => serde_json::from_str(&row.state)
-                .map(Some)
-                .map_err(|e| LoadError::Deserialization(e.into())),
-        }
+        let Some(row) = row else { return Ok(None) };
+        let state: HashMap<String, String> =
+            serde_json::from_str(&row.state).map_err(|e| LoadError::Deserialization(e.into()))?;
+        self.credentials.sessions.put(
+            hash,
+            Entry {
+                id: row.id,
+                expires: Some(row.expires_at),
+                value: state.clone(),
+            },
+        );
+        Ok(Some(state))
     }
 
     async fn save(
@@ -104,6 +119,7 @@ impl SessionStore for DbSessionStore {
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let hash = key_hash(key);
+        self.credentials.sessions.forget_hash(&hash);
         let expires = expiry(ttl);
         self.db
             .run(move |conn| {
@@ -118,6 +134,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         let hash = key_hash(key);
+        self.credentials.sessions.forget_hash(&hash);
         self.db
             .run(move |conn| {
                 store::write_tx(conn, |conn| {

@@ -87,7 +87,9 @@ pub async fn delete(
     caller: Caller,
     id: web::Path<Id>,
 ) -> Result<HttpResponse, Error> {
-    tokens::delete(&state.writer, caller.user, id.into_inner()).await?;
+    let id = id.into_inner();
+    tokens::delete(&state.writer, caller.user, id).await?;
+    state.credentials.revoke(id);
     Ok(HttpResponse::NoContent().finish())
 }
 

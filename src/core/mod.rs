@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod attachments;
+pub mod credentials;
 pub mod crypto;
 pub mod members;
 pub mod messages;

@@ -9,6 +9,7 @@
 use rand::RngCore;
 use serde::Serialize;
 
+use crate::core::credentials::{Credentials, Entry};
 use crate::core::crypto::sha256_hex;
 use crate::core::views::User;
 use crate::domain::{DisplayName, Id, Time, Username};
@@ -276,22 +277,43 @@ pub async fn create_bot(
     .await
 }
 
-/// Who a bearer token belongs to: (user, token id, scopes, expiry), if it is live.
-pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<(Id, Id, Scopes, Option<Time>)>> {
+/// Who a bearer token belongs to: (user, token id, scopes, expiry), if it is live. Served
+/// from the node's credential cache when it can be.
+pub async fn authenticate(
+    db: &Db,
+    cache: &Credentials,
+    secret: &str,
+) -> Result<Option<(Id, Id, Scopes, Option<Time>)>> {
     let hash = sha256_hex(secret.as_bytes());
-    db.run(move |conn| {
-        Ok(
-            store::tokens::find_live(conn, &hash, Time::now())?.map(|row| {
-                (
-                    row.user_id,
-                    row.id,
-                    Scopes::from_stored(&row.scopes),
-                    row.expires_at,
-                )
-            }),
+    if let Some(hit) = cache.tokens.get(&hash) {
+        let (user, scopes) = hit.value;
+        return Ok(Some((
+            user,
+            hit.id,
+            Scopes::from_stored(&scopes),
+            hit.expires,
+        )));
+    }
+    let key = hash.clone();
+    let row = db
+        .run(move |conn| Ok(store::tokens::find_live(conn, &key, Time::now())?))
+        .await?;
+    Ok(row.map(|row| {
+        cache.tokens.put(
+            hash,
+            Entry {
+                id: row.id,
+                expires: row.expires_at,
+                value: (row.user_id, row.scopes.clone()),
+            },
+        );
+        (
+            row.user_id,
+            row.id,
+            Scopes::from_stored(&row.scopes),
+            row.expires_at,
         )
-    })
-    .await
+    }))
 }
 
 /// A stream ticket just issued.

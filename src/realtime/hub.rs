@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 use tokio::sync::{mpsc, watch};
 
+use crate::core::credentials::Credentials;
 use crate::domain::Id;
 use crate::metrics::Metrics;
 
@@ -84,11 +85,17 @@ struct State {
 pub struct Hub {
     state: Mutex<State>,
     metrics: Arc<Metrics>,
+    credentials: Arc<Credentials>,
 }
 
 impl Hub {
     /// A hub at `position` with the memberships `(room, user)` as they stood there.
-    pub fn new(position: i64, memberships: Vec<(Id, Id)>, metrics: Arc<Metrics>) -> Hub {
+    pub fn new(
+        position: i64,
+        memberships: Vec<(Id, Id)>,
+        metrics: Arc<Metrics>,
+        credentials: Arc<Credentials>,
+    ) -> Hub {
         let mut rooms: HashMap<Id, HashSet<Id>> = HashMap::new();
         for (room, user) in memberships {
             rooms.entry(room).or_default().insert(user);
@@ -100,6 +107,7 @@ impl Hub {
                 ..State::default()
             }),
             metrics,
+            credentials,
         }
     }
 
@@ -197,6 +205,7 @@ impl Hub {
                     }
                 }
                 Effect::Revoked(credential) => {
+                    self.credentials.revoke(*credential);
                     close_where(&mut state, |s| s.credential == *credential, Close::Revoked)
                 }
                 Effect::None | Effect::Joined(_) => {}
@@ -276,7 +285,7 @@ mod tests {
     #[test]
     fn members_receive_room_events_and_others_do_not() {
         let (room, alice, bob) = (Id::new(), Id::new(), Id::new());
-        let hub = Hub::new(0, vec![(room, alice)], Arc::default());
+        let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
         let mut a = hub.register(alice, Id::new(), 8).unwrap();
         let mut b = hub.register(bob, Id::new(), 8).unwrap();
         hub.dispatch(&[message(1, room)]);
@@ -287,7 +296,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_the_socket_with_resume() {
         let (room, alice) = (Id::new(), Id::new());
-        let hub = Hub::new(0, vec![(room, alice)], Arc::default());
+        let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
         let a = hub.register(alice, Id::new(), 1).unwrap();
         hub.dispatch(&[message(1, room), message(2, room)]);
         assert_eq!(*a.close.borrow(), Some(Close::Resume));
@@ -296,7 +305,7 @@ mod tests {
     #[test]
     fn a_leaver_gets_the_leave_event_and_nothing_after() {
         let (room, alice) = (Id::new(), Id::new());
-        let hub = Hub::new(0, vec![(room, alice)], Arc::default());
+        let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
         let mut a = hub.register(alice, Id::new(), 8).unwrap();
         let mut leave = message(1, room);
         leave.effect = Effect::Left(alice);

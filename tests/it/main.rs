@@ -1,6 +1,7 @@
 //! hubbub integration tests: every test runs the real server binary on a random port with its own data.
 
 mod accounts;
+mod authz;
 mod bots;
 mod cluster;
 mod durability;
@@ -9,5 +10,7 @@ mod harness;
 mod messages;
 mod openapi;
 mod photos;
+mod room_life;
 mod rooms;
+mod social;
 mod stream;
