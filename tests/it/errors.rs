@@ -287,6 +287,18 @@ async fn writes_over_the_rate_limit_are_429_with_retry_after_and_write_nothing()
     }
     let history = alice.history(&app, room["id"].as_str().unwrap(), "").await;
     assert_eq!(history["messages"].as_array().unwrap().len(), accepted);
+
+    // Recovery: after waiting as told, a write goes through again.
+    let wait: u64 = limited[limited.len() - 1]
+        .header("retry-after")
+        .unwrap()
+        .parse()
+        .unwrap();
+    actix_web::rt::time::sleep(std::time::Duration::from_secs(wait)).await;
+    alice
+        .post(&app, &path, &json!({ "body": "after the wait" }))
+        .await
+        .expect(201);
 }
 
 #[actix_web::test]

@@ -368,3 +368,39 @@ async fn a_transparent_image_gets_a_png_thumbnail() {
     assert_eq!(headers.get("content-type").unwrap(), "image/png");
     assert_eq!(dims(&thumb), (320, 320));
 }
+
+#[actix_web::test]
+async fn unattached_uploads_expire() {
+    let app = TestApp::builder()
+        .env("HUBBUB_ATTACHMENT_TTL_SECS", "1")
+        .env("HUBBUB_PRUNE_INTERVAL_SECS", "1")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let room = alice.create_room(&app, "pics", &[]).await;
+    let messages = format!("/api/v1/rooms/{}/messages", room["id"].as_str().unwrap());
+    let loose = upload(&app, &alice, &png(8, 8), "a.png", "image/png")
+        .await
+        .expect(201);
+    let kept = upload(&app, &alice, &png(8, 8), "b.png", "image/png")
+        .await
+        .expect(201);
+    alice
+        .post(&app, &messages, &json!({"attachment_ids": [kept["id"]]}))
+        .await
+        .expect(201);
+
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(2600)).await;
+
+    let path = |v: &Value| format!("/api/v1/attachments/{}", v["id"].as_str().unwrap());
+    assert_eq!(
+        download(&app, &alice, &path(&loose)).await.0,
+        404,
+        "an unattached upload expires"
+    );
+    assert_eq!(
+        download(&app, &alice, &path(&kept)).await.0,
+        200,
+        "an attached one stays"
+    );
+}

@@ -414,3 +414,24 @@ async fn bad_upgrades_are_refused_before_the_socket_opens() {
     assert_eq!(bad_since, Some(400));
     assert_eq!(evil, Some(403));
 }
+
+#[actix_web::test]
+async fn past_the_socket_cap_upgrades_get_503_and_http_keeps_working() {
+    // Arrange
+    let app = TestApp::builder()
+        .env("HUBBUB_MAX_SOCKETS", "2")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let _first = alice.socket(&app, None).await;
+    let _second = alice.socket(&app, None).await;
+
+    // Act
+    let third = app
+        .try_socket(None, &[("Cookie", alice.cookie.as_str())])
+        .await;
+
+    // Assert
+    assert_eq!(third.err(), Some(503), "the third socket is refused");
+    alice.get(&app, "/api/v1/me").await.expect(200);
+}
