@@ -162,7 +162,14 @@ pub async fn delete(
     path: web::Path<(Id, Id)>,
 ) -> Result<HttpResponse, Error> {
     let (room, message) = path.into_inner();
-    messages::delete(&state.writer, caller.user, room, message).await?;
+    messages::delete(
+        &state.writer,
+        &state.settings.data_dir,
+        caller.user,
+        room,
+        message,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -54,14 +54,16 @@ impl SessionStore for DbSessionStore {
         let Some(row) = row else { return Ok(None) };
         let state: HashMap<String, String> =
             serde_json::from_str(&row.state).map_err(|e| LoadError::Deserialization(e.into()))?;
-        self.credentials.sessions.put(
-            hash,
-            Entry {
-                id: row.id,
-                expires: Some(row.expires_at),
-                value: state.clone(),
-            },
-        );
+        if !self.credentials.was_revoked(row.id) {
+            self.credentials.sessions.put(
+                hash,
+                Entry {
+                    id: row.id,
+                    expires: Some(row.expires_at),
+                    value: state.clone(),
+                },
+            );
+        }
         Ok(Some(state))
     }
 

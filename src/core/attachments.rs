@@ -132,7 +132,12 @@ fn process(bytes: Vec<u8>) -> Result<Processed> {
         ImageFormat::Gif => bytes,
         other => encode(&img, other)?,
     };
-    let small = img.thumbnail(THUMB_SIDE, THUMB_SIDE);
+    // Small pictures are their own thumbnail (never enlarged).
+    let small = if img.width() > THUMB_SIDE || img.height() > THUMB_SIDE {
+        img.thumbnail(THUMB_SIDE, THUMB_SIDE)
+    } else {
+        img.clone()
+    };
     let (thumb_format, thumb_type) = if small.color().has_alpha() {
         (ImageFormat::Png, "image/png")
     } else {
@@ -184,6 +189,7 @@ pub async fn upload(db: &Db, data_dir: &Path, owner: Id, bytes: Vec<u8>) -> Resu
         height: processed.height as i32,
         thumb_content_type: processed.thumb_type.to_string(),
         message_id: None,
+        position: 0,
         created_at: Time::now(),
     };
     let view = Attachment::from(&row);

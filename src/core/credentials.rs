@@ -89,13 +89,29 @@ pub struct Credentials {
     pub sessions: Cache<HashMap<String, String>>,
     /// Token hash → (user, scopes as stored).
     pub tokens: Cache<(Id, String)>,
+    /// Recently revoked ids. A lookup that read a row just before its revocation committed
+    /// must not put it back after the revocation was forgotten here.
+    revoked: Mutex<HashMap<Id, Instant>>,
 }
 
 impl Credentials {
-    /// Forgets a revoked credential, whatever its kind.
+    /// Forgets a revoked credential, whatever its kind, and refuses to cache it again.
     pub fn revoke(&self, id: Id) {
+        {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            if revoked.len() >= MAX_ENTRIES {
+                revoked.retain(|_, at| at.elapsed() < TTL * 2);
+            }
+            revoked.insert(id, Instant::now());
+        }
         self.sessions.forget_id(id);
         self.tokens.forget_id(id);
+    }
+
+    /// Whether `id` was revoked lately (then it is not cached, whatever a lookup read).
+    pub fn was_revoked(&self, id: Id) -> bool {
+        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.get(&id).is_some_and(|at| at.elapsed() < TTL * 2)
     }
 }
 
@@ -116,6 +132,7 @@ mod tests {
         assert!(cache.tokens.get("h").is_some());
         cache.revoke(id);
         assert!(cache.tokens.get("h").is_none());
+        assert!(cache.was_revoked(id));
         cache.tokens.put(
             "h".into(),
             entry(Some(Time::now() - chrono::Duration::seconds(1))),

@@ -1,5 +1,7 @@
 //! Messages: sending (idempotent, one transaction with its event) and reading history.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::core::crypto::sha256_hex;
@@ -352,10 +354,20 @@ pub async fn edit(
 
 /// Deletes a message (its author, or a room owner or admin): it becomes a tombstone.
 /// Deleting a tombstone again changes nothing.
-pub async fn delete(writer: &Writer, user: Id, room: Id, message: Id) -> Result<()> {
-    writer
+/// Its photos go with it (rows in the transaction, files after the commit). Deleting one's own
+/// message is always allowed, even after a block.
+pub async fn delete(
+    writer: &Writer,
+    data_dir: &Path,
+    user: Id,
+    room: Id,
+    message: Id,
+) -> Result<()> {
+    let files = writer
         .run(move |batch| {
-            let (direct, stay, row) = for_change(batch.conn(), user, room, message)?;
+            let (stay, row) = find_for_member(batch.conn(), user, room, message)?;
+            let direct = store::rooms::find_for_member(batch.conn(), room, user)?
+                .is_some_and(|r| r.kind == "direct");
             // In a direct room nobody moderates: each deletes only their own messages.
             if row.author_id != user && (direct || stay.role == "member") {
                 return Err(Error::not_allowed(
@@ -363,15 +375,20 @@ pub async fn delete(writer: &Writer, user: Id, room: Id, message: Id) -> Result<
                 ));
             }
             if row.deleted_at.is_some() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let now = Time::now();
             store::messages::tombstone(batch.conn(), message, now)?;
+            let files = store::attachments::detach_and_delete(batch.conn(), message)?;
             let gone = store::messages::find_in_room(batch.conn(), room, message)?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("deleted message vanished")))?;
             let view = Message::from(&gone);
             events::append(batch, Kind::MessageDeleted, To::Room(room), &view, now)?;
-            Ok(())
+            Ok(files)
         })
-        .await
+        .await?;
+    for id in files {
+        crate::core::attachments::remove_files(data_dir, id);
+    }
+    Ok(())
 }

@@ -299,14 +299,16 @@ pub async fn authenticate(
         .run(move |conn| Ok(store::tokens::find_live(conn, &key, Time::now())?))
         .await?;
     Ok(row.map(|row| {
-        cache.tokens.put(
-            hash,
-            Entry {
-                id: row.id,
-                expires: row.expires_at,
-                value: (row.user_id, row.scopes.clone()),
-            },
-        );
+        if !cache.was_revoked(row.id) {
+            cache.tokens.put(
+                hash,
+                Entry {
+                    id: row.id,
+                    expires: row.expires_at,
+                    value: (row.user_id, row.scopes.clone()),
+                },
+            );
+        }
         (
             row.user_id,
             row.id,

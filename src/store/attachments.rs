@@ -17,6 +17,7 @@ pub struct AttachmentRow {
     pub height: i32,
     pub thumb_content_type: String,
     pub message_id: Option<Id>,
+    pub position: i32,
     pub created_at: Time,
 }
 
@@ -55,19 +56,39 @@ pub fn of_messages(conn: &mut DbConnection, messages: &[Id]) -> QueryResult<Vec<
             attachments::message_id.eq_any(messages.iter().map(|m| Some(*m)).collect::<Vec<_>>()),
         )
         .select(AttachmentRow::as_select())
-        .order(attachments::created_at.asc())
+        .order(attachments::position.asc())
         .load(conn)
 }
 
-/// Attaches to a message those of `ids` still unattached; returns how many it took.
+/// Attaches to a message those of `ids` still unattached, in that order; returns how many it
+/// took.
 pub fn attach(conn: &mut DbConnection, ids: &[Id], message: Id) -> QueryResult<usize> {
-    diesel::update(
-        attachments::table
-            .filter(attachments::id.eq_any(ids))
-            .filter(attachments::message_id.is_null()),
-    )
-    .set(attachments::message_id.eq(Some(message)))
-    .execute(conn)
+    let mut taken = 0;
+    for (position, id) in ids.iter().enumerate() {
+        taken += diesel::update(
+            attachments::table
+                .filter(attachments::id.eq(id))
+                .filter(attachments::message_id.is_null()),
+        )
+        .set((
+            attachments::message_id.eq(Some(message)),
+            attachments::position.eq(position as i32),
+        ))
+        .execute(conn)?;
+    }
+    Ok(taken)
+}
+
+/// Deletes the attachments of a message (it was deleted) and returns their ids, whose files
+/// go once the transaction has committed.
+pub fn detach_and_delete(conn: &mut DbConnection, message: Id) -> QueryResult<Vec<Id>> {
+    let ids: Vec<Id> = attachments::table
+        .filter(attachments::message_id.eq(Some(message)))
+        .select(attachments::id)
+        .load(conn)?;
+    diesel::delete(attachments::table.filter(attachments::message_id.eq(Some(message))))
+        .execute(conn)?;
+    Ok(ids)
 }
 
 /// Whether `user` is a current member of the room of the message that carries `attachment`.

@@ -201,6 +201,7 @@ diesel::table! {
         height -> Integer,
         thumb_content_type -> Text,
         message_id -> Nullable<DbUuid>,
+        position -> Integer,
         created_at -> DbTime,
     }
 }

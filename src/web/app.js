@@ -39,6 +39,8 @@ const state = {
   outgoing: [],
   stream: null,
   readTimer: null,
+  loading: 0, // REST reloads in flight: socket events wait in `queue` meanwhile
+  queue: [],
 };
 
 function rememberUser(u) {
@@ -109,8 +111,17 @@ async function signedIn(user) {
     onSignedOut: () => signedOut('Your session ended. Please sign in again.'),
     onState: renderConnection,
   });
+  const resuming = state.stream.cursor != null;
   state.stream.start();
-  await reloadAll();
+  // With a cursor, replay fills in after the REST snapshot; without one, load once the socket's
+  // hello fixed the starting point (onFresh), so nothing falls between the two.
+  if (resuming) await reloadAll();
+  else {
+    const loaded = new Promise((resolve) => { afterFirstLoad = resolve; });
+    // If the socket can't connect soon, show the REST state anyway; the socket catches up.
+    setTimeout(() => { if (afterFirstLoad && state.me) reloadAll(); }, 3000);
+    await loaded;
+  }
   const first = $('#room-list button');
   (first || $('#search-input')).focus();
 }
@@ -124,6 +135,8 @@ function signedOut(message) {
   state.pending.clear();
   state.users.clear();
   state.current = null;
+  state.queue = [];
+  if (afterFirstLoad) { afterFirstLoad(); afterFirstLoad = null; }
   $('#room-list').replaceChildren();
   $('#timeline').replaceChildren();
   $('#composer').hidden = true;
@@ -175,8 +188,11 @@ function toast(text) {
 // ---------------------------------------------------------------------------------------------
 // Loading through REST
 
+let afterFirstLoad = null;
+
 async function reloadAll() {
   if (!state.me) return;
+  state.loading += 1;
   try {
     const [{ rooms }] = await Promise.all([api('GET', '/rooms'), reloadSocial()]);
     state.rooms.clear();
@@ -192,6 +208,14 @@ async function reloadAll() {
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) signedOut();
     else toast(describe(e));
+  } finally {
+    state.loading -= 1;
+    if (state.loading === 0) {
+      // Events that came while the snapshot loaded apply on top of it (deduplicated by id).
+      const queued = state.queue.splice(0);
+      for (const f of queued) handleEvent(f);
+      if (afterFirstLoad) { const r = afterFirstLoad; afterFirstLoad = null; r(); }
+    }
   }
 }
 
@@ -234,14 +258,20 @@ async function loadHistory(roomId, older = false) {
 // Events from the socket (docs/events.md)
 
 function handleEvent(frame) {
+  if (!state.me) return;
+  if (state.loading > 0) { state.queue.push(frame); return; }
   const d = frame.data || {};
   switch (frame.event) {
     case 'message.created':
     case 'message.updated':
     case 'message.deleted': {
+      const before = state.rooms.get(d.room_id)?.last_message;
+      // Already counted by the REST snapshot (unread_count) if it is, or precedes, its last message.
+      const counted = before && (before.id === d.id || before.created_at > d.created_at);
       const isNew = upsertMessage(d);
+      if (isNew && frame.event === 'message.created' && d.author_id === state.me.id) claimPending(d);
       const room = state.rooms.get(d.room_id);
-      if (room && isNew && frame.event === 'message.created' && d.author_id !== state.me.id) {
+      if (room && isNew && !counted && frame.event === 'message.created' && d.author_id !== state.me.id) {
         const looking = state.current === d.room_id && document.visibilityState === 'visible';
         if (!looking) room.unread_count = (room.unread_count || 0) + 1;
       }
@@ -329,6 +359,17 @@ function handleEvent(frame) {
     default:
       break; // unknown event types are ignored
   }
+}
+
+/**
+ * Our own message arrived on the socket before the POST's answer (or while its answer is being
+ * retried): the pending copy with the same content stands for it, so stop showing that copy.
+ */
+function claimPending(m) {
+  const ids = (m.attachments || []).map((a) => a.id).join(',');
+  const p = (state.pending.get(m.room_id) || []).find((x) => !x.claimedBy && x.status === 'sending'
+    && (x.body || '') === (m.body || '') && (x.attachmentId || '') === ids);
+  if (p) p.claimedBy = m.id;
 }
 
 async function refreshRoom(roomId) {
@@ -536,7 +577,7 @@ function renderTimeline() {
       else { const li = messageRow(m); li.dataset.sig = sig; rows.push(li); }
     }
   }
-  for (const p of state.pending.get(roomId) || []) rows.push(pendingRow(p));
+  for (const p of state.pending.get(roomId) || []) if (!p.claimedBy) rows.push(pendingRow(p));
   // Replace only if something changed, so focus inside rows survives.
   const same = rows.length === list.children.length && rows.every((r, i) => list.children[i] === r);
   if (!same) {

@@ -404,3 +404,54 @@ async fn unattached_uploads_expire() {
         "an attached one stays"
     );
 }
+
+#[actix_web::test]
+async fn attachments_keep_their_order_and_go_with_a_deleted_message() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let room = alice.create_room(&app, "pics", &[]).await;
+    let messages = format!("/api/v1/rooms/{}/messages", room["id"].as_str().unwrap());
+    let first = upload(&app, &alice, &png(30, 30), "1.png", "image/png")
+        .await
+        .expect(201)["id"]
+        .clone();
+    let second = upload(&app, &alice, &png(20, 20), "2.png", "image/png")
+        .await
+        .expect(201)["id"]
+        .clone();
+
+    let sent = alice
+        .post(
+            &app,
+            &messages,
+            &json!({"body": "two", "attachment_ids": [second, first]}),
+        )
+        .await
+        .expect(201);
+
+    let history = alice.history(&app, room["id"].as_str().unwrap(), "").await;
+    let order: Vec<&Value> = history["messages"][0]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(
+        order,
+        vec![&second, &first],
+        "in the order the sender listed them"
+    );
+    let small = format!("/api/v1/attachments/{}/thumbnail", second.as_str().unwrap());
+    let (_, _, thumb) = download(&app, &alice, &small).await;
+    assert_eq!(dims(&thumb), (20, 20), "a small picture is not enlarged");
+
+    let message = format!("{messages}/{}", sent["message"]["id"].as_str().unwrap());
+    alice.delete(&app, &message).await.expect(204);
+
+    let path = format!("/api/v1/attachments/{}", first.as_str().unwrap());
+    assert_eq!(
+        download(&app, &alice, &path).await.0,
+        404,
+        "a deleted message's photos go too"
+    );
+}

@@ -104,6 +104,8 @@ CREATE TABLE attachments (
     height INTEGER NOT NULL,
     thumb_content_type TEXT NOT NULL,
     message_id UUID REFERENCES messages(id),
+    -- Its place among the message's attachments, as the sender listed them.
+    position INTEGER NOT NULL DEFAULT 0,
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX attachments_message ON attachments(message_id);
