@@ -1,6 +1,6 @@
 //! hubbub's load generator: drives a server over loopback as clients do and prints a table.
 //!
-//! `cargo run --release --example loadgen -- [options] [scenario...]`; scenarios: `ceiling`,
+//! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
 //! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default). See
 //! `docs/benchmarks.md` for the commands behind the published figures.
 
@@ -20,8 +20,8 @@ use server::{Server, ServerOpts};
 use stats::Row;
 
 const USAGE: &str =
-    "usage: loadgen [options] [ceiling|send|send-half|fanout|connections|catchup|all]...
-server:  --server PATH (default target/release/hubbub) | --url http://HOST:PORT [--pid PID]
+    "usage: hubbub-bench [options] [ceiling|send|send-half|fanout|connections|catchup|all]...
+server:  --server PATH (default: the hubbub next to this binary) | --url http://HOST:PORT [--pid PID]
          --database-url URL (postgres://… for PostgreSQL; default SQLite in a temp dir)
          --env KEY=VALUE (extra server setting, repeatable)
 send:    --clients N (32) --duration SECS (10) --rate PER_S (fixed total rate) --threads N (2)
@@ -51,7 +51,11 @@ struct Opts {
 fn parse(args: Vec<String>) -> Result<Opts, String> {
     let mut o = Opts {
         server: ServerOpts {
-            binary: PathBuf::from("target/release/hubbub"),
+            binary: std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join("hubbub")))
+                .filter(|path| path.exists())
+                .unwrap_or_else(|| PathBuf::from("target/release/hubbub")),
             url: None,
             pid: None,
             database_url: None,
@@ -164,7 +168,7 @@ fn main() -> ExitCode {
     let server = match Server::start(&opts.server) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("loadgen: {e}");
+            eprintln!("hubbub-bench: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -174,7 +178,7 @@ fn main() -> ExitCode {
         uuid::Uuid::new_v4().simple().to_string().split_at(6).0
     );
     println!(
-        "hubbub loadgen: {} ({}), server pid {}, {} client threads",
+        "hubbub-bench: {} ({}), server pid {}, {} client threads",
         server.base,
         server.backend,
         server.pid.map_or("?".into(), |p| p.to_string()),
