@@ -80,3 +80,42 @@ async fn migrate_exits_0_on_a_fresh_and_on_a_migrated_database() {
     let alice = app.register("alice").await;
     alice.get(&app, "/api/v1/me").await.expect(200);
 }
+
+/// Runs `hubbub serve` against an unusable database and returns (exit code, stderr).
+fn serve_with_database(url: &str) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("hubbub-test-{}", uuid::Uuid::new_v4()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubbub"))
+        .arg("serve")
+        .env("HUBBUB_LISTEN", "127.0.0.1:0")
+        .env("HUBBUB_DATA_DIR", &dir)
+        .env("HUBBUB_DATABASE_URL", url)
+        .output()
+        .expect("run hubbub");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unreachable_or_wrong_database_is_a_clear_error_not_a_panic() {
+    // Arrange: nothing listens on port 1; a SQLite path under a file can't be created.
+    let cases = [
+        "postgres://nobody@127.0.0.1:1/none",
+        "/dev/null/not-a-directory/hubbub.db",
+    ];
+
+    for url in cases {
+        // Act
+        let (code, stderr) = serve_with_database(url);
+
+        // Assert
+        assert_eq!(code, Some(1), "{url}: exit code; stderr: {stderr}");
+        assert!(
+            stderr.contains("hubbub:"),
+            "{url}: a message of ours: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{url}: a panic: {stderr}");
+    }
+}
