@@ -121,7 +121,12 @@ pub fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     if manager.backend == Backend::Sqlite {
         if let Some(parent) = std::path::Path::new(&manager.url).parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot create the directory of the SQLite database {}: {e}",
+                        parent.display()
+                    )
+                })?;
             }
         }
     }
