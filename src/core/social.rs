@@ -165,18 +165,7 @@ pub async fn decline(writer: &Writer, me: Id, id: Id) -> Result<i64> {
         .run(move |batch| {
             let row = request_to_me(batch, me, id, false)?;
             store::social::delete_request(batch.conn(), row.id)?;
-            let payload = RequestGone {
-                request_id: row.id,
-                from_user_id: row.from_user,
-                to_user_id: row.to_user,
-            };
-            events::append(
-                batch,
-                Kind::FriendDeclined,
-                To::Users(&[me]),
-                &payload,
-                Time::now(),
-            )
+            request_gone(batch, &row, Kind::FriendDeclined, &[me])
         })
         .await
 }
@@ -187,24 +176,24 @@ pub async fn cancel(writer: &Writer, me: Id, id: Id) -> Result<i64> {
         .run(move |batch| {
             let row = request_to_me(batch, me, id, true)?;
             store::social::delete_request(batch.conn(), row.id)?;
-            cancelled(batch, &row, &[row.from_user, row.to_user])
+            request_gone(
+                batch,
+                &row,
+                Kind::FriendCancelled,
+                &[row.from_user, row.to_user],
+            )
         })
         .await
 }
 
-fn cancelled(batch: &mut Batch<'_>, row: &RequestRow, to: &[Id]) -> Result<i64> {
+/// Announces that a pending request is gone (`friend.declined` or `friend.cancelled`) to `to`.
+fn request_gone(batch: &mut Batch<'_>, row: &RequestRow, kind: Kind, to: &[Id]) -> Result<i64> {
     let payload = RequestGone {
         request_id: row.id,
         from_user_id: row.from_user,
         to_user_id: row.to_user,
     };
-    events::append(
-        batch,
-        Kind::FriendCancelled,
-        To::Users(to),
-        &payload,
-        Time::now(),
-    )
+    events::append(batch, kind, To::Users(to), &payload, Time::now())
 }
 
 /// Ends a friendship (nothing happens if there was none).
@@ -296,7 +285,7 @@ pub async fn block(writer: &Writer, me: Id, other: Id) -> Result<()> {
             // Pending requests go quietly: only the blocker's sessions hear of it, so the
             // blocked user isn't told about a request they never withdrew.
             for row in store::social::delete_requests_between(batch.conn(), me, other)? {
-                cancelled(batch, &row, &[me])?;
+                request_gone(batch, &row, Kind::FriendCancelled, &[me])?;
             }
             Ok(())
         })
