@@ -110,6 +110,18 @@ impl Error {
         }
     }
 
+    /// The same error for another caller (one failed batch answers many requests); the
+    /// cause goes along as text.
+    pub fn for_another(&self) -> Error {
+        Error {
+            status: self.status,
+            code: self.code,
+            message: self.message.clone(),
+            fields: self.fields.clone(),
+            cause: self.cause.as_ref().map(|c| anyhow::anyhow!("{c:#}")),
+        }
+    }
+
     /// Whether this is our fault (to be logged) rather than the client's.
     pub fn is_server_fault(&self) -> bool {
         self.status >= 500

@@ -5,14 +5,14 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::core::crypto::sha256_hex;
+use crate::core::send_group::SendRequest;
+pub use crate::core::send_group::Sent;
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, MessageBody, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
 use crate::store::rooms::MembershipRow;
-use crate::store::{
-    self, idempotency::IdempotencyRow, messages::MessageRow, messages::Page, Db, DbConnection,
-};
+use crate::store::{self, messages::MessageRow, messages::Page, Db, DbConnection};
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_KEY_LEN: usize = 255;
@@ -28,19 +28,6 @@ pub struct Send {
 
 /// The most attachments one message carries.
 pub const MAX_ATTACHMENTS: usize = 10;
-
-/// The answer to a send: status and JSON body, stored as they are for a retry to get them back.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub status: u16,
-    pub body: String,
-}
-
-#[derive(Serialize)]
-struct SentBody<'a> {
-    message: &'a Message,
-    event_id: String,
-}
 
 /// Checks a client's idempotency key: 1–255 printable ASCII characters.
 pub fn check_key(key: &str) -> Result<()> {
@@ -95,97 +82,14 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
         .as_bytes(),
     );
     writer
-        .run(move |batch| {
-            if let Some(key) = &send.idempotency_key {
-                if let Some(done) = store::idempotency::find(batch.conn(), author, key)? {
-                    if done.request_hash != request_hash {
-                        return Err(Error::conflict(
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used for a different request",
-                        ));
-                    }
-                    return Ok(Sent {
-                        status: done.status as u16,
-                        body: done.response,
-                    });
-                }
-            }
-            let room = store::rooms::find_for_member(batch.conn(), send.room, author)?
-                .ok_or_else(Error::room_not_found)?;
-            if room.kind == "direct" {
-                check_direct_not_blocked(batch.conn(), send.room, author)?;
-            }
-            if let Some(parent) = send.reply_to {
-                if store::messages::find_in_room(batch.conn(), send.room, parent)?.is_none() {
-                    return Err(Error::validation(
-                        "reply_to",
-                        "no such message in this room",
-                    ));
-                }
-            }
-            let now = Time::now();
-            let files = store::attachments::find_many(batch.conn(), &attachment_ids)?;
-            let usable = files.len() == attachment_ids.len()
-                && files
-                    .iter()
-                    .all(|f| f.owner_id == author && f.message_id.is_none());
-            if !usable {
-                return Err(Error::validation(
-                    "attachment_ids",
-                    "each must be an upload of yours not attached to another message",
-                ));
-            }
-            let mut row = MessageRow {
-                id: Id::new(),
-                room_id: send.room,
-                seq: 0,
-                author_id: author,
-                body: body.clone(),
-                reply_to: send.reply_to,
-                created_at: now,
-                edited_at: None,
-                deleted_at: None,
-            };
-            let mut message = Message::from(&row);
-            // In the order the client listed them.
-            message.attachments = attachment_ids
-                .iter()
-                .filter_map(|id| files.iter().find(|f| f.id == *id))
-                .map(Attachment::from)
-                .collect();
-            let event = events::append(
-                batch,
-                Kind::MessageCreated,
-                To::Room(send.room),
-                &message,
-                now,
-            )?;
-            // The message's place in history is its event's place in the log.
-            row.seq = event;
-            store::messages::insert(batch.conn(), &row)?;
-            store::attachments::attach(batch.conn(), &attachment_ids, row.id)?;
-            store::rooms::touch(batch.conn(), send.room, row.id, now)?;
-            let sent = Sent {
-                status: 201,
-                body: serde_json::to_string(&SentBody {
-                    message: &message,
-                    event_id: events::cursor(event),
-                })?,
-            };
-            if let Some(key) = send.idempotency_key {
-                store::idempotency::insert(
-                    batch.conn(),
-                    &IdempotencyRow {
-                        user_id: author,
-                        key,
-                        request_hash,
-                        status: i32::from(sent.status),
-                        response: sent.body.clone(),
-                        created_at: now,
-                    },
-                )?;
-            }
-            Ok(sent)
+        .send(SendRequest {
+            author,
+            room: send.room,
+            body,
+            reply_to: send.reply_to,
+            attachment_ids,
+            idempotency_key: send.idempotency_key,
+            request_hash,
         })
         .await
 }
@@ -271,7 +175,11 @@ pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<
 }
 
 /// In a direct room, a block between the two members stops messages both ways.
-fn check_direct_not_blocked(conn: &mut DbConnection, room: Id, author: Id) -> Result<()> {
+pub(crate) fn check_direct_not_blocked(
+    conn: &mut DbConnection,
+    room: Id,
+    author: Id,
+) -> Result<()> {
     for stay in store::rooms::current_members(conn, &[room])? {
         if stay.user_id != author && store::social::blocked_either_way(conn, author, stay.user_id)?
         {

@@ -9,6 +9,7 @@ pub mod members;
 pub mod messages;
 pub mod reactions;
 pub mod rooms;
+pub mod send_group;
 pub mod sessions;
 pub mod social;
 pub mod tokens;

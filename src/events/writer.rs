@@ -2,9 +2,12 @@
 //! appends events. Jobs that arrive while a batch commits wait and go together in the next
 //! one: one transaction, one event-log lock and one fsync per batch instead of per write.
 //!
-//! Each job runs inside a savepoint, so one job's failure (a 409, a 404) rolls back only that
-//! job. A job's caller hears back only after COMMIT returned: ack ⇒ durable. Then the doorbell
-//! rings with the newest event id, and the tailer wakes.
+//! A batch is made of units, each in its own savepoint (when the batch has more than one), so
+//! one unit's failure rolls back only that unit. A unit is either one job (any closure that
+//! writes), or all the message sends that came one after another: those are checked and written
+//! together, one statement per table for the whole group (see `core::send_group`), which is
+//! what makes a send cheap. A caller hears back only after COMMIT returned: ack ⇒ durable. Then
+//! the doorbell rings with the newest event id, and the tailer wakes.
 
 use std::sync::Arc;
 use std::thread;
@@ -12,6 +15,7 @@ use std::thread;
 use diesel::connection::{Connection, TransactionManager};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::core::send_group::{self, SendRequest, Sent};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::{self, DbConnection, Manager};
@@ -39,8 +43,94 @@ impl Batch<'_> {
     }
 }
 
-type Finish = Box<dyn FnOnce(Result<(), &Error>) + Send>;
-type Job = Box<dyn FnOnce(&mut Batch<'_>) -> (bool, Finish) + Send>;
+#[cfg(test)]
+impl<'c> Batch<'c> {
+    /// A batch over a connection the test has put in a transaction (or not).
+    pub(crate) fn for_test(conn: &'c mut DbConnection) -> Batch<'c> {
+        Batch {
+            conn,
+            last_event: 0,
+        }
+    }
+
+    pub(crate) fn last_event(&self) -> i64 {
+        self.last_event
+    }
+}
+
+/// Tells a caller how its write ended, given how the commit went.
+pub(crate) type Finish = Box<dyn FnOnce(Result<(), &Error>) + Send>;
+type Closure = Box<dyn FnOnce(&mut Batch<'_>) -> (bool, Finish) + Send>;
+
+enum Job {
+    Closure(Closure),
+    Send(Box<SendRequest>, oneshot::Sender<Result<Sent>>),
+}
+
+/// What one savepoint covers: one closure, or consecutive sends.
+enum Unit {
+    Closure(Closure),
+    Sends(Vec<(Box<SendRequest>, oneshot::Sender<Result<Sent>>)>),
+}
+
+impl Unit {
+    /// Runs the unit: whether its writes should stay, and how to tell each caller.
+    fn run(self, batch: &mut Batch<'_>) -> (bool, Vec<Finish>) {
+        match self {
+            Unit::Closure(job) => {
+                let (ok, finish) = job(batch);
+                (ok, vec![finish])
+            }
+            Unit::Sends(sends) => {
+                let (requests, replies): (Vec<_>, Vec<_>) = sends.into_iter().unzip();
+                match send_group::write(batch, &requests) {
+                    Ok(outcomes) => {
+                        let finishes = replies
+                            .into_iter()
+                            .zip(outcomes)
+                            .map(|(tx, outcome)| finish_with(tx, outcome))
+                            .collect();
+                        (true, finishes)
+                    }
+                    Err(e) => {
+                        let finishes = replies
+                            .into_iter()
+                            .map(|tx| finish_with(tx, Err(e.for_another())))
+                            .collect();
+                        (false, finishes)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Groups consecutive sends into one unit; every other job is a unit of its own.
+fn units(jobs: &mut Vec<Job>) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for job in jobs.drain(..) {
+        match job {
+            Job::Closure(f) => units.push(Unit::Closure(f)),
+            Job::Send(request, reply) => match units.last_mut() {
+                Some(Unit::Sends(sends)) => sends.push((request, reply)),
+                _ => units.push(Unit::Sends(vec![(request, reply)])),
+            },
+        }
+    }
+    units
+}
+
+/// The caller's outcome, once the commit's is known: a failed commit fails a successful write.
+fn finish_with<T: Send + 'static>(tx: oneshot::Sender<Result<T>>, outcome: Result<T>) -> Finish {
+    Box::new(move |commit| {
+        let outcome = match (outcome, commit) {
+            (Err(e), _) => Err(e),
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(e)) => Err(e.for_another()),
+        };
+        let _ = tx.send(outcome);
+    })
+}
 
 /// A cloneable handle to the writer thread.
 #[derive(Clone)]
@@ -66,19 +156,21 @@ impl Writer {
         F: FnOnce(&mut Batch<'_>) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |batch| {
+        let job = Job::Closure(Box::new(move |batch| {
             let result = f(batch);
-            let ok = result.is_ok();
-            let finish: Finish = Box::new(move |commit| {
-                let outcome = match (result, commit) {
-                    (Err(e), _) => Err(e),
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(e)) => Err(Error::new(e.status, e.code, e.message.clone())),
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, finish)
-        });
+            (result.is_ok(), finish_with(tx, result))
+        }));
+        self.submit(job, rx).await
+    }
+
+    /// Sends a message (checked and written with the other sends of its batch) and returns
+    /// the answer once the batch has committed.
+    pub async fn send(&self, request: SendRequest) -> Result<Sent> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Send(Box::new(request), tx), rx).await
+    }
+
+    async fn submit<T>(&self, job: Job, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
         self.jobs
             .send(job)
             .await
@@ -95,7 +187,7 @@ fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut conn: Option<DbConnection> = None;
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
         while jobs.len() < MAX_BATCH {
@@ -143,50 +235,54 @@ fn commit_batch(
     jobs: &mut Vec<Job>,
 ) -> std::result::Result<Option<i64>, ()> {
     type Tm = <DbConnection as Connection>::TransactionManager;
-    let single = jobs.len() == 1;
-    let mut finishes: Vec<(bool, Finish)> = Vec::with_capacity(jobs.len());
-    let begun = store::begin_write(conn).and_then(|_| store::lock_event_log(conn));
-    if let Err(e) = begun {
+    let units = units(jobs);
+    let single = units.len() == 1;
+    let mut finishes: Vec<Finish> = Vec::with_capacity(units.len());
+    if let Err(e) = store::begin_append(conn) {
         let _ = Tm::rollback_transaction(conn);
         let err = Error::unavailable(e);
         tracing::error!(error = %err, "group commit could not begin");
-        fail_all(jobs, &err);
+        drop(units); // every caller hears 503
         return Err(());
     }
     let mut batch = Batch {
         conn,
         last_event: 0,
     };
-    for job in jobs.drain(..) {
+    let mut single_failed = false;
+    for unit in units {
         if single {
-            finishes.push(job(&mut batch));
+            let (ok, mut told) = unit.run(&mut batch);
+            single_failed = !ok;
+            finishes.append(&mut told);
             continue;
         }
-        // A savepoint per job, so that one job's failure undoes only its own writes.
+        // A savepoint per unit, so that one unit's failure undoes only its own writes.
         if let Err(e) = Tm::begin_transaction(batch.conn) {
             tracing::error!(error = %e, "savepoint failed");
-            drop(job); // its caller hears 503
+            drop(unit); // its callers hear 503
             continue;
         }
         let before = batch.last_event;
-        let (ok, finish) = job(&mut batch);
+        let (ok, told) = unit.run(&mut batch);
         let closed = if ok {
             Tm::commit_transaction(batch.conn)
         } else {
             batch.last_event = before;
             Tm::rollback_transaction(batch.conn)
         };
-        match closed {
-            Ok(()) => finishes.push((ok, finish)),
-            Err(e) => {
-                tracing::error!(error = %e, "savepoint failed");
-                finishes.push((false, finish));
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "savepoint failed");
+            let err = Error::unavailable(e);
+            for finish in told {
+                finish(Err(&err));
             }
+            continue;
         }
+        finishes.extend(told);
     }
     let head = batch.last_event;
-    let all_failed_single = single && finishes.first().is_some_and(|(ok, _)| !ok);
-    let outcome = if all_failed_single {
+    let outcome = if single_failed {
         Tm::rollback_transaction(conn).map_err(Error::internal)
     } else {
         match Tm::commit_transaction(conn) {
@@ -199,14 +295,14 @@ fn commit_batch(
     };
     match &outcome {
         Ok(()) => {
-            for (_, finish) in finishes {
+            for finish in finishes {
                 finish(Ok(()));
             }
-            Ok((head > 0 && !all_failed_single).then_some(head))
+            Ok((head > 0 && !single_failed).then_some(head))
         }
         Err(err) => {
             tracing::error!(error = %err, "group commit failed");
-            for (_, finish) in finishes {
+            for finish in finishes {
                 finish(Err(err));
             }
             Err(())

@@ -25,6 +25,62 @@ pub struct NewEvent<'a> {
     pub created_at: Time,
 }
 
+/// An event with the id reserved for it by [`reserve`] (many go in one statement).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
+pub struct NumberedEvent {
+    pub id: i64,
+    pub kind: &'static str,
+    pub room_id: Option<Id>,
+    pub payload: String,
+    pub created_at: Time,
+}
+
+#[derive(QueryableByName)]
+struct Reserved {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// Reserves `n` event ids, in increasing order, for rows inserted with [`insert_numbered`].
+/// The caller holds the event-log lock, so no other append can take an id in between or
+/// commit a higher one first. On PostgreSQL the ids come from the identity's sequence, on
+/// SQLite from `sqlite_sequence` (the highest id ever used, which inserting them advances), so
+/// appends with [`insert`] that follow continue after them.
+pub fn reserve(conn: &mut DbConnection, n: usize) -> QueryResult<Vec<i64>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    match conn {
+        DbConnection::Postgresql(c) => {
+            let mut ids: Vec<i64> = diesel::sql_query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id \
+                 FROM generate_series(1, $1)",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(n as i64)
+            .load::<Reserved>(c)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+            ids.sort_unstable();
+            Ok(ids)
+        }
+        DbConnection::Sqlite(c) => {
+            let last = diesel::sql_query(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS id",
+            )
+            .get_result::<Reserved>(c)?
+            .id;
+            Ok((1..=n as i64).map(|i| last + i).collect())
+        }
+    }
+}
+
+/// Appends events whose ids [`reserve`] gave, in one statement.
+pub fn insert_numbered(conn: &mut DbConnection, rows: &[NumberedEvent]) -> QueryResult<()> {
+    super::insert_many!(conn, events::table, rows)
+}
+
 /// Appends one event and returns its id. The caller holds the event-log lock.
 pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> QueryResult<i64> {
     diesel::insert_into(events::table)

@@ -26,6 +26,28 @@ pub fn find(conn: &mut DbConnection, user: Id, key: &str) -> QueryResult<Option<
         .optional()
 }
 
+/// The stored answers for any of these users' keys (a superset of the pairs: the caller
+/// matches user and key together).
+pub fn find_any(
+    conn: &mut DbConnection,
+    users: &[Id],
+    keys: &[&str],
+) -> QueryResult<Vec<IdempotencyRow>> {
+    if users.is_empty() || keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    idempotency_keys::table
+        .filter(idempotency_keys::user_id.eq_any(users))
+        .filter(idempotency_keys::key.eq_any(keys))
+        .select(IdempotencyRow::as_select())
+        .load(conn)
+}
+
+/// Stores many answers in one statement.
+pub fn insert_many(conn: &mut DbConnection, rows: &[IdempotencyRow]) -> QueryResult<()> {
+    super::insert_many!(conn, idempotency_keys::table, rows)
+}
+
 pub fn insert(conn: &mut DbConnection, row: &IdempotencyRow) -> QueryResult<()> {
     diesel::insert_into(idempotency_keys::table)
         .values(row)

@@ -7,7 +7,7 @@ use super::schema::{messages, reactions, room_memberships};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct MessageRow {
     pub id: Id,
     pub room_id: Id,
@@ -25,6 +25,11 @@ pub fn insert(conn: &mut DbConnection, row: &MessageRow) -> QueryResult<()> {
         .values(row)
         .execute(conn)
         .map(|_| ())
+}
+
+/// Inserts many messages in one statement.
+pub fn insert_many(conn: &mut DbConnection, rows: &[MessageRow]) -> QueryResult<()> {
+    super::insert_many!(conn, messages::table, rows)
 }
 
 pub fn find_in_room(conn: &mut DbConnection, room: Id, id: Id) -> QueryResult<Option<MessageRow>> {

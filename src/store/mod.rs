@@ -29,6 +29,30 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
+/// Inserts many rows in one statement. diesel's `MultiConnection` has no batch insert, so the
+/// statement is built for the concrete connection; the rows' `Option` fields must be written as
+/// NULL (`treat_none_as_default_value = false`), which lets SQLite take them in one statement.
+macro_rules! insert_many {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        use diesel::RunQueryDsl as _;
+        let rows = $rows;
+        if rows.is_empty() {
+            Ok(())
+        } else {
+            match $conn {
+                $crate::store::DbConnection::Postgresql(c) => {
+                    diesel::insert_into($table).values(rows).execute(c)
+                }
+                $crate::store::DbConnection::Sqlite(c) => {
+                    diesel::insert_into($table).values(rows).execute(c)
+                }
+            }
+            .map(|_| ())
+        }
+    }};
+}
+pub(crate) use insert_many;
+
 /// A pool of connections to the configured database.
 pub type Pool = r2d2::Pool<Manager>;
 
@@ -214,13 +238,19 @@ pub fn begin_write(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
-/// Takes the transaction-scoped lock that serializes event appends across nodes on PostgreSQL
-/// (ids then become visible in id order). SQLite has one writer already.
-pub fn lock_event_log(conn: &mut DbConnection) -> QueryResult<()> {
-    if let DbConnection::Postgresql(c) = conn {
-        c.batch_execute("SELECT pg_advisory_xact_lock(7242469)")?;
+/// Begins the writer's transaction holding the event-log lock: `BEGIN IMMEDIATE` on SQLite
+/// (one writer at a time already); on PostgreSQL `BEGIN` and the transaction-scoped advisory
+/// lock that serializes appends across nodes (ids then commit in id order), in one round trip.
+pub fn begin_append(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            "BEGIN; SELECT pg_advisory_xact_lock(7242469)",
+        ),
     }
-    Ok(())
 }
 
 /// Whether an error is a unique-constraint violation (a race another writer won).

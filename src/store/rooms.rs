@@ -65,6 +65,25 @@ pub fn find_for_member(
         .optional()
 }
 
+/// The current stays of these users in these rooms, with each room's kind, as
+/// (room, user, kind): a superset of the pairs asked about, which the caller matches.
+pub fn current_stays_with_kind(
+    conn: &mut DbConnection,
+    rooms: &[Id],
+    users: &[Id],
+) -> QueryResult<Vec<(Id, Id, String)>> {
+    if rooms.is_empty() || users.is_empty() {
+        return Ok(Vec::new());
+    }
+    rooms::table
+        .inner_join(room_memberships::table)
+        .filter(rooms::id.eq_any(rooms))
+        .filter(room_memberships::user_id.eq_any(users))
+        .filter(room_memberships::left_event_id.is_null())
+        .select((rooms::id, room_memberships::user_id, rooms::kind))
+        .load(conn)
+}
+
 pub fn find_by_dm_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<RoomRow>> {
     rooms::table
         .filter(rooms::dm_key.eq(key))

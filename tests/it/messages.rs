@@ -252,6 +252,58 @@ async fn an_idempotent_retry_returns_the_original_response_and_writes_once() {
 }
 
 #[actix_web::test]
+async fn concurrent_retries_with_one_key_write_one_message_and_share_its_answer() {
+    // Arrange: sends that arrive together are checked and written as one group, so retries
+    // of one request land in the same group as the request itself.
+    let app = TestApp::spawn().await;
+    let (alice, room_id) = setup_room(&app).await;
+    let path = format!("/api/v1/rooms/{room_id}/messages");
+    let key = [("Idempotency-Key", "burst-1")];
+    let body = json!({ "body": "sent once" });
+
+    // Act: 12 copies of one request, all at once, with 4 unkeyed sends among them.
+    let copies = (0..16).map(|i| {
+        let (path, body, alice, app) = (&path, &body, &alice, &app);
+        async move {
+            if i % 4 == 3 {
+                alice
+                    .post(app, path, &json!({ "body": format!("plain {i}") }))
+                    .await
+            } else {
+                alice.post_with(app, path, body, &key).await
+            }
+        }
+    });
+    let answers = futures_util::future::join_all(copies).await;
+
+    // Assert
+    let mut firsts = Vec::new();
+    for (i, resp) in answers.into_iter().enumerate() {
+        let sent = resp.expect(201);
+        if i % 4 != 3 {
+            firsts.push(sent);
+        }
+    }
+    assert!(
+        firsts.iter().all(|a| *a == firsts[0]),
+        "every copy gets one answer"
+    );
+    let history = alice.history(&app, &room_id, "").await;
+    let bodies: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies.iter().filter(|b| **b == "sent once").count(), 1);
+    assert_eq!(
+        bodies.len(),
+        5,
+        "one keyed message and four plain ones: {bodies:?}"
+    );
+}
+
+#[actix_web::test]
 async fn reusing_a_key_with_a_different_body_is_409() {
     // Arrange
     let app = TestApp::spawn().await;

@@ -251,6 +251,40 @@ async fn an_upload_attaches_once_and_only_by_its_owner() {
 }
 
 #[actix_web::test]
+async fn sends_racing_for_one_upload_attach_it_to_exactly_one_message() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let room = alice.create_room(&app, "pics", &[]).await;
+    let messages = format!("/api/v1/rooms/{}/messages", room["id"].as_str().unwrap());
+    let id = upload(&app, &alice, &png(8, 8), "a.png", "image/png")
+        .await
+        .expect(201)["id"]
+        .clone();
+
+    // Sends that arrive together are checked as one group: only one may take the upload.
+    let racers = (0..8).map(|i| {
+        let body = json!({"body": format!("take {i}"), "attachment_ids": [id]});
+        let (alice, app, messages) = (&alice, &app, &messages);
+        async move { alice.post(app, messages, &body).await }
+    });
+    let answers = futures_util::future::join_all(racers).await;
+
+    let mut won = Vec::new();
+    for resp in answers {
+        if resp.status == 201 {
+            won.push(resp.expect(201));
+        } else {
+            resp.expect_error(422, "validation_failed");
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one send carries the upload");
+    assert_eq!(won[0]["message"]["attachments"][0]["id"], id);
+    let history = alice.history(&app, room["id"].as_str().unwrap(), "").await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(history["messages"][0]["attachments"][0]["id"], id);
+}
+
+#[actix_web::test]
 async fn bad_uploads_are_clear_4xx_and_leave_nothing() {
     let app = TestApp::builder()
         .env("HUBBUB_MAX_UPLOAD_BYTES", "100000")

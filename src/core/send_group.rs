@@ -1,0 +1,503 @@
+//! Message sends, written together. The writer hands over every send that queued up one after
+//! another; they are checked and written with one statement per table for the whole group
+//! instead of about eight per send, which is what a send costs on PostgreSQL (each statement is
+//! a round trip) and most of what it costs on SQLite (each statement is parsed and stepped).
+//!
+//! For a group of N sends the statements are: the stored answers of their idempotency keys (if
+//! any has one), their authors' stays in their rooms, the reservation of the event ids, then
+//! one insert each for the events, the messages and the idempotency records, and one update
+//! per room. Replies, attachments and direct rooms add their own checks to the sends that
+//! have them.
+//!
+//! A send that fails its checks (404, 403, 409, 422) writes nothing, so it needs no savepoint;
+//! the group fails as a whole only when the database does, and then every caller hears it.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::core::views::{Attachment, Message};
+use crate::domain::{Id, Time};
+use crate::error::{Error, Result};
+use crate::events::{self, Batch, Kind};
+use crate::store::{
+    self, attachments::AttachmentRow, events::NumberedEvent, idempotency::IdempotencyRow,
+    messages::MessageRow, DbConnection,
+};
+
+/// A send, checked as far as it can be without the database.
+pub struct SendRequest {
+    pub author: Id,
+    pub room: Id,
+    /// Already validated (may be empty for a photo-only message).
+    pub body: String,
+    pub reply_to: Option<Id>,
+    /// Distinct, at most `MAX_ATTACHMENTS`.
+    pub attachment_ids: Vec<Id>,
+    pub idempotency_key: Option<String>,
+    /// Tells a retry (same request) from a reuse of the key for another request.
+    pub request_hash: String,
+}
+
+/// The answer to a send: status and JSON body, stored as they are for a retry to get them back.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Serialize)]
+struct SentBody<'a> {
+    message: &'a Message,
+    event_id: String,
+}
+
+/// What the checks decided for one send.
+enum Verdict {
+    /// A retry: the stored answer, nothing written.
+    Stored(Sent),
+    /// A retry of a send earlier in this group (the answer is known once that one is written).
+    SameAs(usize),
+    /// A new message, to be written.
+    New(Box<MessageRow>, Vec<AttachmentRow>),
+}
+
+/// Checks and writes the sends, in order. Returns each send's answer (or its client error);
+/// `Err` only when the database failed, in which case the caller rolls the group back.
+pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Result<Sent>>> {
+    let conn = batch.conn();
+    let known = Known::load(conn, sends)?;
+    let mut claimed: HashSet<Id> = HashSet::new();
+    // The new sends of this group that carry a key: (index, request hash) by (author, key).
+    let mut keyed: HashMap<(Id, &str), (usize, &str)> = HashMap::new();
+    let mut verdicts: Vec<Result<Verdict>> = Vec::with_capacity(sends.len());
+    for (i, send) in sends.iter().enumerate() {
+        let verdict = check(conn, send, &known, &keyed, &mut claimed);
+        if let Err(e) = &verdict {
+            if e.is_server_fault() {
+                return Err(e.for_another());
+            }
+        }
+        if let (Ok(Verdict::New(..)), Some(key)) = (&verdict, &send.idempotency_key) {
+            keyed.insert((send.author, key.as_str()), (i, send.request_hash.as_str()));
+        }
+        verdicts.push(verdict);
+    }
+
+    let new = verdicts
+        .iter()
+        .filter(|v| matches!(v, Ok(Verdict::New(..))))
+        .count();
+    let mut ids = store::events::reserve(conn, new)?.into_iter();
+    let mut events = Vec::with_capacity(new);
+    let mut messages = Vec::with_capacity(new);
+    let mut records = Vec::new();
+    let mut answers: Vec<Slot> = Vec::with_capacity(sends.len());
+    let mut attached: Vec<(Vec<Id>, Id)> = Vec::new();
+    for (send, verdict) in sends.iter().zip(verdicts) {
+        let (mut row, files) = match verdict {
+            Ok(Verdict::New(row, files)) => (*row, files),
+            Ok(Verdict::Stored(sent)) => {
+                answers.push(Slot::Done(Ok(sent)));
+                continue;
+            }
+            Ok(Verdict::SameAs(first)) => {
+                answers.push(Slot::SameAs(first));
+                continue;
+            }
+            Err(e) => {
+                answers.push(Slot::Done(Err(e)));
+                continue;
+            }
+        };
+        let id = ids.next().ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("fewer event ids reserved than needed"))
+        })?;
+        // The message's place in history is its event's place in the log.
+        row.seq = id;
+        let mut message = Message::from(&row);
+        // In the order the client listed them.
+        message.attachments = send
+            .attachment_ids
+            .iter()
+            .filter_map(|id| files.iter().find(|f| f.id == *id))
+            .map(Attachment::from)
+            .collect();
+        events.push(NumberedEvent {
+            id,
+            kind: Kind::MessageCreated.as_str(),
+            room_id: Some(row.room_id),
+            payload: serde_json::to_string(&message)?,
+            created_at: row.created_at,
+        });
+        let sent = Sent {
+            status: 201,
+            body: serde_json::to_string(&SentBody {
+                message: &message,
+                event_id: events::cursor(id),
+            })?,
+        };
+        if let Some(key) = &send.idempotency_key {
+            records.push(IdempotencyRow {
+                user_id: send.author,
+                key: key.clone(),
+                request_hash: send.request_hash.clone(),
+                status: i32::from(sent.status),
+                response: sent.body.clone(),
+                created_at: row.created_at,
+            });
+        }
+        if !send.attachment_ids.is_empty() {
+            attached.push((send.attachment_ids.clone(), row.id));
+        }
+        messages.push(row);
+        answers.push(Slot::Done(Ok(sent)));
+    }
+
+    store::events::insert_numbered(conn, &events)?;
+    store::messages::insert_many(conn, &messages)?;
+    for (files, message) in &attached {
+        store::attachments::attach(conn, files, *message)?;
+    }
+    // Each room's newest message is the last of the group in that room.
+    let mut newest: HashMap<Id, &MessageRow> = HashMap::new();
+    for row in &messages {
+        newest.insert(row.room_id, row);
+    }
+    for row in newest.values() {
+        store::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
+    }
+    store::idempotency::insert_many(conn, &records)?;
+    if let Some(last) = events.last() {
+        batch.appended(last.id);
+    }
+
+    // Retries of a send of this group get its answer.
+    let sent: Vec<Option<Sent>> = answers
+        .iter()
+        .map(|slot| match slot {
+            Slot::Done(Ok(sent)) => Some(sent.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok(answers
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Done(answer) => answer,
+            Slot::SameAs(first) => sent[first].clone().ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("a retry's first send has no answer"))
+            }),
+        })
+        .collect())
+}
+
+/// A send's answer, or the index of the earlier send of the group whose answer it repeats.
+enum Slot {
+    Done(Result<Sent>),
+    SameAs(usize),
+}
+
+/// What the database knows about the whole group, read once.
+struct Known {
+    /// Stored answers by (user, key).
+    answers: HashMap<(Id, String), IdempotencyRow>,
+    /// The kind of each room an author is in now, by (room, author).
+    stays: HashMap<(Id, Id), String>,
+}
+
+impl Known {
+    fn load(conn: &mut DbConnection, sends: &[Box<SendRequest>]) -> Result<Known> {
+        let keyed: Vec<&SendRequest> = sends
+            .iter()
+            .map(|s| &**s)
+            .filter(|s| s.idempotency_key.is_some())
+            .collect();
+        let answers = if keyed.is_empty() {
+            HashMap::new()
+        } else {
+            let users = distinct(keyed.iter().map(|s| s.author));
+            let keys: Vec<&str> = keyed
+                .iter()
+                .filter_map(|s| s.idempotency_key.as_deref())
+                .collect();
+            store::idempotency::find_any(conn, &users, &keys)?
+                .into_iter()
+                .map(|row| ((row.user_id, row.key.clone()), row))
+                .collect()
+        };
+        let rooms = distinct(sends.iter().map(|s| s.room));
+        let authors = distinct(sends.iter().map(|s| s.author));
+        let stays = store::rooms::current_stays_with_kind(conn, &rooms, &authors)?
+            .into_iter()
+            .map(|(room, user, kind)| ((room, user), kind))
+            .collect();
+        Ok(Known { answers, stays })
+    }
+}
+
+/// Decides one send: a stored answer, a retry of an earlier send of the group, a new message,
+/// or a client error.
+fn check(
+    conn: &mut DbConnection,
+    send: &SendRequest,
+    known: &Known,
+    keyed: &HashMap<(Id, &str), (usize, &str)>,
+    claimed: &mut HashSet<Id>,
+) -> Result<Verdict> {
+    if let Some(key) = &send.idempotency_key {
+        let reused = || {
+            Error::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            )
+        };
+        if let Some(done) = known.answers.get(&(send.author, key.clone())) {
+            if done.request_hash != send.request_hash {
+                return Err(reused());
+            }
+            return Ok(Verdict::Stored(Sent {
+                status: done.status as u16,
+                body: done.response.clone(),
+            }));
+        }
+        if let Some(&(first, hash)) = keyed.get(&(send.author, key.as_str())) {
+            if hash != send.request_hash {
+                return Err(reused());
+            }
+            return Ok(Verdict::SameAs(first));
+        }
+    }
+    let kind = known
+        .stays
+        .get(&(send.room, send.author))
+        .ok_or_else(Error::room_not_found)?;
+    if kind == "direct" {
+        crate::core::messages::check_direct_not_blocked(conn, send.room, send.author)?;
+    }
+    if let Some(parent) = send.reply_to {
+        if store::messages::find_in_room(conn, send.room, parent)?.is_none() {
+            return Err(Error::validation(
+                "reply_to",
+                "no such message in this room",
+            ));
+        }
+    }
+    let files = store::attachments::find_many(conn, &send.attachment_ids)?;
+    let usable = files.len() == send.attachment_ids.len()
+        && files.iter().all(|f| {
+            f.owner_id == send.author && f.message_id.is_none() && !claimed.contains(&f.id)
+        });
+    if !usable {
+        return Err(Error::validation(
+            "attachment_ids",
+            "each must be an upload of yours not attached to another message",
+        ));
+    }
+    claimed.extend(send.attachment_ids.iter().copied());
+    let row = MessageRow {
+        id: Id::new(),
+        room_id: send.room,
+        seq: 0,
+        author_id: send.author,
+        body: send.body.clone(),
+        reply_to: send.reply_to,
+        created_at: Time::now(),
+        edited_at: None,
+        deleted_at: None,
+    };
+    Ok(Verdict::New(Box::new(row), files))
+}
+
+fn distinct(ids: impl Iterator<Item = Id>) -> Vec<Id> {
+    let mut ids: Vec<Id> = ids.collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::crypto::sha256_hex;
+    use crate::store::{attachments::AttachmentRow, rooms::MembershipRow, rooms::RoomRow};
+    use crate::store::{schema, users::UserRow, Manager};
+    use diesel::prelude::*;
+
+    fn user(conn: &mut DbConnection, name: &str) -> Id {
+        let id = Id::new();
+        store::users::insert(
+            conn,
+            &UserRow {
+                id,
+                username: name.into(),
+                display_name: name.into(),
+                password_hash: String::new(),
+                kind: "user".into(),
+                owner_id: None,
+                avatar_attachment_id: None,
+                created_at: Time::now(),
+            },
+        )
+        .unwrap();
+        id
+    }
+
+    fn request(author: Id, room: Id, body: &str, key: Option<&str>) -> Box<SendRequest> {
+        Box::new(SendRequest {
+            author,
+            room,
+            body: body.into(),
+            reply_to: None,
+            attachment_ids: Vec::new(),
+            idempotency_key: key.map(str::to_string),
+            request_hash: sha256_hex(format!("{room}{body}").as_bytes()),
+        })
+    }
+
+    fn status(answer: &Result<Sent>) -> u16 {
+        match answer {
+            Ok(sent) => sent.status,
+            Err(e) => e.status,
+        }
+    }
+
+    #[test]
+    fn one_group_decides_each_send_in_order_and_writes_the_new_ones_together() {
+        // Arrange: a group room of alice and bob, carol outside it, an upload of alice's.
+        let mut conn = Manager::new(":memory:").open().unwrap();
+        store::run_migrations(&mut conn).unwrap();
+        let (alice, bob, carol) = (
+            user(&mut conn, "alice"),
+            user(&mut conn, "bob"),
+            user(&mut conn, "carol"),
+        );
+        let room = Id::new();
+        store::rooms::insert(
+            &mut conn,
+            &RoomRow {
+                id: room,
+                kind: "group".into(),
+                name: Some("general".into()),
+                dm_key: None,
+                created_by: alice,
+                created_at: Time::now(),
+                last_message_id: None,
+                last_activity_at: Time::now(),
+            },
+        )
+        .unwrap();
+        let stay = |user_id| MembershipRow {
+            room_id: room,
+            user_id,
+            role: "member".into(),
+            joined_event_id: 0,
+            left_event_id: None,
+            last_read_seq: 0,
+        };
+        store::rooms::insert_memberships(&mut conn, &[stay(alice), stay(bob)]).unwrap();
+        let photo = Id::new();
+        store::attachments::insert(
+            &mut conn,
+            &AttachmentRow {
+                id: photo,
+                owner_id: alice,
+                content_type: "image/png".into(),
+                size: 1,
+                width: 1,
+                height: 1,
+                thumb_content_type: "image/png".into(),
+                message_id: None,
+                position: 0,
+                created_at: Time::now(),
+            },
+        )
+        .unwrap();
+        let with_photo = |author| {
+            let mut r = request(author, room, "", None);
+            r.attachment_ids = vec![photo];
+            r
+        };
+        let sends = vec![
+            request(alice, room, "x", Some("k")), // new
+            request(alice, room, "x", Some("k")), // a retry of 0 in the same group
+            request(alice, room, "y", Some("k")), // the key reused for another body
+            request(carol, room, "hi", None),     // not a member
+            with_photo(alice),                    // new, takes the photo
+            with_photo(alice),                    // the photo is taken by 4
+            with_photo(bob),                      // not bob's photo
+            request(bob, room, "z", Some("k")),   // keys are per user: new
+        ];
+
+        // Act
+        let mut batch = Batch::for_test(&mut conn);
+        let answers = write(&mut batch, &sends).unwrap();
+        let head = batch.last_event();
+
+        // Assert
+        let statuses: Vec<u16> = answers.iter().map(status).collect();
+        assert_eq!(statuses, [201, 201, 409, 404, 201, 422, 422, 201]);
+        let body = |i: usize| answers[i].as_ref().unwrap().body.clone();
+        assert_eq!(
+            body(1),
+            body(0),
+            "a retry in the same group gets the same answer"
+        );
+        let rows: Vec<(i64, String)> = schema::messages::table
+            .select((schema::messages::seq, schema::messages::body))
+            .order(schema::messages::seq.asc())
+            .load(&mut conn)
+            .unwrap();
+        let events: Vec<i64> = schema::events::table
+            .select(schema::events::id)
+            .order(schema::events::id.asc())
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(events, [1, 2, 3], "one event per new message, no holes");
+        assert_eq!(head, 3);
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, events, "a message's seq is its event's id");
+        let bodies: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(bodies, ["x", "", "z"]);
+        let sent: serde_json::Value = serde_json::from_str(&body(4)).unwrap();
+        let carrier = store::attachments::find(&mut conn, photo).unwrap().unwrap();
+        assert_eq!(
+            carrier.message_id.map(|m| m.to_string()).as_deref(),
+            sent["message"]["id"].as_str()
+        );
+        assert_eq!(sent["message"]["attachments"][0]["id"], photo.to_string());
+        let last: serde_json::Value = serde_json::from_str(&body(7)).unwrap();
+        let room_row = store::rooms::find_for_member(&mut conn, room, bob)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            room_row.last_message_id.map(|m| m.to_string()).as_deref(),
+            last["message"]["id"].as_str()
+        );
+
+        // A later group: the stored answer comes back, and ids go on after the last.
+        let again = vec![
+            request(alice, room, "x", Some("k")),
+            request(alice, room, "w", None),
+        ];
+        let mut batch = Batch::for_test(&mut conn);
+        let answers = write(&mut batch, &again).unwrap();
+        assert_eq!(answers[0].as_ref().unwrap().body, body(0));
+        let w: serde_json::Value =
+            serde_json::from_str(&answers[1].as_ref().unwrap().body).unwrap();
+        assert_eq!(w["event_id"], "4");
+        let appended = store::events::insert(
+            &mut conn,
+            &store::events::NewEvent {
+                kind: "room.updated",
+                room_id: Some(room),
+                payload: "{}",
+                created_at: Time::now(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            appended, 5,
+            "an append without an id continues after reserved ones"
+        );
+    }
+}
