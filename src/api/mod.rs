@@ -51,6 +51,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(get().to(ops::metrics)))
         .service(
             web::scope("/api/v1")
+                // Resources are tried in order: the hottest path goes first.
+                .service(
+                    web::resource("/rooms/{id}/messages")
+                        .route(post().to(messages::send))
+                        .route(get().to(messages::history)),
+                )
                 .service(
                     web::resource("/users")
                         .route(post().to(accounts::register))
@@ -103,11 +109,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/rooms/{id}/read").route(post().to(rooms::mark_read)))
                 .service(web::resource("/dms").route(post().to(rooms::open_direct)))
-                .service(
-                    web::resource("/rooms/{id}/messages")
-                        .route(post().to(messages::send))
-                        .route(get().to(messages::history)),
-                )
                 .service(
                     web::resource("/rooms/{id}/messages/{message_id}")
                         .route(patch().to(messages::edit))

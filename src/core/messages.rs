@@ -71,16 +71,20 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
     if let Some(key) = &send.idempotency_key {
         check_key(key)?;
     }
-    let request_hash = sha256_hex(
-        serde_json::json!({
-            "room": send.room,
-            "body": body,
-            "reply_to": send.reply_to,
-            "attachment_ids": attachment_ids,
-        })
-        .to_string()
-        .as_bytes(),
-    );
+    // Only a keyed send is ever compared with another.
+    let request_hash = match &send.idempotency_key {
+        None => String::new(),
+        Some(_) => sha256_hex(
+            serde_json::json!({
+                "room": send.room,
+                "body": body,
+                "reply_to": send.reply_to,
+                "attachment_ids": attachment_ids,
+            })
+            .to_string()
+            .as_bytes(),
+        ),
+    };
     writer
         .send(SendRequest {
             author,

@@ -109,7 +109,7 @@ pub struct NewToken {
 fn secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::core::crypto::hex(&bytes);
     format!("{prefix}{hex}")
 }
 
