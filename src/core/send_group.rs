@@ -319,28 +319,9 @@ fn distinct(ids: impl Iterator<Item = Id>) -> Vec<Id> {
 mod tests {
     use super::*;
     use crate::core::crypto::sha256_hex;
-    use crate::store::{attachments::AttachmentRow, rooms::MembershipRow, rooms::RoomRow};
-    use crate::store::{schema, users::UserRow, Manager};
+    use crate::store::testing::{database, room as group_room, stay, user};
+    use crate::store::{attachments::AttachmentRow, schema};
     use diesel::prelude::*;
-
-    fn user(conn: &mut DbConnection, name: &str) -> Id {
-        let id = Id::new();
-        store::users::insert(
-            conn,
-            &UserRow {
-                id,
-                username: name.into(),
-                display_name: name.into(),
-                password_hash: String::new(),
-                kind: "user".into(),
-                owner_id: None,
-                avatar_attachment_id: None,
-                created_at: Time::now(),
-            },
-        )
-        .unwrap();
-        id
-    }
 
     fn request(author: Id, room: Id, body: &str, key: Option<&str>) -> Box<SendRequest> {
         Box::new(SendRequest {
@@ -364,37 +345,15 @@ mod tests {
     #[test]
     fn one_group_decides_each_send_in_order_and_writes_the_new_ones_together() {
         // Arrange: a group room of alice and bob, carol outside it, an upload of alice's.
-        let mut conn = Manager::new(":memory:").open().unwrap();
-        store::run_migrations(&mut conn).unwrap();
+        let mut conn = database();
         let (alice, bob, carol) = (
             user(&mut conn, "alice"),
             user(&mut conn, "bob"),
             user(&mut conn, "carol"),
         );
-        let room = Id::new();
-        store::rooms::insert(
-            &mut conn,
-            &RoomRow {
-                id: room,
-                kind: "group".into(),
-                name: Some("general".into()),
-                dm_key: None,
-                created_by: alice,
-                created_at: Time::now(),
-                last_message_id: None,
-                last_activity_at: Time::now(),
-            },
-        )
-        .unwrap();
-        let stay = |user_id| MembershipRow {
-            room_id: room,
-            user_id,
-            role: "member".into(),
-            joined_event_id: 0,
-            left_event_id: None,
-            last_read_seq: 0,
-        };
-        store::rooms::insert_memberships(&mut conn, &[stay(alice), stay(bob)]).unwrap();
+        let room = group_room(&mut conn, alice);
+        stay(&mut conn, room, alice, 0, None);
+        stay(&mut conn, room, bob, 0, None);
         let photo = Id::new();
         store::attachments::insert(
             &mut conn,

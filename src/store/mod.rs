@@ -12,6 +12,8 @@ pub mod secrets;
 pub mod sessions;
 pub mod social;
 pub mod sql_types;
+#[cfg(test)]
+pub mod testing;
 pub mod tokens;
 pub mod users;
 
@@ -278,12 +280,24 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> crate::error::Result<T> + Send + 'static,
     {
+        self.start(f).await
+    }
+
+    /// Like [`Db::run`], but the query starts now, before the returned future is awaited: a
+    /// caller can send one page while the database reads the next.
+    pub fn start<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = crate::error::Result<T>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> crate::error::Result<T> + Send + 'static,
+    {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
-        })
-        .await
-        .map_err(crate::error::Error::internal)?
+        });
+        async move { task.await.map_err(crate::error::Error::internal)? }
     }
 }

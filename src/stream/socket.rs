@@ -134,33 +134,37 @@ async fn drive(
         }
         last = ctx.head.max(position);
     }
-    // Replay what the client missed, up to where the hub queue takes over.
-    while last < position {
+    // Replay what the client missed, up to where the hub queue takes over. The next page is
+    // read while this one is sent.
+    let page = |after: i64| {
+        let user = ctx.caller.user;
+        ctx.state.db.start(move |conn| {
+            Ok(store::events::visible_range(
+                conn,
+                user,
+                after,
+                position,
+                REPLAY_PAGE,
+            )?)
+        })
+    };
+    let mut next = (last < position).then(|| page(last));
+    while let Some(reading) = next.take() {
         if let Some(why) = *close.borrow() {
             return closing(why, last);
         }
-        let (db, user, after) = (ctx.state.db.clone(), ctx.caller.user, last);
-        let rows = match db
-            .run(move |conn| {
-                Ok(store::events::visible_range(
-                    conn,
-                    user,
-                    after,
-                    position,
-                    REPLAY_PAGE,
-                )?)
-            })
-            .await
-        {
+        let rows = match reading.await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "replay failed");
                 return reason(CloseCode::Error, format!("resume from {last}"));
             }
         };
-        if rows.is_empty() {
-            last = position;
-            break;
+        match rows.last() {
+            Some(row) if rows.len() as i64 == REPLAY_PAGE && row.id < position => {
+                next = Some(page(row.id));
+            }
+            _ => {} // the last page: everything visible up to `position` has been read
         }
         for row in &rows {
             if events::Kind::is_public(&row.kind) && ws.text(events::frame(row)).await.is_err() {
@@ -169,6 +173,7 @@ async fn drive(
             last = row.id;
         }
     }
+    last = last.max(position);
     let heartbeat = ctx.state.settings.heartbeat;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let mut seen = Instant::now();
