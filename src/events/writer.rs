@@ -315,3 +315,105 @@ fn fail_all(jobs: &mut Vec<Job>, err: &Error) {
     tracing::warn!(error = %err, jobs = jobs.len(), "writes refused");
     jobs.clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::send_group::SendRequest;
+    use crate::domain::{Id, Time};
+    use crate::events::{self, Kind, To};
+    use crate::store::testing::{room, stay, user};
+    use diesel::prelude::*;
+
+    fn send(author: Id, room: Id, body: &str) -> SendRequest {
+        SendRequest {
+            author,
+            room,
+            body: body.into(),
+            reply_to: None,
+            attachment_ids: Vec::new(),
+            idempotency_key: None,
+            request_hash: String::new(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_failing_job_between_sends_rolls_back_alone() {
+        // Arrange: a file database (the writer opens its own connection), alice in a room.
+        let dir = std::env::temp_dir().join(format!("hubbub-writer-{}", Id::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = dir.join("db.sqlite").to_string_lossy().into_owned();
+        let manager = Manager::new(&url);
+        let mut conn = manager.open().unwrap();
+        store::run_migrations(&mut conn).unwrap();
+        let alice = user(&mut conn, "alice");
+        let general = room(&mut conn, alice);
+        stay(&mut conn, general, alice, 0, None);
+        let (doorbell, rung) = watch::channel(0);
+        let metrics = Arc::new(Metrics::default());
+        let writer = Writer::start(manager, doorbell, metrics.clone());
+
+        // Act: hold the writer so that the next three queue up and share one batch:
+        // a send, a job that appends an event and then fails, another send.
+        let (started, running) = oneshot::channel();
+        let holder = writer.clone();
+        let hold = actix_rt::spawn(async move {
+            holder
+                .run(move |_| {
+                    let _ = started.send(());
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    Ok(())
+                })
+                .await
+        });
+        running.await.unwrap();
+        let first = writer.send(send(alice, general, "first"));
+        let failing = writer.run(move |batch| -> Result<()> {
+            events::append(
+                batch,
+                Kind::RoomUpdated,
+                To::Room(general),
+                &"x",
+                Time::now(),
+            )?;
+            Err(Error::conflict("nope", "this job fails after writing"))
+        });
+        let second = writer.send(send(alice, general, "second"));
+        let (first, failing, second) = tokio::join!(first, failing, second);
+        let held = hold.await.unwrap();
+
+        // Assert
+        held.unwrap();
+        assert_eq!(failing.unwrap_err().status, 409);
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!((first.status, second.status), (201, 201));
+        let kinds: Vec<String> = store::schema::events::table
+            .select(store::schema::events::kind)
+            .order(store::schema::events::id.asc())
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(
+            kinds,
+            ["message.created", "message.created"],
+            "the failed job's event is gone, the sends' stay"
+        );
+        let bodies: Vec<String> = store::schema::messages::table
+            .select(store::schema::messages::body)
+            .order(store::schema::messages::seq.asc())
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(bodies, ["first", "second"]);
+        let mut rung = rung;
+        let rang = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            rung.wait_for(|head| *head >= 2),
+        )
+        .await;
+        assert!(rang.is_ok(), "the doorbell rings with the newest id");
+        let largest = metrics
+            .largest_batch
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(largest, 3, "the three shared one batch");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
