@@ -18,14 +18,6 @@ pub struct IdempotencyRow {
     pub created_at: Time,
 }
 
-pub fn find(conn: &mut DbConnection, user: Id, key: &str) -> QueryResult<Option<IdempotencyRow>> {
-    idempotency_keys::table
-        .find((user, key))
-        .select(IdempotencyRow::as_select())
-        .first(conn)
-        .optional()
-}
-
 /// The stored answers for any of these users' keys (a superset of the pairs: the caller
 /// matches user and key together).
 pub fn find_any(
@@ -46,13 +38,6 @@ pub fn find_any(
 /// Stores many answers in one statement.
 pub fn insert_many(conn: &mut DbConnection, rows: &[IdempotencyRow]) -> QueryResult<()> {
     super::insert_many!(conn, idempotency_keys::table, rows)
-}
-
-pub fn insert(conn: &mut DbConnection, row: &IdempotencyRow) -> QueryResult<()> {
-    diesel::insert_into(idempotency_keys::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
 }
 
 /// Forgets keys older than `cutoff` (a retry after that is a new send).

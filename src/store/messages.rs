@@ -20,13 +20,6 @@ pub struct MessageRow {
     pub deleted_at: Option<Time>,
 }
 
-pub fn insert(conn: &mut DbConnection, row: &MessageRow) -> QueryResult<()> {
-    diesel::insert_into(messages::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
-}
-
 /// Inserts many messages in one statement.
 pub fn insert_many(conn: &mut DbConnection, rows: &[MessageRow]) -> QueryResult<()> {
     super::insert_many!(conn, messages::table, rows)
