@@ -21,8 +21,8 @@ use crate::domain::{Id, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind};
 use crate::store::{
-    self, attachments::AttachmentRow, events::NumberedEvent, idempotency::IdempotencyRow,
-    messages::MessageRow, DbConnection,
+    self, attachments::AttachmentRow, idempotency::IdempotencyRow, messages::MessageRow,
+    messages::NewMessage, DbConnection,
 };
 
 /// A send, checked as far as it can be without the database.
@@ -84,19 +84,35 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
         verdicts.push(verdict);
     }
 
-    let new = verdicts
-        .iter()
-        .filter(|v| matches!(v, Ok(Verdict::New(..))))
-        .count();
-    let mut ids = store::events::reserve(conn, new)?.into_iter();
-    let mut events = Vec::with_capacity(new);
-    let mut messages = Vec::with_capacity(new);
+    // The new messages, in order, with their views (the payload of their event and the body
+    // of their answer).
+    let mut new: Vec<NewMessage> = Vec::new();
+    let mut views: Vec<Message> = Vec::new();
+    for (send, verdict) in sends.iter().zip(&verdicts) {
+        if let Ok(Verdict::New(row, files)) = verdict {
+            let mut message = Message::from(&**row);
+            // In the order the client listed them.
+            message.attachments = send
+                .attachment_ids
+                .iter()
+                .filter_map(|id| files.iter().find(|f| f.id == *id))
+                .map(Attachment::from)
+                .collect();
+            new.push(NewMessage {
+                row: (**row).clone(),
+                payload: serde_json::to_string(&message)?,
+            });
+            views.push(message);
+        }
+    }
+    let ids = store::messages::append_sent(conn, Kind::MessageCreated.as_str(), &mut new)?;
+
+    let mut written = new.iter().zip(views.iter().zip(&ids));
     let mut records = Vec::new();
     let mut answers: Vec<Slot> = Vec::with_capacity(sends.len());
-    let mut attached: Vec<(Vec<Id>, Id)> = Vec::new();
     for (send, verdict) in sends.iter().zip(verdicts) {
-        let (mut row, files) = match verdict {
-            Ok(Verdict::New(row, files)) => (*row, files),
+        match verdict {
+            Ok(Verdict::New(..)) => {}
             Ok(Verdict::Stored(sent)) => {
                 answers.push(Slot::Done(Ok(sent)));
                 continue;
@@ -109,32 +125,15 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 answers.push(Slot::Done(Err(e)));
                 continue;
             }
-        };
-        let id = ids.next().ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("fewer event ids reserved than needed"))
+        }
+        let (m, (message, id)) = written.next().ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("fewer messages written than checked"))
         })?;
-        // The message's place in history is its event's place in the log.
-        row.seq = id;
-        let mut message = Message::from(&row);
-        // In the order the client listed them.
-        message.attachments = send
-            .attachment_ids
-            .iter()
-            .filter_map(|id| files.iter().find(|f| f.id == *id))
-            .map(Attachment::from)
-            .collect();
-        events.push(NumberedEvent {
-            id,
-            kind: Kind::MessageCreated.as_str(),
-            room_id: Some(row.room_id),
-            payload: serde_json::to_string(&message)?,
-            created_at: row.created_at,
-        });
         let sent = Sent {
             status: 201,
             body: serde_json::to_string(&SentBody {
-                message: &message,
-                event_id: events::cursor(id),
+                message,
+                event_id: events::cursor(*id),
             })?,
         };
         if let Some(key) = &send.idempotency_key {
@@ -144,32 +143,17 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 request_hash: send.request_hash.clone(),
                 status: i32::from(sent.status),
                 response: sent.body.clone(),
-                created_at: row.created_at,
+                created_at: m.row.created_at,
             });
         }
         if !send.attachment_ids.is_empty() {
-            attached.push((send.attachment_ids.clone(), row.id));
+            store::attachments::attach(conn, &send.attachment_ids, m.row.id)?;
         }
-        messages.push(row);
         answers.push(Slot::Done(Ok(sent)));
     }
-
-    store::events::insert_numbered(conn, &events)?;
-    store::messages::insert_many(conn, &messages)?;
-    for (files, message) in &attached {
-        store::attachments::attach(conn, files, *message)?;
-    }
-    // Each room's newest message is the last of the group in that room.
-    let mut newest: HashMap<Id, &MessageRow> = HashMap::new();
-    for row in &messages {
-        newest.insert(row.room_id, row);
-    }
-    for row in newest.values() {
-        store::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
-    }
     store::idempotency::insert_many(conn, &records)?;
-    if let Some(last) = events.last() {
-        batch.appended(last.id);
+    if let Some(last) = ids.iter().max() {
+        batch.appended(*last);
     }
 
     // Retries of a send of this group get its answer.

@@ -3,6 +3,7 @@
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
+use super::events::NumberedEvent;
 use super::schema::{messages, reactions, room_memberships};
 use super::DbConnection;
 
@@ -20,9 +21,168 @@ pub struct MessageRow {
     pub deleted_at: Option<Time>,
 }
 
-/// Inserts many messages in one statement.
-pub fn insert_many(conn: &mut DbConnection, rows: &[MessageRow]) -> QueryResult<()> {
-    super::insert_many!(conn, messages::table, rows)
+/// A message of a group of sends, with its `message.created` payload.
+pub struct NewMessage {
+    pub row: MessageRow,
+    pub payload: String,
+}
+
+/// Appends the events (of `kind`, `message.created`) of a group of sends, inserts the messages with
+/// `seq` = their event's id, and sets each room's newest message; returns the event ids, in
+/// the order given. The caller holds the event-log lock.
+///
+/// SQLite: the ids are reserved, then one multi-row insert per table and one update per room.
+/// PostgreSQL, where each statement is a round trip and diesel re-parses multi-row inserts:
+/// one statement, prepared once, that takes the ids from the sequence and does all of it.
+pub fn append_sent(
+    conn: &mut DbConnection,
+    kind: &'static str,
+    new: &mut [NewMessage],
+) -> QueryResult<Vec<i64>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = if let DbConnection::Postgresql(pg) = conn {
+        let numbered: Vec<(i64, i64)> = SentGroupPg::of(kind, new).load(pg)?;
+        numbered.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    } else {
+        let ids = super::events::reserve(conn, new.len())?;
+        let events: Vec<NumberedEvent> = new
+            .iter()
+            .zip(&ids)
+            .map(|(m, id)| NumberedEvent {
+                id: *id,
+                kind,
+                room_id: Some(m.row.room_id),
+                payload: m.payload.clone(),
+                created_at: m.row.created_at,
+            })
+            .collect();
+        super::events::insert_numbered(conn, &events)?;
+        let rows: Vec<MessageRow> = new
+            .iter()
+            .zip(&ids)
+            .map(|(m, id)| MessageRow {
+                seq: *id,
+                ..m.row.clone()
+            })
+            .collect();
+        super::insert_many!(conn, messages::table, &rows)?;
+        // Each room's newest message is the last of the group in that room.
+        let mut newest: std::collections::HashMap<Id, &MessageRow> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            newest.insert(row.room_id, row);
+        }
+        for row in newest.values() {
+            super::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
+        }
+        ids
+    };
+    if ids.len() != new.len() {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "fewer event ids than messages".into(),
+        ));
+    }
+    for (m, id) in new.iter_mut().zip(&ids) {
+        m.row.seq = *id;
+    }
+    Ok(ids)
+}
+
+/// [`append_sent`] on PostgreSQL: arrays in, (position, event id) out. A type of its own with a
+/// static query id, so that diesel keeps it prepared (`sql_query` never is).
+struct SentGroupPg {
+    kind: &'static str,
+    payloads: Vec<String>,
+    rooms: Vec<Id>,
+    created: Vec<Time>,
+    ids: Vec<Id>,
+    authors: Vec<Id>,
+    bodies: Vec<String>,
+    replies: Vec<Option<Id>>,
+}
+
+impl SentGroupPg {
+    fn of(kind: &'static str, new: &[NewMessage]) -> SentGroupPg {
+        SentGroupPg {
+            kind,
+            payloads: new.iter().map(|m| m.payload.clone()).collect(),
+            rooms: new.iter().map(|m| m.row.room_id).collect(),
+            created: new.iter().map(|m| m.row.created_at).collect(),
+            ids: new.iter().map(|m| m.row.id).collect(),
+            authors: new.iter().map(|m| m.row.author_id).collect(),
+            bodies: new.iter().map(|m| m.row.body.clone()).collect(),
+            replies: new.iter().map(|m| m.row.reply_to).collect(),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for SentGroupPg {
+    type QueryId = SentGroupPg;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for SentGroupPg {
+    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::BigInt);
+}
+
+impl<Conn> RunQueryDsl<Conn> for SentGroupPg {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SentGroupPg {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use super::sql_types::{DbTime, DbUuid};
+        use diesel::sql_types::{Array, Nullable, Text};
+        // `ids` numbers the reserved ids in increasing order, whatever order nextval ran in,
+        // so the n-th message gets the n-th smallest id; MATERIALIZED makes every CTE run once.
+        out.push_sql("WITH input AS MATERIALIZED (SELECT * FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.payloads)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<DbUuid>, _>(&self.rooms)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<DbTime>, _>(&self.created)?;
+        out.push_sql("::timestamptz[], ");
+        out.push_bind_param::<Array<DbUuid>, _>(&self.ids)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<DbUuid>, _>(&self.authors)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.bodies)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<DbUuid>>, _>(&self.replies)?;
+        out.push_sql(
+            "::uuid[]) WITH ORDINALITY
+                 AS t(payload, room_id, created_at, message_id, author_id, body, reply_to, n)
+            ), ids AS MATERIALIZED (
+                SELECT row_number() OVER (ORDER BY id) AS n, id FROM (
+                    SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id FROM input
+                ) reserved
+            ), numbered AS MATERIALIZED (
+                SELECT ids.id, input.* FROM input JOIN ids USING (n)
+            ), new_events AS (
+                INSERT INTO events (id, kind, room_id, payload, created_at)
+                SELECT id, ",
+        );
+        out.push_bind_param::<Text, _>(&self.kind)?;
+        out.push_sql(
+            "::text, room_id, payload, created_at FROM numbered
+            ), new_messages AS (
+                INSERT INTO messages (id, room_id, seq, author_id, body, reply_to, created_at)
+                SELECT message_id, room_id, id, author_id, body, reply_to, created_at
+                FROM numbered
+            ), touched AS (
+                UPDATE rooms SET last_message_id = newest.message_id,
+                                 last_activity_at = newest.created_at
+                FROM (SELECT DISTINCT ON (room_id) room_id, message_id, created_at
+                      FROM numbered ORDER BY room_id, n DESC) newest
+                WHERE rooms.id = newest.room_id
+            )
+            SELECT n, id FROM numbered ORDER BY n",
+        );
+        Ok(())
+    }
 }
 
 pub fn find_in_room(conn: &mut DbConnection, room: Id, id: Id) -> QueryResult<Option<MessageRow>> {
