@@ -363,4 +363,8 @@ async fn a_reply_cannot_reach_into_another_room() {
         2,
         "nothing else sent"
     );
+    assert_eq!(
+        history["messages"][1]["reply_to"], local["message"]["id"],
+        "the reply is stored with its parent"
+    );
 }
