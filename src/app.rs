@@ -75,7 +75,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Manager::new(&settings.database_url),
         doorbell,
         metrics.clone(),
-    );
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the writer thread: {e}"))?;
     let db = Db::new(pool);
     let settings = Arc::new(settings);
     let state = AppState {

@@ -139,14 +139,18 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. `doorbell` receives the newest committed event id.
-    pub fn start(manager: Manager, doorbell: watch::Sender<i64>, metrics: Arc<Metrics>) -> Writer {
+    /// Starts the writer thread. `doorbell` receives the newest committed event id. Fails only
+    /// if the operating system refuses a thread (at start-up: the server then exits with it).
+    pub fn start(
+        manager: Manager,
+        doorbell: watch::Sender<i64>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel::<Job>(QUEUE);
         thread::Builder::new()
             .name("hubbub-writer".into())
-            .spawn(move || run(manager, rx, doorbell, metrics))
-            .expect("start the writer thread");
-        Writer { jobs }
+            .spawn(move || run(manager, rx, doorbell, metrics))?;
+        Ok(Writer { jobs })
     }
 
     /// Runs `f` in the next batch and returns its result once the batch has committed.
@@ -351,7 +355,7 @@ mod tests {
         stay(&mut conn, general, alice, 0, None);
         let (doorbell, rung) = watch::channel(0);
         let metrics = Arc::new(Metrics::default());
-        let writer = Writer::start(manager, doorbell, metrics.clone());
+        let writer = Writer::start(manager, doorbell, metrics.clone()).unwrap();
 
         // Act: hold the writer so that the next three queue up and share one batch:
         // a send, a job that appends an event and then fails, another send.
