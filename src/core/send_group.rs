@@ -187,6 +187,23 @@ struct Known {
     answers: HashMap<(Id, String), IdempotencyRow>,
     /// The kind of each room an author is in now, by (room, author).
     stays: HashMap<(Id, Id), String>,
+    /// The current members of the group's direct rooms.
+    direct: HashMap<Id, Vec<Id>>,
+    /// Blocks between those members, as (blocker, blocked).
+    blocks: HashSet<(Id, Id)>,
+}
+
+impl Known {
+    /// In a direct room, a block between the two members (either way) stops messages.
+    fn blocked(&self, room: Id, author: Id) -> bool {
+        self.direct.get(&room).is_some_and(|members| {
+            members.iter().any(|&other| {
+                other != author
+                    && (self.blocks.contains(&(author, other))
+                        || self.blocks.contains(&(other, author)))
+            })
+        })
+    }
 }
 
 impl Known {
@@ -211,11 +228,33 @@ impl Known {
         };
         let rooms = distinct(sends.iter().map(|s| s.room));
         let authors = distinct(sends.iter().map(|s| s.author));
-        let stays = store::rooms::current_stays_with_kind(conn, &rooms, &authors)?
+        let stays: HashMap<(Id, Id), String> =
+            store::rooms::current_stays_with_kind(conn, &rooms, &authors)?
+                .into_iter()
+                .map(|(room, user, kind)| ((room, user), kind))
+                .collect();
+        // Direct rooms: their members and the blocks between them, one query each for the
+        // whole group rather than two per send.
+        let direct_rooms = distinct(
+            stays
+                .iter()
+                .filter(|(_, kind)| *kind == "direct")
+                .map(|((room, _), _)| *room),
+        );
+        let mut direct: HashMap<Id, Vec<Id>> = HashMap::new();
+        for stay in store::rooms::current_members(conn, &direct_rooms)? {
+            direct.entry(stay.room_id).or_default().push(stay.user_id);
+        }
+        let members = distinct(direct.values().flatten().copied());
+        let blocks = store::social::blocks_among(conn, &members)?
             .into_iter()
-            .map(|(room, user, kind)| ((room, user), kind))
             .collect();
-        Ok(Known { answers, stays })
+        Ok(Known {
+            answers,
+            stays,
+            direct,
+            blocks,
+        })
     }
 }
 
@@ -255,8 +294,8 @@ fn check(
         .stays
         .get(&(send.room, send.author))
         .ok_or_else(Error::room_not_found)?;
-    if kind == "direct" {
-        crate::core::messages::check_direct_not_blocked(conn, send.room, send.author)?;
+    if kind == "direct" && known.blocked(send.room, send.author) {
+        return Err(Error::blocked());
     }
     if let Some(parent) = send.reply_to {
         if store::messages::find_in_room(conn, send.room, parent)?.is_none() {

@@ -137,6 +137,18 @@ pub fn friends_of(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<(Id, Tim
 }
 
 /// Whether either user blocks the other.
+/// The blocks between any two of these users, as (blocker, blocked).
+pub fn blocks_among(conn: &mut DbConnection, users: &[Id]) -> QueryResult<Vec<(Id, Id)>> {
+    if users.len() < 2 {
+        return Ok(Vec::new());
+    }
+    blocks::table
+        .filter(blocks::blocker.eq_any(users))
+        .filter(blocks::blocked.eq_any(users))
+        .select((blocks::blocker, blocks::blocked))
+        .load(conn)
+}
+
 pub fn blocked_either_way(conn: &mut DbConnection, a: Id, b: Id) -> QueryResult<bool> {
     let query = blocks::table.filter(
         (blocks::blocker.eq(a).and(blocks::blocked.eq(b)))
