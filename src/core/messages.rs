@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::core::crypto::sha256_hex;
-use crate::core::send_group::SendRequest;
 pub use crate::core::send_group::Sent;
+use crate::core::send_group::{Keyed, SendRequest};
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, MessageBody, Time};
 use crate::error::{Error, Result};
@@ -72,9 +72,9 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
         check_key(key)?;
     }
     // Only a keyed send is ever compared with another.
-    let request_hash = match &send.idempotency_key {
-        None => String::new(),
-        Some(_) => sha256_hex(
+    let key = send.idempotency_key.map(|key| Keyed {
+        key,
+        request_hash: sha256_hex(
             serde_json::json!({
                 "room": send.room,
                 "body": body,
@@ -84,7 +84,7 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             .to_string()
             .as_bytes(),
         ),
-    };
+    });
     writer
         .send(SendRequest {
             author,
@@ -92,8 +92,7 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             body,
             reply_to: send.reply_to,
             attachment_ids,
-            idempotency_key: send.idempotency_key,
-            request_hash,
+            key,
         })
         .await
 }

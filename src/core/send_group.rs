@@ -34,8 +34,14 @@ pub struct SendRequest {
     pub reply_to: Option<Id>,
     /// Distinct, at most `MAX_ATTACHMENTS`.
     pub attachment_ids: Vec<Id>,
-    pub idempotency_key: Option<String>,
-    /// Tells a retry (same request) from a reuse of the key for another request.
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub key: Option<Keyed>,
+}
+
+/// An `Idempotency-Key` and the hash of the request it came with, which tells a retry (same
+/// request) from a reuse of the key for another request.
+pub struct Keyed {
+    pub key: String,
     pub request_hash: String,
 }
 
@@ -78,8 +84,8 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 return Err(e.for_another());
             }
         }
-        if let (Ok(Verdict::New(..)), Some(key)) = (&verdict, &send.idempotency_key) {
-            keyed.insert((send.author, key.as_str()), (i, send.request_hash.as_str()));
+        if let (Ok(Verdict::New(..)), Some(k)) = (&verdict, &send.key) {
+            keyed.insert((send.author, k.key.as_str()), (i, k.request_hash.as_str()));
         }
         verdicts.push(verdict);
     }
@@ -136,11 +142,11 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 event_id: events::cursor(*id),
             })?,
         };
-        if let Some(key) = &send.idempotency_key {
+        if let Some(k) = &send.key {
             records.push(IdempotencyRow {
                 user_id: send.author,
-                key: key.clone(),
-                request_hash: send.request_hash.clone(),
+                key: k.key.clone(),
+                request_hash: k.request_hash.clone(),
                 status: i32::from(sent.status),
                 response: sent.body.clone(),
                 created_at: m.row.created_at,
@@ -211,7 +217,7 @@ impl Known {
         let keyed: Vec<&SendRequest> = sends
             .iter()
             .map(|s| &**s)
-            .filter(|s| s.idempotency_key.is_some())
+            .filter(|s| s.key.is_some())
             .collect();
         let answers = if keyed.is_empty() {
             HashMap::new()
@@ -219,7 +225,7 @@ impl Known {
             let users = distinct(keyed.iter().map(|s| s.author));
             let keys: Vec<&str> = keyed
                 .iter()
-                .filter_map(|s| s.idempotency_key.as_deref())
+                .filter_map(|s| s.key.as_ref().map(|k| k.key.as_str()))
                 .collect();
             store::idempotency::find_any(conn, &users, &keys)?
                 .into_iter()
@@ -267,7 +273,7 @@ fn check(
     keyed: &HashMap<(Id, &str), (usize, &str)>,
     claimed: &mut HashSet<Id>,
 ) -> Result<Verdict> {
-    if let Some(key) = &send.idempotency_key {
+    if let Some(Keyed { key, request_hash }) = &send.key {
         let reused = || {
             Error::conflict(
                 "idempotency_key_reused",
@@ -275,7 +281,7 @@ fn check(
             )
         };
         if let Some(done) = known.answers.get(&(send.author, key.clone())) {
-            if done.request_hash != send.request_hash {
+            if done.request_hash != *request_hash {
                 return Err(reused());
             }
             return Ok(Verdict::Stored(Sent {
@@ -284,7 +290,7 @@ fn check(
             }));
         }
         if let Some(&(first, hash)) = keyed.get(&(send.author, key.as_str())) {
-            if hash != send.request_hash {
+            if hash != request_hash {
                 return Err(reused());
             }
             return Ok(Verdict::SameAs(first));
@@ -353,8 +359,10 @@ mod tests {
             body: body.into(),
             reply_to: None,
             attachment_ids: Vec::new(),
-            idempotency_key: key.map(str::to_string),
-            request_hash: sha256_hex(format!("{room}{body}").as_bytes()),
+            key: key.map(|key| Keyed {
+                key: key.to_string(),
+                request_hash: sha256_hex(format!("{room}{body}").as_bytes()),
+            }),
         })
     }
 

@@ -336,8 +336,7 @@ mod tests {
             body: body.into(),
             reply_to: None,
             attachment_ids: Vec::new(),
-            idempotency_key: None,
-            request_hash: String::new(),
+            key: None,
         }
     }
 
