@@ -42,38 +42,26 @@ struct Reserved {
     id: i64,
 }
 
-/// Reserves `n` event ids, in increasing order, for rows inserted with [`insert_numbered`].
-/// The caller holds the event-log lock, so no other append can take an id in between or
-/// commit a higher one first. On PostgreSQL the ids come from the identity's sequence, on
-/// SQLite from `sqlite_sequence` (the highest id ever used, which inserting them advances), so
-/// appends with [`insert`] that follow continue after them.
+/// Reserves `n` event ids on SQLite, in increasing order, for rows inserted with
+/// [`insert_numbered`]. The caller holds the write lock, so no other append can take an id in
+/// between. They follow `sqlite_sequence` (the highest id ever used, which inserting them
+/// advances), so appends with [`insert`] that follow continue after them. (PostgreSQL takes its
+/// ids from the sequence inside `messages::append_sent`'s statement.)
 pub fn reserve(conn: &mut DbConnection, n: usize) -> QueryResult<Vec<i64>> {
+    let DbConnection::Sqlite(conn) = conn else {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "on PostgreSQL, event ids are taken inside messages::append_sent".into(),
+        ));
+    };
     if n == 0 {
         return Ok(Vec::new());
     }
-    match conn {
-        DbConnection::Postgresql(c) => {
-            let mut ids: Vec<i64> = diesel::sql_query(
-                "SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id \
-                 FROM generate_series(1, $1)",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(n as i64)
-            .load::<Reserved>(c)?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-            ids.sort_unstable();
-            Ok(ids)
-        }
-        DbConnection::Sqlite(c) => {
-            let last = diesel::sql_query(
-                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS id",
-            )
-            .get_result::<Reserved>(c)?
-            .id;
-            Ok((1..=n as i64).map(|i| last + i).collect())
-        }
-    }
+    let last = diesel::sql_query(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS id",
+    )
+    .get_result::<Reserved>(conn)?
+    .id;
+    Ok((1..=n as i64).map(|i| last + i).collect())
 }
 
 /// Appends events whose ids [`reserve`] gave, in one statement.

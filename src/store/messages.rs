@@ -42,42 +42,12 @@ pub fn append_sent(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = if let DbConnection::Postgresql(pg) = conn {
-        let numbered: Vec<(i64, i64)> = SentGroupPg::of(kind, new).load(pg)?;
-        numbered.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
-    } else {
-        let ids = super::events::reserve(conn, new.len())?;
-        let events: Vec<NumberedEvent> = new
-            .iter()
-            .zip(&ids)
-            .map(|(m, id)| NumberedEvent {
-                id: *id,
-                kind,
-                room_id: Some(m.row.room_id),
-                payload: m.payload.clone(),
-                created_at: m.row.created_at,
-            })
-            .collect();
-        super::events::insert_numbered(conn, &events)?;
-        let rows: Vec<MessageRow> = new
-            .iter()
-            .zip(&ids)
-            .map(|(m, id)| MessageRow {
-                seq: *id,
-                ..m.row.clone()
-            })
-            .collect();
-        super::insert_many!(conn, messages::table, &rows)?;
-        // Each room's newest message is the last of the group in that room.
-        let mut newest: std::collections::HashMap<Id, &MessageRow> =
-            std::collections::HashMap::new();
-        for row in &rows {
-            newest.insert(row.room_id, row);
+    let ids = match conn {
+        DbConnection::Postgresql(pg) => {
+            let numbered: Vec<(i64, i64)> = SentGroupPg::of(kind, new).load(pg)?;
+            numbered.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
         }
-        for row in newest.values() {
-            super::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
-        }
-        ids
+        DbConnection::Sqlite(_) => append_sent_sqlite(conn, kind, new)?,
     };
     if ids.len() != new.len() {
         return Err(diesel::result::Error::QueryBuilderError(
@@ -86,6 +56,46 @@ pub fn append_sent(
     }
     for (m, id) in new.iter_mut().zip(&ids) {
         m.row.seq = *id;
+    }
+    Ok(ids)
+}
+
+/// [`append_sent`] on SQLite: the ids reserved, one multi-row insert per table, one update per
+/// room.
+fn append_sent_sqlite(
+    conn: &mut DbConnection,
+    kind: &'static str,
+    new: &[NewMessage],
+) -> QueryResult<Vec<i64>> {
+    let ids = super::events::reserve(conn, new.len())?;
+    let events: Vec<NumberedEvent> = new
+        .iter()
+        .zip(&ids)
+        .map(|(m, id)| NumberedEvent {
+            id: *id,
+            kind,
+            room_id: Some(m.row.room_id),
+            payload: m.payload.clone(),
+            created_at: m.row.created_at,
+        })
+        .collect();
+    super::events::insert_numbered(conn, &events)?;
+    let rows: Vec<MessageRow> = new
+        .iter()
+        .zip(&ids)
+        .map(|(m, id)| MessageRow {
+            seq: *id,
+            ..m.row.clone()
+        })
+        .collect();
+    super::insert_many!(conn, messages::table, &rows)?;
+    // Each room's newest message is the last of the group in that room.
+    let mut newest: std::collections::HashMap<Id, &MessageRow> = std::collections::HashMap::new();
+    for row in &rows {
+        newest.insert(row.room_id, row);
+    }
+    for row in newest.values() {
+        super::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
     }
     Ok(ids)
 }
