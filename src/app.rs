@@ -1,13 +1,18 @@
 //! Builds and runs the server: database and migrations, the writer, the hub and its tailer,
 //! the maintenance task, the HTTP routes, and a clean shutdown on SIGTERM/SIGINT.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{time, Key, SameSite};
+use actix_web::dev::AppConfig;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context as _;
 use rand::RngCore;
 use tokio::sync::watch;
@@ -23,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::realtime::{doorbell, tailer, Close, Hub};
 use crate::state::AppState;
 use crate::store::{self, Db, Manager};
+use crate::upgrade::{Pumps, Upgrades};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "hubbub_session";
@@ -120,7 +126,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let session_ttl = time::Duration::seconds(settings.session_ttl.as_secs() as i64);
     let cors_origins = settings.allowed_origins.clone();
     let openapi = api::openapi::document();
-    let server = HttpServer::new(move || {
+    // `docs`: the API document and its pages, which no upgrade request needs (the App that
+    // answers upgrades leaves them out, and the memory of their copy).
+    let make_app = move |docs: bool| {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
             .cookie_name(SESSION_COOKIE.into())
             .cookie_secure(cookie_secure)
@@ -139,8 +147,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .app_data(web::PathConfig::default().error_handler(api::error::path_error))
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error))
             // Before the /api/v1 scope, which would otherwise answer 404 for the document.
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
-            .service(web::redirect("/docs", "/docs/"))
+            .configure(|cfg| {
+                if docs {
+                    cfg.service(
+                        SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()),
+                    )
+                    .service(web::redirect("/docs", "/docs/"));
+                }
+            })
             .configure(api::routes)
             .wrap(sessions)
             .wrap(from_fn(api::ratelimit::limit))
@@ -148,22 +162,45 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .wrap(api::middleware::cors(&cors_origins))
             .wrap(from_fn(api::middleware::observe))
             .wrap(from_fn(api::middleware::request_id))
-    })
-    .disable_signals()
-    .shutdown_timeout(10)
-    .bind(settings.listen)
-    .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
+    };
+    let listener =
+        listen(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener
+        .local_addr()
         .context("the server bound no address")?;
+    // What actix-web's HttpServer builds, plus actix-http's upgrade hook: upgraded
+    // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/upgrade.rs).
+    let pumps = Pumps::default();
+    let upgrades = pumps.clone();
+    let server = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen("hubbub", listener, move || {
+            let app = make_app(true)
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response());
+            HttpService::build()
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .upgrade(Upgrades::new(
+                    make_app(false).into_factory(),
+                    AppConfig::default(),
+                    upgrades.clone(),
+                ))
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
     let server = server.run();
     let handle = server.handle();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: closing sockets, finishing requests");
         hub.close_all(Close::ShuttingDown);
+        // Sockets send their close frames from tasks of their own, which actix-server
+        // doesn't wait for.
+        pumps.drained(Duration::from_secs(10)).await;
         handle.stop(true).await;
     });
     tracing::info!(database = %store::redact(&settings.database_url), "ready");
@@ -173,6 +210,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listening socket with actix-web's backlog (1,024 pending connections).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
 
 async fn wait_for_signal() {

@@ -14,3 +14,4 @@ pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod upgrade;

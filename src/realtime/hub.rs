@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
-use tokio::sync::{mpsc, watch};
+
+use super::queue::{self, Refused};
 
 use crate::core::credentials::Credentials;
 use crate::domain::Id;
@@ -61,15 +62,14 @@ pub struct Registration {
     pub socket: u64,
     /// The hub's position: every visible event after it will arrive on `frames`.
     pub position: i64,
-    pub frames: mpsc::Receiver<Frame>,
-    pub close: watch::Receiver<Option<Close>>,
+    /// The socket's queue, which also says why the hub closed it.
+    pub frames: queue::Receiver,
 }
 
 struct Socket {
     id: u64,
     credential: Id,
-    frames: mpsc::Sender<Frame>,
-    close: watch::Sender<Option<Close>>,
+    frames: queue::Sender,
 }
 
 #[derive(Default)]
@@ -127,8 +127,7 @@ impl Hub {
     /// Registers a socket of `user`, opened with `credential`, with a queue of `capacity`.
     /// Returns `None` when the server is shutting down.
     pub fn register(&self, user: Id, credential: Id, capacity: usize) -> Option<Registration> {
-        let (tx, frames) = mpsc::channel(capacity);
-        let (close_tx, close) = watch::channel(None);
+        let (tx, frames) = queue::queue(capacity);
         let mut state = self.lock();
         if state.shutting_down {
             return None;
@@ -139,14 +138,12 @@ impl Hub {
             id: socket,
             credential,
             frames: tx,
-            close: close_tx,
         });
         self.metrics.open_sockets.fetch_add(1, Ordering::Relaxed);
         Some(Registration {
             socket,
             position: state.position,
             frames,
-            close,
         })
     }
 
@@ -243,13 +240,13 @@ fn deliver(state: &mut State, metrics: &Metrics, user: Id, id: i64, frame: &Byte
             delivered += 1;
             true
         }
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(Refused::Full) => {
             metrics.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
             metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
-            let _ = socket.close.send(Some(Close::Resume));
+            socket.frames.close(Close::Resume);
             false
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(Refused::Closed) => {
             metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
             false
         }
@@ -263,7 +260,7 @@ fn deliver(state: &mut State, metrics: &Metrics, user: Id, id: i64, frame: &Byte
 fn close_where(state: &mut State, matches: impl Fn(&Socket) -> bool, why: Close) {
     for list in state.sockets.values() {
         for socket in list.iter().filter(|s| matches(s)) {
-            let _ = socket.close.send(Some(why));
+            socket.frames.close(why);
         }
     }
 }
@@ -290,7 +287,7 @@ mod tests {
         let mut b = hub.register(bob, Id::new(), 8).unwrap();
         hub.dispatch(&[message(1, room)]);
         assert_eq!(a.frames.try_recv().unwrap().0, 1);
-        assert!(b.frames.try_recv().is_err());
+        assert!(b.frames.try_recv().is_none());
     }
 
     #[test]
@@ -299,7 +296,7 @@ mod tests {
         let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
         let a = hub.register(alice, Id::new(), 1).unwrap();
         hub.dispatch(&[message(1, room), message(2, room)]);
-        assert_eq!(*a.close.borrow(), Some(Close::Resume));
+        assert_eq!(a.frames.closed(), Some(Close::Resume));
     }
 
     #[test]
@@ -311,6 +308,6 @@ mod tests {
         leave.effect = Effect::Left(alice);
         hub.dispatch(&[leave, message(2, room)]);
         assert_eq!(a.frames.try_recv().unwrap().0, 1);
-        assert!(a.frames.try_recv().is_err());
+        assert!(a.frames.try_recv().is_none());
     }
 }

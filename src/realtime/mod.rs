@@ -3,6 +3,7 @@
 
 pub mod doorbell;
 pub mod hub;
+pub mod queue;
 pub mod tailer;
 
 pub use hub::{Close, Hub};

@@ -117,7 +117,7 @@ async fn poll(state: &AppState, mut sub: Subscription, timeout: Duration) -> Res
                     frames.push(text.to_string());
                     cursor = id;
                     // Take whatever else is already queued, then answer.
-                    while let Ok((id, text)) = sub.registration.frames.try_recv() {
+                    while let Some((id, text)) = sub.registration.frames.try_recv() {
                         if id > cursor {
                             frames.push(text.to_string());
                             cursor = id;

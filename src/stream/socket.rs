@@ -13,6 +13,7 @@ use crate::api::auth::Caller;
 use crate::domain::{Id, Time};
 use crate::events;
 use crate::realtime::hub::{Close, Registration};
+use crate::realtime::queue;
 use crate::state::AppState;
 use crate::store;
 use crate::stream::subscribe::Subscription;
@@ -102,78 +103,14 @@ async fn drive(
     let Registration {
         position,
         mut frames,
-        mut close,
         ..
     } = reg;
-    let start = ctx.since.unwrap_or(ctx.head.max(position));
-    let hello = Hello {
-        r#type: "hello",
-        cursor: events::cursor(start),
-        user_id: ctx.caller.user,
-        heartbeat_s: ctx.state.settings.heartbeat.as_secs(),
+    // Boxed: what catching up needs is gone once it is done, and an idle socket keeps only
+    // what the live loop below needs.
+    let mut last = match Box::pin(catch_up(ctx, position, &frames, ws)).await {
+        Ok(last) => last,
+        Err(end) => return end,
     };
-    if ws
-        .text(serde_json::to_string(&hello).unwrap_or_default())
-        .await
-        .is_err()
-    {
-        return End::Gone;
-    }
-    let mut last = start;
-    if ctx.resync {
-        let frame = Resync {
-            r#type: "resync_required",
-            cursor: events::cursor(ctx.head.max(position)),
-        };
-        if ws
-            .text(serde_json::to_string(&frame).unwrap_or_default())
-            .await
-            .is_err()
-        {
-            return End::Gone;
-        }
-        last = ctx.head.max(position);
-    }
-    // Replay what the client missed, up to where the hub queue takes over. The next page is
-    // read while this one is sent.
-    let page = |after: i64| {
-        let user = ctx.caller.user;
-        ctx.state.db.start(move |conn| {
-            Ok(store::events::visible_range(
-                conn,
-                user,
-                after,
-                position,
-                REPLAY_PAGE,
-            )?)
-        })
-    };
-    let mut next = (last < position).then(|| page(last));
-    while let Some(reading) = next.take() {
-        if let Some(why) = *close.borrow() {
-            return closing(why, last);
-        }
-        let rows = match reading.await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "replay failed");
-                return reason(CloseCode::Error, format!("resume from {last}"));
-            }
-        };
-        match rows.last() {
-            Some(row) if rows.len() as i64 == REPLAY_PAGE && row.id < position => {
-                next = Some(page(row.id));
-            }
-            _ => {} // the last page: everything visible up to `position` has been read
-        }
-        for row in &rows {
-            if events::Kind::is_public(&row.kind) && ws.text(events::frame(row)).await.is_err() {
-                return End::Gone;
-            }
-            last = row.id;
-        }
-    }
-    last = last.max(position);
     let heartbeat = ctx.state.settings.heartbeat;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let mut seen = Instant::now();
@@ -190,7 +127,7 @@ async fn drive(
         tokio::select! {
             _ = &mut expiry, if expiry_armed => {
                 expiry_armed = false;
-                if credential_expired(ctx).await {
+                if Box::pin(credential_expired(ctx)).await {
                     return closing(Close::Expired, last);
                 }
             }
@@ -204,17 +141,9 @@ async fn drive(
                     }
                     last = id;
                 }
-                // The hub dropped us: it says why on the close channel.
-                None => return closing((*close.borrow()).unwrap_or(Close::Resume), last),
+                // The hub closed or dropped us: the queue says why.
+                None => return closing(frames.closed().unwrap_or(Close::Resume), last),
             },
-            changed = close.changed() => {
-                let why = *close.borrow();
-                match (why, changed) {
-                    (Some(why), _) => return closing(why, last),
-                    (None, Err(_)) => return closing(Close::Resume, last),
-                    (None, Ok(())) => {}
-                }
-            }
             msg = messages.next() => match msg {
                 Some(Ok(Message::Ping(bytes))) => {
                     seen = Instant::now();
@@ -234,7 +163,9 @@ async fn drive(
                 if seen.elapsed() > heartbeat * 2 {
                     return End::Gone;
                 }
-                if ctx.expires.is_some_and(|at| Time::now() >= at) && credential_expired(ctx).await {
+                if ctx.expires.is_some_and(|at| Time::now() >= at)
+                    && Box::pin(credential_expired(ctx)).await
+                {
                     return closing(Close::Expired, last);
                 }
                 if ws.ping(b"").await.is_err() {
@@ -243,6 +174,85 @@ async fn drive(
             }
         }
     }
+}
+
+/// Sends `hello`, then `resync_required` or the replay of what the client missed, up to where
+/// the hub queue takes over; returns the last id sent (or passed).
+async fn catch_up(
+    ctx: &Context,
+    position: i64,
+    frames: &queue::Receiver,
+    ws: &mut Session,
+) -> Result<i64, End> {
+    let start = ctx.since.unwrap_or(ctx.head.max(position));
+    let hello = Hello {
+        r#type: "hello",
+        cursor: events::cursor(start),
+        user_id: ctx.caller.user,
+        heartbeat_s: ctx.state.settings.heartbeat.as_secs(),
+    };
+    if ws
+        .text(serde_json::to_string(&hello).unwrap_or_default())
+        .await
+        .is_err()
+    {
+        return Err(End::Gone);
+    }
+    let mut last = start;
+    if ctx.resync {
+        let frame = Resync {
+            r#type: "resync_required",
+            cursor: events::cursor(ctx.head.max(position)),
+        };
+        if ws
+            .text(serde_json::to_string(&frame).unwrap_or_default())
+            .await
+            .is_err()
+        {
+            return Err(End::Gone);
+        }
+        last = ctx.head.max(position);
+    }
+    // Replay what the client missed, up to where the hub queue takes over. The next page is
+    // read while this one is sent.
+    let page = |after: i64| {
+        let user = ctx.caller.user;
+        ctx.state.db.start(move |conn| {
+            Ok(store::events::visible_range(
+                conn,
+                user,
+                after,
+                position,
+                REPLAY_PAGE,
+            )?)
+        })
+    };
+    let mut next = (last < position).then(|| page(last));
+    while let Some(reading) = next.take() {
+        if let Some(why) = frames.closed() {
+            return Err(closing(why, last));
+        }
+        let rows = match reading.await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "replay failed");
+                return Err(reason(CloseCode::Error, format!("resume from {last}")));
+            }
+        };
+        match rows.last() {
+            Some(row) if rows.len() as i64 == REPLAY_PAGE && row.id < position => {
+                next = Some(page(row.id));
+            }
+            _ => {} // the last page: everything visible up to `position` has been read
+        }
+        for row in &rows {
+            if events::Kind::is_public(&row.kind) && ws.text(events::frame(row)).await.is_err() {
+                return Err(End::Gone);
+            }
+            last = row.id;
+        }
+    }
+    Ok(last.max(position))
 }
 
 /// Whether the credential really is over (a session may have been extended since).
