@@ -15,3 +15,4 @@ mod room_life;
 mod rooms;
 mod social;
 mod stream;
+mod upgrade;

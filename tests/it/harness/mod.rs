@@ -3,11 +3,13 @@
 mod bearer;
 mod http;
 mod nodes;
+mod raw;
 mod socket;
 
 pub use bearer::Bearer;
 pub use http::{cursor_key, ids, send, send_raw, Resp, TestUser};
 pub use nodes::{PrivateRedis, SharedDb};
+pub use raw::{client_frame, upgrade_request, Raw};
 pub use socket::{Recv, Socket};
 
 use std::io::{BufRead, BufReader, Read};

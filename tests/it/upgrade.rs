@@ -1,0 +1,132 @@
+//! The upgraded connection, byte by byte: after `101` the socket leaves actix-http's
+//! dispatcher for hubbub's own pump (src/upgrade.rs), and every other answer to an upgrade
+//! request is written whole and the connection closed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{client_frame, upgrade_request, Raw, TestApp};
+
+/// The server's `hubbub_open_sockets` gauge.
+async fn open_sockets(app: &TestApp) -> u64 {
+    let mut resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let body = resp.body().await.unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("hubbub_open_sockets "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the metrics list open sockets")
+}
+
+#[actix_web::test]
+async fn a_ping_sent_with_the_handshake_is_answered_and_events_follow_on_the_same_socket() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let room = alice.create_room(&app, "general", &[]).await;
+    let room_id = room["id"].as_str().unwrap();
+    let mut raw = Raw::connect(&app).await;
+    // The ping arrives in the same write as the request: it is read along with the head.
+    let mut bytes = upgrade_request(
+        &format!(
+            "/api/v1/stream?since={}",
+            room["event_id"].as_str().unwrap()
+        ),
+        &[("Cookie", &alice.cookie)],
+    );
+    bytes.extend(client_frame(0x9, b"early"));
+
+    // Act
+    raw.write(&bytes).await;
+    let head = raw.head().await;
+    let hello = raw.json().await;
+    let pong = raw.frame().await;
+    let sent = alice.send_message(&app, room_id, "over the pump").await;
+    let event = raw.json().await;
+    raw.write(&client_frame(0x8, &1000u16.to_be_bytes())).await;
+    let close = raw.frame().await;
+    let after = raw.rest().await;
+
+    // Assert
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("upgrade"), Some("websocket"));
+    assert_eq!(
+        head.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "the RFC 6455 example key's answer"
+    );
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(pong, (0xA, b"early".to_vec()), "the early ping is answered");
+    assert_eq!(event["event"], "message.created");
+    assert_eq!(event["id"], sent["event_id"]);
+    assert_eq!(event["data"]["body"], "over the pump");
+    assert_eq!(close.0, 0x8, "a close frame answers the client's");
+    assert_eq!(&close.1[..2], &1000u16.to_be_bytes());
+    assert!(after.is_empty(), "then the server closes the connection");
+}
+
+#[actix_web::test]
+async fn a_refused_upgrade_gets_the_error_envelope_and_the_connection_closes() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let mut raw = Raw::connect(&app).await;
+
+    // Act
+    raw.write(&upgrade_request("/api/v1/stream", &[])).await;
+    let head = raw.head().await;
+    let body = raw.rest().await;
+
+    // Assert
+    assert_eq!(head.status, 401);
+    assert_eq!(head.header("connection"), Some("close"));
+    assert!(head.header("x-request-id").is_some());
+    let envelope: Value = serde_json::from_slice(&body).expect("a JSON body");
+    assert_eq!(envelope["error"]["code"], "unauthenticated");
+    assert_eq!(open_sockets(&app).await, 0);
+}
+
+#[actix_web::test]
+async fn an_upgrade_header_on_a_rest_request_gets_the_usual_answer() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let mut raw = Raw::connect(&app).await;
+
+    // Act
+    raw.write(&upgrade_request("/api/v1/me", &[("Cookie", &alice.cookie)]))
+        .await;
+    let head = raw.head().await;
+    let body = raw.rest().await;
+
+    // Assert
+    assert_eq!(head.status, 200);
+    let me: Value = serde_json::from_slice(&body).expect("a JSON body");
+    assert_eq!(me["username"], "alice");
+}
+
+#[actix_web::test]
+async fn a_client_that_vanishes_without_a_close_frame_is_forgotten() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let mut raw = Raw::connect(&app).await;
+    raw.write(&upgrade_request(
+        "/api/v1/stream",
+        &[("Cookie", &alice.cookie)],
+    ))
+    .await;
+    assert_eq!(raw.head().await.status, 101);
+    assert_eq!(raw.json().await["type"], "hello");
+    assert_eq!(open_sockets(&app).await, 1);
+
+    // Act
+    drop(raw);
+
+    // Assert
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_sockets(&app).await != 0 {
+        assert!(Instant::now() < deadline, "the socket is still registered");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
