@@ -21,7 +21,7 @@ use crate::domain::{Id, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind};
 use crate::store::{
-    self, attachments::AttachmentRow, idempotency::IdempotencyRow, messages::MessageRow,
+    self, attachments::AttachmentRow, distinct, idempotency::IdempotencyRow, messages::MessageRow,
     messages::NewMessage, DbConnection,
 };
 
@@ -222,23 +222,20 @@ impl Known {
         let answers = if keyed.is_empty() {
             HashMap::new()
         } else {
-            let users = distinct(keyed.iter().map(|s| s.author));
-            let keys: Vec<&str> = keyed
+            let pairs: Vec<(Id, &str)> = keyed
                 .iter()
-                .filter_map(|s| s.key.as_ref().map(|k| k.key.as_str()))
+                .filter_map(|s| s.key.as_ref().map(|k| (s.author, k.key.as_str())))
                 .collect();
-            store::idempotency::find_any(conn, &users, &keys)?
+            store::idempotency::find_any(conn, &pairs)?
                 .into_iter()
                 .map(|row| ((row.user_id, row.key.clone()), row))
                 .collect()
         };
-        let rooms = distinct(sends.iter().map(|s| s.room));
-        let authors = distinct(sends.iter().map(|s| s.author));
-        let stays: HashMap<(Id, Id), String> =
-            store::rooms::current_stays_with_kind(conn, &rooms, &authors)?
-                .into_iter()
-                .map(|(room, user, kind)| ((room, user), kind))
-                .collect();
+        let pairs: Vec<(Id, Id)> = sends.iter().map(|s| (s.room, s.author)).collect();
+        let stays: HashMap<(Id, Id), String> = store::rooms::current_stays_with_kind(conn, &pairs)?
+            .into_iter()
+            .map(|(room, user, kind)| ((room, user), kind))
+            .collect();
         // Direct rooms: their members and the blocks between them, one query each for the
         // whole group rather than two per send.
         let direct_rooms = distinct(
@@ -335,13 +332,6 @@ fn check(
         deleted_at: None,
     };
     Ok(Verdict::New(Box::new(row), files))
-}
-
-fn distinct(ids: impl Iterator<Item = Id>) -> Vec<Id> {
-    let mut ids: Vec<Id> = ids.collect();
-    ids.sort();
-    ids.dedup();
-    ids
 }
 
 #[cfg(test)]

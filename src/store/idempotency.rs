@@ -20,19 +20,35 @@ pub struct IdempotencyRow {
 
 /// The stored answers for any of these users' keys (a superset of the pairs: the caller
 /// matches user and key together).
-pub fn find_any(
-    conn: &mut DbConnection,
-    users: &[Id],
-    keys: &[&str],
-) -> QueryResult<Vec<IdempotencyRow>> {
-    if users.is_empty() || keys.is_empty() {
-        return Ok(Vec::new());
+pub fn find_any(conn: &mut DbConnection, pairs: &[(Id, &str)]) -> QueryResult<Vec<IdempotencyRow>> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            if pairs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let users = super::distinct(pairs.iter().map(|p| p.0));
+            let keys = super::distinct(pairs.iter().map(|p| p.1));
+            idempotency_keys::table
+                .filter(idempotency_keys::user_id.eq_any(users))
+                .filter(idempotency_keys::key.eq_any(keys))
+                .select(IdempotencyRow::as_select())
+                .load(c)
+        }
+        // One prepared lookup per pair (see `rooms::current_stays_with_kind`).
+        DbConnection::Sqlite(c) => {
+            let mut found = Vec::new();
+            for (user, key) in super::distinct(pairs.iter().copied()) {
+                found.extend(
+                    idempotency_keys::table
+                        .filter(idempotency_keys::user_id.eq(user))
+                        .filter(idempotency_keys::key.eq(key))
+                        .select(IdempotencyRow::as_select())
+                        .load::<IdempotencyRow>(c)?,
+                );
+            }
+            Ok(found)
+        }
     }
-    idempotency_keys::table
-        .filter(idempotency_keys::user_id.eq_any(users))
-        .filter(idempotency_keys::key.eq_any(keys))
-        .select(IdempotencyRow::as_select())
-        .load(conn)
 }
 
 /// Stores many answers in one statement.

@@ -65,23 +65,47 @@ pub fn find_for_member(
         .optional()
 }
 
-/// The current stays of these users in these rooms, with each room's kind, as
-/// (room, user, kind): a superset of the pairs asked about, which the caller matches.
+/// The current stays of these (room, user) pairs, with each room's kind, as (room, user, kind):
+/// possibly a superset of the pairs asked about, which the caller matches.
+///
+/// PostgreSQL gets one query with two array parameters. SQLite gets one prepared query per
+/// pair: an `IN (…)` list has a different text for every length, which SQLite would parse at
+/// every call, and a lookup by primary key costs less than that parse.
 pub fn current_stays_with_kind(
     conn: &mut DbConnection,
-    rooms: &[Id],
-    users: &[Id],
+    pairs: &[(Id, Id)],
 ) -> QueryResult<Vec<(Id, Id, String)>> {
-    if rooms.is_empty() || users.is_empty() {
-        return Ok(Vec::new());
+    let stays = || {
+        rooms::table
+            .inner_join(room_memberships::table)
+            .filter(room_memberships::left_event_id.is_null())
+            .select((rooms::id, room_memberships::user_id, rooms::kind))
+    };
+    match conn {
+        DbConnection::Postgresql(c) => {
+            if pairs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rooms = super::distinct(pairs.iter().map(|p| p.0));
+            let users = super::distinct(pairs.iter().map(|p| p.1));
+            stays()
+                .filter(rooms::id.eq_any(rooms))
+                .filter(room_memberships::user_id.eq_any(users))
+                .load(c)
+        }
+        DbConnection::Sqlite(c) => {
+            let mut found = Vec::with_capacity(pairs.len());
+            for (room, user) in super::distinct(pairs.iter().copied()) {
+                found.extend(
+                    stays()
+                        .filter(rooms::id.eq(room))
+                        .filter(room_memberships::user_id.eq(user))
+                        .load::<(Id, Id, String)>(c)?,
+                );
+            }
+            Ok(found)
+        }
     }
-    rooms::table
-        .inner_join(room_memberships::table)
-        .filter(rooms::id.eq_any(rooms))
-        .filter(room_memberships::user_id.eq_any(users))
-        .filter(room_memberships::left_event_id.is_null())
-        .select((rooms::id, room_memberships::user_id, rooms::kind))
-        .load(conn)
 }
 
 pub fn find_by_dm_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<RoomRow>> {
