@@ -172,26 +172,35 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/upgrade.rs).
     let pumps = Pumps::default();
     let upgrades = pumps.clone();
-    let server = actix_server::Server::build()
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen("hubbub", listener, move || {
-            let app = make_app(true)
-                .into_factory()
-                .map_err(|e: actix_web::Error| e.error_response());
-            HttpService::build()
-                .keep_alive(KeepAlive::default())
-                .client_request_timeout(Duration::from_secs(5))
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .local_addr(addr)
-                .upgrade(Upgrades::new(
-                    make_app(false).into_factory(),
-                    AppConfig::default(),
-                    upgrades.clone(),
-                ))
-                .finish(map_config(app, |_| AppConfig::default()))
-                .tcp()
-        })?;
+    let builder = actix_server::Server::build();
+    // Tells idle keep-alive connections to close when shutdown starts, as HttpServer does.
+    let shutdown_signal = builder.graceful_shutdown_signal();
+    let server =
+        builder
+            .disable_signals()
+            .shutdown_timeout(10)
+            .listen("hubbub", listener, move || {
+                let app = make_app(true)
+                    .into_factory()
+                    .map_err(|e: actix_web::Error| e.error_response());
+                let signal = shutdown_signal.clone();
+                HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let signal = signal.clone();
+                        async move { signal.notified().await }
+                    })
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .local_addr(addr)
+                    .upgrade(Upgrades::new(
+                        make_app(false).into_factory(),
+                        AppConfig::default(),
+                        upgrades.clone(),
+                    ))
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })?;
     let server = server.run();
     let handle = server.handle();
     tokio::spawn(async move {

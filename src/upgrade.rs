@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
@@ -24,19 +24,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use actix_codec::Framed;
+use actix_codec::{Encoder, Framed};
 use actix_http::body::{BodySize, BoxBody, MessageBody};
 use actix_http::error::PayloadError;
 use actix_http::h1::{Codec, Message};
-use actix_http::{ConnectionType, Payload, Request, Response, StatusCode};
+use actix_http::header;
+use actix_http::{ConnectionType, HttpMessage, Method, Payload, Request, Response, StatusCode};
 use actix_rt::net::TcpStream;
 use actix_service::{Service, ServiceFactory};
 use actix_web::body::EitherBody;
 use actix_web::dev::{AppConfig, ServiceResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
-use futures_util::{SinkExt, Stream};
-use tokio::io::AsyncWriteExt;
+use futures_util::Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bytes read from an upgraded connection at a time (client frames are pings and closes).
 const READ_CHUNK: usize = 1024;
@@ -100,14 +101,15 @@ where
     actix_service::always_ready!();
 
     fn call(&self, (req, framed): (Request, Framed<TcpStream, Codec>)) -> Self::Future {
-        let (app, pumps) = (self.app.clone(), self.pumps.clone());
+        let app = self.app.clone();
+        // Counted from the start, so that shutdown also waits for a socket being opened.
+        let pump = Pump::start(self.pumps.clone());
         Box::pin(async move {
             let Some((io, body, inbox)) = handshake(app, req, framed).await? else {
                 return Ok(());
             };
             // The pump gets a task of its own, and this one ends: actix-http's connection task
             // (its dispatcher, sized for any request) is not kept for the socket's life.
-            let pump = Pump::start(pumps);
             actix_rt::spawn(async move {
                 if let Err(e) = pump_bytes(io, body, inbox).await {
                     tracing::debug!(error = %e, "upgraded connection failed");
@@ -161,57 +163,117 @@ type Upgraded<B> = (TcpStream, EitherBody<B, BoxBody>, Rc<RefCell<Inbox>>);
 
 /// Runs the request through the App and writes its answer: the upgraded connection after a
 /// `101`, else `None` (the answer was written and the connection closed).
+///
+/// The request's body is what the client sends on the connection: for a `GET` (a WebSocket),
+/// everything until the connection ends, which after the `101` is the client's frames; for
+/// any other method, the next `Content-Length` bytes (actix-http sends any request with
+/// `Upgrade: websocket` here, whatever its method, and without counting its body). It is fed
+/// while the App works, so a handler that reads it gets it, and a client that leaves is seen.
 async fn handshake<S, B>(
     app: Rc<S>,
     mut req: Request,
-    mut framed: Framed<TcpStream, Codec>,
+    framed: Framed<TcpStream, Codec>,
 ) -> io::Result<Option<Upgraded<B>>>
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
-    let feed = Inbox::new();
-    *req.payload() = Payload::Stream {
-        payload: Box::pin(InboxStream(feed.clone())),
+    let parts = framed.into_parts();
+    let (io, mut codec) = (parts.io, parts.codec);
+    let mut left = if req.method() == Method::GET {
+        None
+    } else {
+        let length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        Some(length.unwrap_or(0))
     };
-    let res: Response<EitherBody<B, BoxBody>> = match app.call(req).await {
+    let inbox = Inbox::new();
+    // Bytes the client sent right behind its request (copied: the buffer is 8 KiB).
+    let mut reading = inbox.borrow_mut().feed(&parts.read_buf, &mut left);
+    drop(parts.read_buf);
+    drop(parts.write_buf);
+    *req.payload() = Payload::Stream {
+        payload: Box::pin(InboxStream(inbox.clone())),
+    };
+    let mut call = pin!(app.call(req));
+    let answered = poll_fn(|cx| {
+        if let Poll::Ready(answered) = call.as_mut().poll(cx) {
+            return Poll::Ready(answered);
+        }
+        while reading && inbox.borrow_mut().wants_more(cx) {
+            match read_some(cx, &io) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(Some(bytes))) => {
+                    reading = inbox.borrow_mut().feed(&bytes, &mut left);
+                }
+                Poll::Ready(Ok(None)) => {
+                    inbox.borrow_mut().end(Ok(()));
+                    reading = false;
+                }
+                Poll::Ready(Err(_)) => {
+                    inbox.borrow_mut().end(Err(PayloadError::Incomplete(None)));
+                    reading = false;
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    let res: Response<EitherBody<B, BoxBody>> = match answered {
         Ok(res) => Response::from(res.into_parts().1).map_body(|_, b| EitherBody::left(b)),
         Err(e) => Response::from(e.error_response()).map_body(|_, b| EitherBody::right(b)),
     };
     let (mut head, body) = res.into_parts();
     if head.status() != StatusCode::SWITCHING_PROTOCOLS {
         head.head_mut().set_connection_type(ConnectionType::Close);
-        answer(framed, head, body).await?;
+        answer(io, codec, head, body).await?;
         return Ok(None);
     }
-    framed.send(Message::Item((head, BodySize::None))).await?;
-    let parts = framed.into_parts();
-    let io = parts.io;
-    // Bytes the client sent right behind its request (copied: the buffer is 8 KiB).
-    if !parts.read_buf.is_empty() {
-        feed.borrow_mut()
-            .push(Bytes::copy_from_slice(&parts.read_buf));
-    }
-    Ok(Some((io, body, feed)))
+    let mut buf = BytesMut::new();
+    codec.encode(Message::Item((head, BodySize::None)), &mut buf)?;
+    let mut io = io;
+    io.write_all(&buf).await?;
+    Ok(Some((io, body, inbox)))
 }
 
-/// Writes a non-upgrade answer and closes the connection.
+/// Writes a non-upgrade answer (its body read whole: these are error envelopes and the odd
+/// REST answer) and closes the connection.
 async fn answer<B: MessageBody>(
-    mut framed: Framed<TcpStream, Codec>,
+    mut io: TcpStream,
+    mut codec: Codec,
     head: Response<()>,
     body: B,
 ) -> io::Result<()> {
-    let size = body.size();
-    framed.send(Message::Item((head, size))).await?;
-    if !matches!(size, BodySize::None | BodySize::Sized(0)) {
-        let mut body = pin!(body);
-        while let Some(chunk) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
-            let chunk = chunk.map_err(|e| io::Error::other(e.into().to_string()))?;
-            framed.send(Message::Chunk(Some(chunk))).await?;
-        }
-        framed.send(Message::Chunk(None)).await?;
+    let body = actix_http::body::to_bytes(body)
+        .await
+        .map_err(|e| io::Error::other(e.into().to_string()))?;
+    let mut buf = BytesMut::new();
+    codec.encode(
+        Message::Item((head, BodySize::Sized(body.len() as u64))),
+        &mut buf,
+    )?;
+    if !body.is_empty() {
+        codec.encode(Message::Chunk(Some(body)), &mut buf)?;
     }
-    framed.close().await
+    codec.encode(Message::Chunk(None), &mut buf)?;
+    io.write_all(&buf).await?;
+    linger(io).await
+}
+
+/// Ends a connection the server is done with: FIN, then whatever the client still sends is
+/// read and dropped (for a second at most), so that closing doesn't answer it with a reset
+/// that could destroy the last frames or the answer on the client's side.
+async fn linger(mut io: TcpStream) -> io::Result<()> {
+    io.shutdown().await?;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 512];
+        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    Ok(())
 }
 
 /// What the pump does next.
@@ -229,26 +291,49 @@ enum Step {
 }
 
 /// Moves bytes both ways between the connection and actix-ws until the body ends or the
-/// connection fails. Outgoing frames go first; reading stops while actix-ws hasn't taken what
-/// was read (its request body applies backpressure).
+/// connection fails. Writing and reading take turns, so that a client that is slow to read
+/// still gets its pongs read; reading pauses while actix-ws hasn't taken what was read (its
+/// request body applies backpressure).
 async fn pump_bytes<B: MessageBody>(
     mut io: TcpStream,
     body: B,
-    feed: Rc<RefCell<Inbox>>,
+    inbox: Rc<RefCell<Inbox>>,
 ) -> io::Result<()> {
     let mut body = pin!(body);
     let mut reading = true;
+    let mut read_first = false;
     let result = loop {
-        let step = poll_fn(|cx| next_step(cx, &io, body.as_mut(), &feed, reading)).await;
+        let step = poll_fn(|cx| {
+            if read_first {
+                if let Poll::Ready(step) = poll_read(cx, &io, &inbox, reading) {
+                    return Poll::Ready(step);
+                }
+            }
+            match body.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => return Poll::Ready(Step::Write(bytes)),
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Step::Done),
+                Poll::Pending => {}
+            }
+            if read_first {
+                Poll::Pending
+            } else {
+                poll_read(cx, &io, &inbox, reading)
+            }
+        })
+        .await;
+        read_first = !read_first;
         match step {
             Step::Write(bytes) => {
                 if let Err(e) = io.write_all(&bytes).await {
                     break Err(e);
                 }
             }
-            Step::Read(bytes) => feed.borrow_mut().push(bytes),
+            Step::Read(bytes) => {
+                let mut unlimited = None;
+                inbox.borrow_mut().feed(&bytes, &mut unlimited);
+            }
             Step::Eof => {
-                feed.borrow_mut().end(Ok(()));
+                inbox.borrow_mut().end(Ok(()));
                 reading = false;
             }
             Step::Failed(e) => break Err(e),
@@ -257,43 +342,48 @@ async fn pump_bytes<B: MessageBody>(
     };
     // Whatever happened, actix-ws's message stream must end too.
     if reading {
-        feed.borrow_mut().end(Err(PayloadError::Incomplete(None)));
+        inbox.borrow_mut().end(Err(PayloadError::Incomplete(None)));
     }
     match result {
-        Ok(()) => io.shutdown().await,
+        Ok(()) => linger(io).await,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-fn next_step<B: MessageBody>(
+fn poll_read(
     cx: &mut Context<'_>,
     io: &TcpStream,
-    body: Pin<&mut B>,
-    feed: &RefCell<Inbox>,
+    inbox: &RefCell<Inbox>,
     reading: bool,
 ) -> Poll<Step> {
-    match body.poll_next(cx) {
-        Poll::Ready(Some(Ok(bytes))) => return Poll::Ready(Step::Write(bytes)),
-        Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Step::Done),
-        Poll::Pending => {}
-    }
-    if !reading || !feed.borrow_mut().wants_more(cx) {
+    if !reading || !inbox.borrow_mut().wants_more(cx) {
         return Poll::Pending;
     }
+    match read_some(cx, io) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(Some(bytes))) => Poll::Ready(Step::Read(bytes)),
+        Poll::Ready(Ok(None)) => Poll::Ready(Step::Eof),
+        Poll::Ready(Err(e)) => Poll::Ready(Step::Failed(e)),
+    }
+}
+
+/// What the kernel has for us: `None` at EOF. A buffer exists only for the time of the call:
+/// an idle connection holds none, and what is kept is copied to its exact size.
+fn read_some(cx: &mut Context<'_>, io: &TcpStream) -> Poll<io::Result<Option<Bytes>>> {
+    let mut chunk = [0u8; READ_CHUNK];
     loop {
         match io.poll_read_ready(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Step::Failed(e)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(())) => {}
         }
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        match io.try_read_buf(&mut buf) {
-            Ok(0) => return Poll::Ready(Step::Eof),
-            Ok(_) => return Poll::Ready(Step::Read(buf.freeze())),
+        match io.try_read(&mut chunk) {
+            Ok(0) => return Poll::Ready(Ok(None)),
+            Ok(n) => return Poll::Ready(Ok(Some(Bytes::copy_from_slice(&chunk[..n])))),
             // Readiness was stale: poll it again, which registers the waker.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Poll::Ready(Step::Failed(e)),
+            Err(e) => return Poll::Ready(Err(e)),
         }
     }
 }
@@ -309,7 +399,7 @@ struct Inbox {
     reader: Option<Waker>,
     /// The pump waits for room.
     pump: Option<Waker>,
-    /// actix-ws dropped the body: nobody reads the client's frames any more.
+    /// actix-ws dropped the body: nobody reads the client's frames any more, they are dropped.
     dropped: bool,
 }
 
@@ -325,11 +415,27 @@ impl Inbox {
         }))
     }
 
-    fn push(&mut self, bytes: Bytes) {
-        self.len += bytes.len();
-        self.items.push_back(bytes);
-        if let Some(w) = self.reader.take() {
-            w.wake();
+    /// Takes what the client sent, up to `left` bytes if the body has a length (then ends the
+    /// body when it is complete). Returns whether more of the connection belongs to the body.
+    fn feed(&mut self, bytes: &[u8], left: &mut Option<usize>) -> bool {
+        let take = left.map_or(bytes.len(), |n| n.min(bytes.len()));
+        if take > 0 && !self.dropped {
+            self.len += take;
+            self.items.push_back(Bytes::copy_from_slice(&bytes[..take]));
+            if let Some(w) = self.reader.take() {
+                w.wake();
+            }
+        }
+        match left {
+            Some(n) => {
+                *n -= take;
+                if *n == 0 {
+                    self.end(Ok(()));
+                    return false;
+                }
+                true
+            }
+            None => true,
         }
     }
 
@@ -340,13 +446,11 @@ impl Inbox {
         }
     }
 
-    /// Whether the pump may read more; if not, it is woken when it may (or never, once the
-    /// reader is gone: the client's bytes then stay in the kernel's buffer).
+    /// Whether the pump may read more; if not, it is woken when it may. Once the reader is
+    /// gone, what the client sends is read and dropped (left unread, it would turn the close
+    /// into a reset).
     fn wants_more(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.dropped {
-            return false;
-        }
-        if self.len < INBOX_LIMIT {
+        if self.dropped || self.len < INBOX_LIMIT {
             return true;
         }
         self.pump = Some(cx.waker().clone());

@@ -106,6 +106,37 @@ async fn an_upgrade_header_on_a_rest_request_gets_the_usual_answer() {
 }
 
 #[actix_web::test]
+async fn a_post_with_an_upgrade_header_gets_its_body_read_and_its_usual_answer() {
+    // Arrange: actix-http hands any request with `Upgrade: websocket` to the upgrade path,
+    // body included; the body is the next Content-Length bytes.
+    let app = TestApp::spawn().await;
+    app.register("alice").await;
+    let body = br#"{"username":"alice","password":"pw-alice-secret"}"#;
+    let mut raw = Raw::connect(&app).await;
+    let mut bytes = format!(
+        "POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    // Half the body with the head, the rest a moment later, as a slow client sends it.
+    let (first, second) = body.split_at(20);
+    bytes.extend_from_slice(first);
+
+    // Act
+    raw.write(&bytes).await;
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    raw.write(second).await;
+    let head = raw.head().await;
+    let answer = raw.rest().await;
+
+    // Assert
+    assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(head.header("set-cookie").is_some(), "signed in");
+    assert_eq!(head.header("connection"), Some("close"));
+}
+
+#[actix_web::test]
 async fn a_client_that_vanishes_without_a_close_frame_is_forgotten() {
     // Arrange
     let app = TestApp::spawn().await;
