@@ -153,7 +153,9 @@ pub fn run(server: &Server, prefix: &str, plan: Plan) -> Result<Row, String> {
     for h in handles {
         closed.extend(h.join().map_err(|_| "a socket thread panicked")?);
     }
-    let per_socket = match (rss0, rss1) {
+    // The higher of the two readings: right after opening, and after the hold (by then every
+    // socket has answered a heartbeat, which is when a socket's read path has run).
+    let per_socket = match (rss0, rss1.max(rss2)) {
         (Some(a), Some(b)) if open > 0 => Some((b.saturating_sub(a) * 1024) as f64 / open as f64),
         _ => None,
     };

@@ -26,7 +26,7 @@ server:  --server PATH (default: the hubbub next to this binary) | --url http://
          --env KEY=VALUE (extra server setting, repeatable)
 send:    --clients N (32) --duration SECS (10) --rate PER_S (fixed total rate) --threads N (2)
 fanout:  --sizes 2,100,1000 --fanout-rate PER_S (20) --fanout-secs SECS (10)
-sockets: --sockets K (10000) --per-ip N (10000 sockets per source address) --hold SECS (3)
+sockets: --sockets K (10000) --per-ip N (10000 sockets per source address) --hold SECS (25: past one 20 s heartbeat, so every socket has answered a ping)
 catchup: --events N (10000) --catchup-senders N (32)
 output:  --json (one JSON object per row after the table); --smoke (tiny scale, for tests)";
 
@@ -71,7 +71,7 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
         fanout_secs: 10.0,
         sockets: 10_000,
         per_ip: 10_000,
-        hold: 3.0,
+        hold: 25.0,
         events: 10_000,
         catchup_senders: 32,
         json: false,
