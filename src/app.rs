@@ -119,6 +119,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     ));
     tokio::spawn(maintain(db.clone(), settings.clone(), limits, stop_rx));
 
+    // A client that reads nothing for two heartbeats is as gone as one that answers none.
+    let pumps = Pumps::new(state.metrics.clone(), settings.heartbeat * 2);
     let data = web::Data::new(state);
     let session_store = DbSessionStore::new(db.clone(), credentials.clone());
     let max_json = settings.max_json_bytes;
@@ -170,7 +172,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("the server bound no address")?;
     // What actix-web's HttpServer builds, plus actix-http's upgrade hook: upgraded
     // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/upgrade.rs).
-    let pumps = Pumps::default();
     let upgrades = pumps.clone();
     let builder = actix_server::Server::build();
     // Tells idle keep-alive connections to close when shutdown starts, as HttpServer does.

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub open_sockets: AtomicU64,
+    /// Connections past a `101` whose bytes hubbub's pump carries (`upgrade.rs`).
+    pub upgraded_connections: AtomicU64,
     routes: Mutex<BTreeMap<String, Route>>,
 }
 
@@ -102,7 +104,8 @@ impl Metrics {
              # TYPE hubbub_events_dispatched_total counter\nhubbub_events_dispatched_total {}\n\
              # TYPE hubbub_fanout_deliveries_total counter\nhubbub_fanout_deliveries_total {}\n\
              # TYPE hubbub_slow_consumer_closes_total counter\nhubbub_slow_consumer_closes_total {}\n\
-             # TYPE hubbub_open_sockets gauge\nhubbub_open_sockets {}\n",
+             # TYPE hubbub_open_sockets gauge\nhubbub_open_sockets {}\n\
+             # TYPE hubbub_upgraded_connections gauge\nhubbub_upgraded_connections {}\n",
             g(&self.batches),
             g(&self.batched_jobs),
             g(&self.largest_batch),
@@ -110,6 +113,7 @@ impl Metrics {
             g(&self.deliveries),
             g(&self.slow_consumer_closes),
             g(&self.open_sockets),
+            g(&self.upgraded_connections),
         )
     }
 }

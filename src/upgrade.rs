@@ -19,7 +19,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -38,6 +38,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
 use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::metrics::Metrics;
 
 /// Bytes read from an upgraded connection at a time (client frames are pings and closes).
 const READ_CHUNK: usize = 1024;
@@ -111,7 +113,8 @@ where
             // The pump gets a task of its own, and this one ends: actix-http's connection task
             // (its dispatcher, sized for any request) is not kept for the socket's life.
             actix_rt::spawn(async move {
-                if let Err(e) = pump_bytes(io, body, inbox).await {
+                let write_timeout = pump.0.write_timeout;
+                if let Err(e) = pump_bytes(io, body, inbox, write_timeout).await {
                     tracing::debug!(error = %e, "upgraded connection failed");
                 }
                 drop(pump);
@@ -122,14 +125,29 @@ where
 }
 
 /// The pumps running, so that shutdown can wait for the sockets' close frames to go out
-/// (actix-server only waits for the connections it still runs).
-#[derive(Clone, Default)]
-pub struct Pumps(Arc<AtomicUsize>);
+/// (actix-server only waits for the connections it still runs), and how long one may wait for
+/// a client to take what it writes.
+#[derive(Clone)]
+pub struct Pumps {
+    metrics: Arc<Metrics>,
+    write_timeout: Duration,
+}
 
 impl Pumps {
-    /// How many upgraded connections are open.
-    pub fn count(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+    /// A client that takes nothing of a frame for `write_timeout` is dropped: it stopped
+    /// reading (a full TCP window), and without this its socket would wait on it for as long
+    /// as TCP keeps the connection up.
+    /// Counted in `metrics.upgraded_connections`.
+    pub fn new(metrics: Arc<Metrics>, write_timeout: Duration) -> Pumps {
+        Pumps {
+            metrics,
+            write_timeout,
+        }
+    }
+
+    /// How many upgraded connections are open (or opening).
+    pub fn count(&self) -> u64 {
+        self.metrics.upgraded_connections.load(Ordering::Relaxed)
     }
 
     /// Waits until every pump has ended, or `timeout` has passed.
@@ -146,14 +164,20 @@ struct Pump(Pumps);
 
 impl Pump {
     fn start(pumps: Pumps) -> Pump {
-        pumps.0.fetch_add(1, Ordering::Relaxed);
+        pumps
+            .metrics
+            .upgraded_connections
+            .fetch_add(1, Ordering::Relaxed);
         Pump(pumps)
     }
 }
 
 impl Drop for Pump {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .metrics
+            .upgraded_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -298,6 +322,7 @@ async fn pump_bytes<B: MessageBody>(
     mut io: TcpStream,
     body: B,
     inbox: Rc<RefCell<Inbox>>,
+    write_timeout: Duration,
 ) -> io::Result<()> {
     let mut body = pin!(body);
     let mut reading = true;
@@ -324,8 +349,15 @@ async fn pump_bytes<B: MessageBody>(
         read_first = !read_first;
         match step {
             Step::Write(bytes) => {
-                if let Err(e) = io.write_all(&bytes).await {
-                    break Err(e);
+                match tokio::time::timeout(write_timeout, io.write_all(&bytes)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break Err(e),
+                    Err(_) => {
+                        break Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client stopped reading",
+                        ))
+                    }
                 }
             }
             Step::Read(bytes) => {

@@ -4,19 +4,24 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::harness::{client_frame, upgrade_request, Raw, TestApp};
 
-/// The server's `hubbub_open_sockets` gauge.
-async fn open_sockets(app: &TestApp) -> u64 {
+/// A gauge from the server's `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> u64 {
     let mut resp = app.client.get(app.url("/metrics")).send().await.unwrap();
     let body = resp.body().await.unwrap();
     String::from_utf8_lossy(&body)
         .lines()
-        .find_map(|l| l.strip_prefix("hubbub_open_sockets "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
-        .expect("the metrics list open sockets")
+        .unwrap_or_else(|| panic!("the metrics list {name}"))
+}
+
+async fn open_sockets(app: &TestApp) -> u64 {
+    gauge(app, "hubbub_open_sockets").await
 }
 
 #[actix_web::test]
@@ -160,4 +165,47 @@ async fn a_client_that_vanishes_without_a_close_frame_is_forgotten() {
         assert!(Instant::now() < deadline, "the socket is still registered");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_disconnected_after_two_heartbeats() {
+    // Arrange
+    let app = TestApp::builder()
+        .env("HUBBUB_HEARTBEAT_SECS", "1")
+        .env("HUBBUB_STREAM_QUEUE", "4096")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = alice.create_room(&app, "general", &[&bob]).await;
+    let room_id = room["id"].as_str().unwrap();
+    let mut raw = Raw::connect_small(&app).await;
+    raw.write(&upgrade_request(
+        "/api/v1/stream",
+        &[("Cookie", &bob.cookie)],
+    ))
+    .await;
+    assert_eq!(raw.head().await.status, 101);
+    assert_eq!(gauge(&app, "hubbub_upgraded_connections").await, 1);
+
+    // Act: bob reads nothing more while alice sends him about 10 MB, more than the kernel's
+    // buffers hold (loopback lets the send buffer grow to 4 MB): the server's writes to him
+    // stall, and his socket task with them.
+    let body = "x".repeat(4000);
+    for _ in 0..96 {
+        join_all((0..25).map(|_| alice.send_message(&app, room_id, &body))).await;
+    }
+
+    // Assert: the connection is given up on (2 × the 1 s heartbeat after the stall), even
+    // though the socket task is stuck in a send and can't run its own heartbeat check.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gauge(&app, "hubbub_upgraded_connections").await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection is still held"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open_sockets(&app).await, 0);
+    drop(raw);
 }

@@ -68,6 +68,21 @@ impl Raw {
         }
     }
 
+    /// A connection with a small receive buffer, so that a client that stops reading has its
+    /// window full after a few frames.
+    pub async fn connect_small(app: &TestApp) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket
+            .connect(([127, 0, 0, 1], app.port).into())
+            .await
+            .expect("connect to the test server");
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub async fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }
