@@ -134,9 +134,9 @@ pub struct Pumps {
 }
 
 impl Pumps {
-    /// A client that takes nothing of a frame for `write_timeout` is dropped: it stopped
-    /// reading (a full TCP window), and without this its socket would wait on it for as long
-    /// as TCP keeps the connection up.
+    /// A client that doesn't take a write (the frames actix-ws has ready) within
+    /// `write_timeout` is dropped: it stopped reading (a full TCP window), and without this its
+    /// socket would wait on it for as long as TCP keeps the connection up.
     /// Counted in `metrics.upgraded_connections`.
     pub fn new(metrics: Arc<Metrics>, write_timeout: Duration) -> Pumps {
         Pumps {
