@@ -9,8 +9,9 @@
 //! `actix_ws::handle`), with a request body fed from the connection. What the App answers is
 //! written back; a `101 Switching Protocols` is then followed by a small byte pump between the
 //! TCP stream and the response body (actix-ws's outgoing frames) / the request body (its
-//! incoming frames). The pump keeps no buffer while the socket is idle: it allocates a read
-//! buffer only when the kernel says there are bytes to read. Any other answer is written with
+//! incoming frames). The pump keeps no buffer while the socket is idle: it reads into a stack
+//! buffer when the kernel says there are bytes, and keeps a copy of what it read. It drops a
+//! client that doesn't take a write in time. Any other answer is written with
 //! `Connection: close`, and the connection ends.
 
 use std::cell::RefCell;
