@@ -64,7 +64,7 @@ pub fn reserve(conn: &mut DbConnection, n: usize) -> QueryResult<Vec<i64>> {
     Ok((1..=n as i64).map(|i| last + i).collect())
 }
 
-/// Appends events whose ids [`reserve`] gave, in one statement.
+/// Appends events whose ids [`reserve`] gave (`insert_many!`).
 pub fn insert_numbered(conn: &mut DbConnection, rows: &[NumberedEvent]) -> QueryResult<()> {
     super::insert_many!(conn, events::table, rows)
 }
@@ -163,9 +163,7 @@ pub fn visible_range(
             room_memberships::left_event_id,
         ))
         .load(conn)?;
-    let mut rooms: Vec<Id> = stays.iter().map(|(room, _, _)| *room).collect();
-    rooms.sort();
-    rooms.dedup();
+    let rooms = super::distinct(stays.iter().map(|(room, _, _)| *room));
     let during_a_stay = |row: &EventRow| match row.room_id {
         // Only the audience clause matches events without a room.
         None => true,

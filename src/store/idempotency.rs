@@ -51,7 +51,7 @@ pub fn find_any(conn: &mut DbConnection, pairs: &[(Id, &str)]) -> QueryResult<Ve
     }
 }
 
-/// Stores many answers in one statement.
+/// Stores many answers (`insert_many!`).
 pub fn insert_many(conn: &mut DbConnection, rows: &[IdempotencyRow]) -> QueryResult<()> {
     super::insert_many!(conn, idempotency_keys::table, rows)
 }

@@ -31,7 +31,8 @@ pub struct NewMessage {
 /// `seq` = their event's id, and sets each room's newest message; returns the event ids, in
 /// the order given. The caller holds the event-log lock.
 ///
-/// SQLite: the ids are reserved, then one multi-row insert per table and one update per room.
+/// SQLite: the ids are reserved, then the rows inserted with one prepared statement per table
+/// (run per row), and one update per room.
 /// PostgreSQL, where each statement is a round trip and diesel re-parses multi-row inserts:
 /// one statement, prepared once, that takes the ids from the sequence and does all of it.
 pub fn append_sent(
@@ -60,7 +61,8 @@ pub fn append_sent(
     Ok(ids)
 }
 
-/// [`append_sent`] on SQLite: the ids reserved, one multi-row insert per table, one update per
+/// [`append_sent`] on SQLite: the ids reserved, the rows of each table inserted with one
+/// prepared statement (`insert_many!`), one update per
 /// room.
 fn append_sent_sqlite(
     conn: &mut DbConnection,

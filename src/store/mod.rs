@@ -31,9 +31,10 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-/// Inserts many rows in one statement. diesel's `MultiConnection` has no batch insert, so the
-/// statement is built for the concrete connection; the rows' `Option` fields must be written as
-/// NULL (`treat_none_as_default_value = false`), which lets SQLite take them in one statement.
+/// Inserts many rows: one multi-row statement on PostgreSQL, one prepared statement per row on
+/// SQLite (see below). diesel's `MultiConnection` has no batch insert, so the statement is built
+/// for the concrete connection; the rows' `Option` fields are written as NULL
+/// (`treat_none_as_default_value = false`), so every row has the same statement.
 macro_rules! insert_many {
     ($conn:expr, $table:expr, $rows:expr) => {{
         use diesel::RunQueryDsl as _;

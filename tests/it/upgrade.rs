@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::harness::{client_frame, upgrade_request, Raw, TestApp};
+use crate::harness::{client_frame, upgrade_request, Raw, TestApp, TestUser};
 
 /// A gauge from the server's `/metrics`.
 async fn gauge(app: &TestApp, name: &str) -> u64 {
@@ -22,6 +22,25 @@ async fn gauge(app: &TestApp, name: &str) -> u64 {
 
 async fn open_sockets(app: &TestApp) -> u64 {
     gauge(app, "hubbub_open_sockets").await
+}
+
+/// Opens the stream on `raw` with `user`'s cookie, and checks the `101`.
+async fn open_stream(raw: &mut Raw, user: &TestUser) {
+    raw.write(&upgrade_request(
+        "/api/v1/stream",
+        &[("Cookie", &user.cookie)],
+    ))
+    .await;
+    assert_eq!(raw.head().await.status, 101);
+}
+
+/// Waits until the gauge reads 0; fails with `why` after `within`.
+async fn until_zero(app: &TestApp, name: &str, within: Duration, why: &str) {
+    let deadline = Instant::now() + within;
+    while gauge(app, name).await != 0 {
+        assert!(Instant::now() < deadline, "{why}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_web::test]
@@ -147,12 +166,7 @@ async fn a_client_that_vanishes_without_a_close_frame_is_forgotten() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let mut raw = Raw::connect(&app).await;
-    raw.write(&upgrade_request(
-        "/api/v1/stream",
-        &[("Cookie", &alice.cookie)],
-    ))
-    .await;
-    assert_eq!(raw.head().await.status, 101);
+    open_stream(&mut raw, &alice).await;
     assert_eq!(raw.json().await["type"], "hello");
     assert_eq!(open_sockets(&app).await, 1);
 
@@ -160,11 +174,8 @@ async fn a_client_that_vanishes_without_a_close_frame_is_forgotten() {
     drop(raw);
 
     // Assert
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while open_sockets(&app).await != 0 {
-        assert!(Instant::now() < deadline, "the socket is still registered");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    let why = "the socket is still registered";
+    until_zero(&app, "hubbub_open_sockets", Duration::from_secs(10), why).await;
 }
 
 #[actix_web::test]
@@ -180,12 +191,7 @@ async fn a_client_that_stops_reading_is_disconnected_after_two_heartbeats() {
     let room = alice.create_room(&app, "general", &[&bob]).await;
     let room_id = room["id"].as_str().unwrap();
     let mut raw = Raw::connect_small(&app).await;
-    raw.write(&upgrade_request(
-        "/api/v1/stream",
-        &[("Cookie", &bob.cookie)],
-    ))
-    .await;
-    assert_eq!(raw.head().await.status, 101);
+    open_stream(&mut raw, &bob).await;
     assert_eq!(gauge(&app, "hubbub_upgraded_connections").await, 1);
 
     // Act: bob reads nothing more while alice sends him about 10 MB, more than the kernel's
@@ -198,14 +204,14 @@ async fn a_client_that_stops_reading_is_disconnected_after_two_heartbeats() {
 
     // Assert: the connection is given up on (2 × the 1 s heartbeat after the stall), even
     // though the socket task is stuck in a send and can't run its own heartbeat check.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while gauge(&app, "hubbub_upgraded_connections").await != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled connection is still held"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    let why = "the stalled connection is still held";
+    until_zero(
+        &app,
+        "hubbub_upgraded_connections",
+        Duration::from_secs(15),
+        why,
+    )
+    .await;
     assert_eq!(open_sockets(&app).await, 0);
     drop(raw);
 }
