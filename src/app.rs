@@ -171,7 +171,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .local_addr()
         .context("the server bound no address")?;
     // What actix-web's HttpServer builds, plus actix-http's upgrade hook: upgraded
-    // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/upgrade.rs).
+    // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/upgrade/).
     let upgrades = pumps.clone();
     let builder = actix_server::Server::build();
     // Tells idle keep-alive connections to close when shutdown starts, as HttpServer does.

@@ -29,7 +29,7 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub open_sockets: AtomicU64,
-    /// Connections past a `101` whose bytes hubbub's pump carries (`upgrade.rs`).
+    /// Connections past a `101` whose bytes hubbub's pump carries (`upgrade::pump`).
     pub upgraded_connections: AtomicU64,
     routes: Mutex<BTreeMap<String, Route>>,
 }

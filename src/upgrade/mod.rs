@@ -15,14 +15,13 @@
 //! `Connection: close`, and the connection ends.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use actix_codec::{Encoder, Framed};
@@ -35,17 +34,16 @@ use actix_rt::net::TcpStream;
 use actix_service::{Service, ServiceFactory};
 use actix_web::body::EitherBody;
 use actix_web::dev::{AppConfig, ServiceResponse};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::future::LocalBoxFuture;
-use futures_util::Stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::metrics::Metrics;
+use inbox::{Inbox, InboxStream};
+use pump::{linger, pump_bytes, read_some};
 
-/// Bytes read from an upgraded connection at a time (client frames are pings and closes).
-const READ_CHUNK: usize = 1024;
-/// Bytes read but not yet taken by actix-ws past which the pump stops reading.
-const INBOX_LIMIT: usize = 32 * 1024;
+mod inbox;
+mod pump;
 
 /// The upgrade service's factory: one App instance per worker, as for plain requests.
 pub struct Upgrades<F> {
@@ -286,250 +284,4 @@ async fn answer<B: MessageBody>(
     codec.encode(Message::Chunk(None), &mut buf)?;
     io.write_all(&buf).await?;
     linger(io).await
-}
-
-/// Ends a connection the server is done with: FIN, then whatever the client still sends is
-/// read and dropped (for a second at most), so that closing doesn't answer it with a reset
-/// that could destroy the last frames or the answer on the client's side.
-async fn linger(mut io: TcpStream) -> io::Result<()> {
-    io.shutdown().await?;
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let mut sink = [0u8; 512];
-        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
-    Ok(())
-}
-
-/// What the pump does next.
-enum Step {
-    /// Frames to write to the client.
-    Write(Bytes),
-    /// Bytes the client sent.
-    Read(Bytes),
-    /// The client closed its side.
-    Eof,
-    /// Reading failed.
-    Failed(io::Error),
-    /// The response body ended (the socket was closed by the server) or failed.
-    Done,
-}
-
-/// Moves bytes both ways between the connection and actix-ws until the body ends or the
-/// connection fails. Writing and reading take turns, so that a client that is slow to read
-/// still gets its pongs read; reading pauses while actix-ws hasn't taken what was read (its
-/// request body applies backpressure).
-async fn pump_bytes<B: MessageBody>(
-    mut io: TcpStream,
-    body: B,
-    inbox: Rc<RefCell<Inbox>>,
-    write_timeout: Duration,
-) -> io::Result<()> {
-    let mut body = pin!(body);
-    let mut reading = true;
-    let mut read_first = false;
-    let result = loop {
-        let step = poll_fn(|cx| {
-            if read_first {
-                if let Poll::Ready(step) = poll_read(cx, &io, &inbox, reading) {
-                    return Poll::Ready(step);
-                }
-            }
-            match body.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => return Poll::Ready(Step::Write(bytes)),
-                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Step::Done),
-                Poll::Pending => {}
-            }
-            if read_first {
-                Poll::Pending
-            } else {
-                poll_read(cx, &io, &inbox, reading)
-            }
-        })
-        .await;
-        read_first = !read_first;
-        match step {
-            Step::Write(bytes) => {
-                match tokio::time::timeout(write_timeout, io.write_all(&bytes)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => break Err(e),
-                    Err(_) => {
-                        break Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client stopped reading",
-                        ))
-                    }
-                }
-            }
-            Step::Read(bytes) => {
-                let mut unlimited = None;
-                inbox.borrow_mut().feed(&bytes, &mut unlimited);
-            }
-            Step::Eof => {
-                inbox.borrow_mut().end(Ok(()));
-                reading = false;
-            }
-            Step::Failed(e) => break Err(e),
-            Step::Done => break Ok(()),
-        }
-    };
-    // Whatever happened, actix-ws's message stream must end too.
-    if reading {
-        inbox.borrow_mut().end(Err(PayloadError::Incomplete(None)));
-    }
-    match result {
-        Ok(()) => linger(io).await,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn poll_read(
-    cx: &mut Context<'_>,
-    io: &TcpStream,
-    inbox: &RefCell<Inbox>,
-    reading: bool,
-) -> Poll<Step> {
-    if !reading || !inbox.borrow_mut().wants_more(cx) {
-        return Poll::Pending;
-    }
-    match read_some(cx, io) {
-        Poll::Pending => Poll::Pending,
-        Poll::Ready(Ok(Some(bytes))) => Poll::Ready(Step::Read(bytes)),
-        Poll::Ready(Ok(None)) => Poll::Ready(Step::Eof),
-        Poll::Ready(Err(e)) => Poll::Ready(Step::Failed(e)),
-    }
-}
-
-/// What the kernel has for us: `None` at EOF. A buffer exists only for the time of the call:
-/// an idle connection holds none, and what is kept is copied to its exact size.
-fn read_some(cx: &mut Context<'_>, io: &TcpStream) -> Poll<io::Result<Option<Bytes>>> {
-    let mut chunk = [0u8; READ_CHUNK];
-    loop {
-        match io.poll_read_ready(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => {}
-        }
-        match io.try_read(&mut chunk) {
-            Ok(0) => return Poll::Ready(Ok(None)),
-            Ok(n) => return Poll::Ready(Ok(Some(Bytes::copy_from_slice(&chunk[..n])))),
-            // Readiness was stale: poll it again, which registers the waker.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
-}
-
-/// The client's bytes on their way to actix-ws (the upgraded request's body), with
-/// backpressure: the pump reads only while less than `INBOX_LIMIT` is waiting.
-struct Inbox {
-    items: VecDeque<Bytes>,
-    len: usize,
-    /// How the body ended, once it has: `Ok` at the client's EOF.
-    end: Option<Result<(), PayloadError>>,
-    /// The body's reader waits for bytes.
-    reader: Option<Waker>,
-    /// The pump waits for room.
-    pump: Option<Waker>,
-    /// actix-ws dropped the body: nobody reads the client's frames any more, they are dropped.
-    dropped: bool,
-}
-
-impl Inbox {
-    fn new() -> Rc<RefCell<Inbox>> {
-        Rc::new(RefCell::new(Inbox {
-            items: VecDeque::new(),
-            len: 0,
-            end: None,
-            reader: None,
-            pump: None,
-            dropped: false,
-        }))
-    }
-
-    /// Takes what the client sent, up to `left` bytes if the body has a length (then ends the
-    /// body when it is complete). Returns whether more of the connection belongs to the body.
-    fn feed(&mut self, bytes: &[u8], left: &mut Option<usize>) -> bool {
-        let take = left.map_or(bytes.len(), |n| n.min(bytes.len()));
-        if take > 0 && !self.dropped {
-            self.len += take;
-            self.items.push_back(Bytes::copy_from_slice(&bytes[..take]));
-            if let Some(w) = self.reader.take() {
-                w.wake();
-            }
-        }
-        match left {
-            Some(n) => {
-                *n -= take;
-                if *n == 0 {
-                    self.end(Ok(()));
-                    return false;
-                }
-                true
-            }
-            None => true,
-        }
-    }
-
-    fn end(&mut self, how: Result<(), PayloadError>) {
-        self.end.get_or_insert(how);
-        if let Some(w) = self.reader.take() {
-            w.wake();
-        }
-    }
-
-    /// Whether the pump may read more; if not, it is woken when it may. Once the reader is
-    /// gone, what the client sends is read and dropped (left unread, it would turn the close
-    /// into a reset).
-    fn wants_more(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.dropped || self.len < INBOX_LIMIT {
-            return true;
-        }
-        self.pump = Some(cx.waker().clone());
-        false
-    }
-}
-
-/// actix-ws's end of the inbox.
-struct InboxStream(Rc<RefCell<Inbox>>);
-
-impl Stream for InboxStream {
-    type Item = Result<Bytes, PayloadError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut inbox = self.0.borrow_mut();
-        if let Some(bytes) = inbox.items.pop_front() {
-            inbox.len -= bytes.len();
-            if let Some(w) = inbox.pump.take() {
-                w.wake();
-            }
-            return Poll::Ready(Some(Ok(bytes)));
-        }
-        match inbox.end.take() {
-            Some(Ok(())) => {
-                inbox.end = Some(Ok(()));
-                Poll::Ready(None)
-            }
-            Some(Err(e)) => {
-                inbox.end = Some(Ok(()));
-                Poll::Ready(Some(Err(e)))
-            }
-            None => {
-                inbox.reader = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl Drop for InboxStream {
-    fn drop(&mut self) {
-        let mut inbox = self.0.borrow_mut();
-        inbox.dropped = true;
-        inbox.items.clear();
-        if let Some(w) = inbox.pump.take() {
-            w.wake();
-        }
-    }
 }
