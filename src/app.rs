@@ -27,7 +27,7 @@ use crate::events::Writer;
 use crate::metrics::Metrics;
 use crate::realtime::{doorbell, tailer, Close, Hub};
 use crate::state::AppState;
-use crate::store::{self, Db, Manager};
+use crate::store::{self, Db, Dedicated, Manager};
 use crate::upgrade::{Pumps, Upgrades};
 
 /// The name of the session cookie.
@@ -110,7 +110,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     tokio::spawn(tailer::run(
-        db.clone(),
+        Dedicated::new(Manager::new(&settings.database_url)),
         hub.clone(),
         doorbell_rx,
         remote,

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub batches: AtomicU64,
     pub batched_jobs: AtomicU64,
     pub largest_batch: AtomicU64,
+    /// Time the writer spent per phase of its batches, in microseconds (see [`Metrics::phases`]).
+    commit_begin_us: AtomicU64,
+    commit_work_us: AtomicU64,
+    commit_end_us: AtomicU64,
     pub events_dispatched: AtomicU64,
     pub deliveries: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
@@ -40,6 +44,17 @@ impl Metrics {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.batched_jobs.fetch_add(jobs as u64, Ordering::Relaxed);
         self.largest_batch.fetch_max(jobs as u64, Ordering::Relaxed);
+    }
+
+    /// Records how long one batch took in each phase: `begin` (the transaction and the
+    /// event-log lock), `work` (every job's reads and writes) and `commit` (COMMIT, which
+    /// waits for the fsync). Their sum over a run, divided by the batches, is the writer's
+    /// cycle: what bounds the sends per second (`docs/benchmarks.md`).
+    pub fn phases(&self, begin: Duration, work: Duration, commit: Duration) {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.commit_begin_us.fetch_add(us(begin), Ordering::Relaxed);
+        self.commit_work_us.fetch_add(us(work), Ordering::Relaxed);
+        self.commit_end_us.fetch_add(us(commit), Ordering::Relaxed);
     }
 
     /// Records one HTTP request (`route` is the route's pattern, so ids don't explode it).
@@ -97,10 +112,15 @@ impl Metrics {
     /// A plain-text snapshot in the Prometheus exposition format.
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let secs = |a: &AtomicU64| g(a) as f64 / 1e6;
         self.render_routes() + &format!(
             "# TYPE hubbub_commit_batches_total counter\nhubbub_commit_batches_total {}\n\
              # TYPE hubbub_commit_batched_writes_total counter\nhubbub_commit_batched_writes_total {}\n\
              # TYPE hubbub_commit_largest_batch gauge\nhubbub_commit_largest_batch {}\n\
+             # TYPE hubbub_commit_seconds_total counter\n\
+             hubbub_commit_seconds_total{{phase=\"begin\"}} {}\n\
+             hubbub_commit_seconds_total{{phase=\"work\"}} {}\n\
+             hubbub_commit_seconds_total{{phase=\"commit\"}} {}\n\
              # TYPE hubbub_events_dispatched_total counter\nhubbub_events_dispatched_total {}\n\
              # TYPE hubbub_fanout_deliveries_total counter\nhubbub_fanout_deliveries_total {}\n\
              # TYPE hubbub_slow_consumer_closes_total counter\nhubbub_slow_consumer_closes_total {}\n\
@@ -109,6 +129,9 @@ impl Metrics {
             g(&self.batches),
             g(&self.batched_jobs),
             g(&self.largest_batch),
+            secs(&self.commit_begin_us),
+            secs(&self.commit_work_us),
+            secs(&self.commit_end_us),
             g(&self.events_dispatched),
             g(&self.deliveries),
             g(&self.slow_consumer_closes),

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use diesel::connection::{Connection, TransactionManager};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -202,7 +203,7 @@ fn run(
         }
         metrics.batch(jobs.len());
         if conn.is_none() {
-            match manager.open() {
+            match manager.open_writer() {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     let err = Error::unavailable(anyhow::anyhow!(
@@ -216,7 +217,7 @@ fn run(
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        match commit_batch(c, &mut jobs) {
+        match commit_batch(c, &mut jobs, &metrics) {
             Ok(Some(head)) => {
                 doorbell.send_if_modified(|current| {
                     let newer = head > *current;
@@ -237,9 +238,11 @@ fn run(
 fn commit_batch(
     conn: &mut DbConnection,
     jobs: &mut Vec<Job>,
+    metrics: &Metrics,
 ) -> std::result::Result<Option<i64>, ()> {
     type Tm = <DbConnection as Connection>::TransactionManager;
     let units = units(jobs);
+    let started = Instant::now();
     let single = units.len() == 1;
     let mut finishes: Vec<Finish> = Vec::with_capacity(units.len());
     if let Err(e) = store::begin_append(conn) {
@@ -249,6 +252,7 @@ fn commit_batch(
         drop(units); // every caller hears 503
         return Err(());
     }
+    let begun = Instant::now();
     let mut batch = Batch {
         conn,
         last_event: 0,
@@ -286,6 +290,7 @@ fn commit_batch(
         finishes.extend(told);
     }
     let head = batch.last_event;
+    let worked = Instant::now();
     let outcome = if single_failed {
         Tm::rollback_transaction(conn).map_err(Error::internal)
     } else {
@@ -297,6 +302,7 @@ fn commit_batch(
             }
         }
     };
+    metrics.phases(begun - started, worked - begun, worked.elapsed());
     match &outcome {
         Ok(()) => {
             for finish in finishes {

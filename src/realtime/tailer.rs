@@ -14,14 +14,14 @@ use crate::domain::Id;
 use crate::error::Result;
 use crate::events::{self, Kind};
 use crate::realtime::hub::{Dispatch, Effect, Hub};
-use crate::store::{self, events::EventRow, Db, DbConnection};
+use crate::store::{self, events::EventRow, DbConnection, Dedicated};
 
 /// Events read per query.
 const PAGE: i64 = 1000;
 
 /// Runs until `stop` turns true.
 pub async fn run(
-    db: Db,
+    mut db: Dedicated,
     hub: Arc<Hub>,
     mut doorbell: watch::Receiver<i64>,
     remote: Option<Arc<Notify>>,

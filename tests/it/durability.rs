@@ -47,6 +47,43 @@ async fn kill_9_right_after_the_last_ack_loses_nothing() {
 }
 
 #[actix_web::test]
+async fn metrics_count_each_commit_and_the_time_of_its_phases() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let room = alice.create_room(&app, "counted", &[]).await;
+    let room_id = room["id"].as_str().unwrap().to_owned();
+    let phase = |p: &str| format!("hubbub_commit_seconds_total{{phase=\"{p}\"}}");
+    let read = || async {
+        (
+            app.metric("hubbub_commit_batches_total").await,
+            app.metric("hubbub_commit_batched_writes_total").await,
+            app.metric(&phase("begin")).await,
+            app.metric(&phase("work")).await,
+            app.metric(&phase("commit")).await,
+        )
+    };
+    let before = read().await;
+
+    // Act
+    alice.send_message(&app, &room_id, "one commit").await;
+
+    // Assert
+    let after = read().await;
+    assert!(
+        after.0 > before.0,
+        "a batch is counted: {before:?} → {after:?}"
+    );
+    assert!(after.1 > before.1, "its write is counted");
+    assert!(after.2 >= before.2, "the begin phase never goes back");
+    assert!(
+        after.3 > before.3,
+        "the send's checks and inserts took time"
+    );
+    assert!(after.4 > before.4, "the COMMIT (an fsync) took time");
+}
+
+#[actix_web::test]
 async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     // Arrange
     let mut app = TestApp::spawn().await;

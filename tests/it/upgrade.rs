@@ -11,13 +11,7 @@ use crate::harness::{client_frame, upgrade_request, Raw, TestApp, TestUser};
 
 /// A gauge from the server's `/metrics`.
 async fn gauge(app: &TestApp, name: &str) -> u64 {
-    let mut resp = app.client.get(app.url("/metrics")).send().await.unwrap();
-    let body = resp.body().await.unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the metrics list {name}"))
+    app.metric(name).await as u64
 }
 
 async fn open_sockets(app: &TestApp) -> u64 {

@@ -150,10 +150,18 @@ fn batch_note(server: &Server, before: &[(String, f64)]) -> String {
     if batches <= 0.0 {
         return String::new();
     }
+    // The writer's cycle, by phase (`hubbub_commit_seconds_total{phase=…}`), in ms per batch.
+    let phase = |p: &str| {
+        let k = format!("hubbub_commit_seconds_total{{phase=\"{p}\"}}");
+        (get(&after, &k) - get(before, &k)) * 1e3 / batches
+    };
+    let (begin, work, commit) = (phase("begin"), phase("work"), phase("commit"));
     format!(
-        ", {batches:.0} commits, {:.1} writes/commit (largest so far {:.0})",
+        ", {batches:.0} commits, {:.1} writes/commit (largest so far {:.0}), \
+         {:.2} ms in each transaction = begin {begin:.2} + work {work:.2} + commit {commit:.2}",
         writes / batches,
-        get(&after, "hubbub_commit_largest_batch")
+        get(&after, "hubbub_commit_largest_batch"),
+        begin + work + commit,
     )
 }
 

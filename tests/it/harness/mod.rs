@@ -269,6 +269,18 @@ impl TestApp {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The value of one line of `GET /metrics`: `name` is the metric with its labels, if any
+    /// (`hubbub_commit_seconds_total{phase="commit"}`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let mut resp = self.client.get(self.url("/metrics")).send().await.unwrap();
+        let body = resp.body().await.unwrap();
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the metrics list {name}"))
+    }
+
     pub fn get(&self, path: &str) -> ClientRequest {
         self.client.get(self.url(path))
     }
