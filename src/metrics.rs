@@ -72,11 +72,11 @@ impl Metrics {
         entry.sum_s += secs;
     }
 
+    /// The two per-route families, each with all its samples together (the exposition format
+    /// doesn't allow one family's samples to be interleaved with another's).
     fn render_routes(&self) -> String {
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = String::from(
-            "# TYPE hubbub_http_requests_total counter\n# TYPE hubbub_http_request_seconds histogram\n",
-        );
+        let mut out = String::from("# TYPE hubbub_http_requests_total counter\n");
         for (route, r) in routes.iter() {
             for (status, n) in &r.by_status {
                 let _ = writeln!(
@@ -84,6 +84,9 @@ impl Metrics {
                     "hubbub_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
                 );
             }
+        }
+        out.push_str("# TYPE hubbub_http_request_seconds histogram\n");
+        for (route, r) in routes.iter() {
             for (bound, n) in BUCKETS.iter().zip(r.buckets.iter()) {
                 let _ = writeln!(
                     out,
@@ -138,5 +141,54 @@ impl Metrics {
             g(&self.open_sockets),
             g(&self.upgraded_connections),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric family a sample line belongs to.
+    fn family(line: &str) -> &str {
+        let name = line.split(['{', ' ']).next().unwrap_or(line);
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| *base == "hubbub_http_request_seconds")
+            .unwrap_or(name)
+    }
+
+    #[test]
+    fn each_family_is_one_block_after_its_type_line() {
+        // Arrange: two routes, so that per-route output could interleave the families.
+        let metrics = Metrics::default();
+        metrics.request("/a", 200, Duration::from_millis(2));
+        metrics.request("/b", 404, Duration::from_millis(30));
+        metrics.phases(
+            Duration::from_micros(10),
+            Duration::from_micros(200),
+            Duration::from_micros(300),
+        );
+
+        // Act
+        let text = metrics.render();
+
+        // Assert
+        let mut seen: Vec<&str> = Vec::new();
+        let mut typed: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.push(rest.split(' ').next().unwrap());
+                continue;
+            }
+            let f = family(line);
+            assert_eq!(typed.last(), Some(&f), "{line} follows its own # TYPE line");
+            if seen.last() != Some(&f) {
+                assert!(!seen.contains(&f), "{f} appears in two places:\n{text}");
+                seen.push(f);
+            }
+        }
+        assert!(text.contains("hubbub_commit_seconds_total{phase=\"work\"} 0.0002\n"));
+        assert!(text.contains("hubbub_http_requests_total{route=\"/b\",status=\"404\"} 1\n"));
     }
 }
