@@ -51,6 +51,11 @@ pub async fn run(
                 if failures == 1 || failures.is_multiple_of(60) {
                     tracing::warn!(error = %e, "tailer cannot read the event log; retrying");
                 }
+                if failures == 1 {
+                    // The failed read dropped its connection (one the database may have closed
+                    // when it restarted): try a new one at once rather than at the next ring.
+                    continue;
+                }
             }
         }
         let rung_remotely = async {

@@ -399,4 +399,30 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    #[test]
+    fn the_writers_postgresql_connection_uses_generic_plans() {
+        // Runs where the PostgreSQL tests run (`HUBBUB_TEST_POSTGRES_URL`, set by .ci/run).
+        let Ok(url) = std::env::var("HUBBUB_TEST_POSTGRES_URL") else {
+            return;
+        };
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            plan_cache_mode: String,
+        }
+        let mode = |mut conn: DbConnection| {
+            diesel::sql_query("SHOW plan_cache_mode")
+                .get_result::<Setting>(&mut conn)
+                .unwrap()
+                .plan_cache_mode
+        };
+        let manager = Manager::new(&url);
+        assert_eq!(mode(manager.open_writer().unwrap()), "force_generic_plan");
+        assert_eq!(
+            mode(manager.open().unwrap()),
+            "auto",
+            "other connections keep the default"
+        );
+    }
 }
