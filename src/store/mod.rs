@@ -106,10 +106,12 @@ pub struct Manager {
 impl Manager {
     pub fn new(url: &str) -> Manager {
         let url = url.strip_prefix("sqlite://").unwrap_or(url).to_string();
-        Manager {
-            backend: Backend::of_url(&url),
-            url,
-        }
+        let backend = Backend::of_url(&url);
+        let url = match backend {
+            Backend::Postgres => with_connect_timeout(url),
+            Backend::Sqlite => url,
+        };
+        Manager { backend, url }
     }
 
     /// Opens one connection (the group-commit writer keeps one of its own).
@@ -168,6 +170,17 @@ impl ManageConnection for Manager {
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
         std::thread::panicking()
     }
+}
+
+/// A PostgreSQL URL with libpq's `connect_timeout` (10 s) unless it sets one. Without it, opening
+/// a connection to a host that stopped answering waits for the operating system to give up (about
+/// two minutes on Linux), and the writer or the tailer waits with it after the host is back.
+fn with_connect_timeout(url: String) -> String {
+    if url.contains("connect_timeout=") {
+        return url;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout=10")
 }
 
 /// Builds the pool, failing with the backend's own message when the database can't be reached.
@@ -398,6 +411,27 @@ mod tests {
             "after a failure the next query opens a new connection (without the TEMP table)"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn postgresql_urls_get_a_connect_timeout_unless_they_set_one() {
+        let url = |u: &str| Manager::new(u).url;
+        assert_eq!(
+            url("postgres://u@db:5432/hubbub"),
+            "postgres://u@db:5432/hubbub?connect_timeout=10"
+        );
+        assert_eq!(
+            url("postgresql://u@db/hubbub?sslmode=require"),
+            "postgresql://u@db/hubbub?sslmode=require&connect_timeout=10"
+        );
+        assert_eq!(
+            url("postgres://u@db/hubbub?connect_timeout=3"),
+            "postgres://u@db/hubbub?connect_timeout=3"
+        );
+        assert_eq!(
+            url("sqlite:///var/lib/hubbub/hubbub.db"),
+            "/var/lib/hubbub/hubbub.db"
+        );
     }
 
     #[test]
