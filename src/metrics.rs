@@ -48,8 +48,8 @@ impl Metrics {
 
     /// Records how long one batch took in each phase: `begin` (the transaction and the
     /// event-log lock), `work` (every job's reads and writes) and `commit` (COMMIT, which
-    /// waits for the fsync). Their sum over a run, divided by the batches, is the writer's
-    /// cycle: what bounds the sends per second (`docs/benchmarks.md`).
+    /// waits for the fsync). Their sum over a run, divided by the batches, is the time of one
+    /// transaction, most of the writer's cycle (`docs/benchmarks.md` reads it per run).
     pub fn phases(&self, begin: Duration, work: Duration, commit: Duration) {
         let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.commit_begin_us.fetch_add(us(begin), Ordering::Relaxed);

@@ -62,8 +62,7 @@ pub fn append_sent(
 }
 
 /// [`append_sent`] on SQLite: the ids reserved, the rows of each table inserted with one
-/// prepared statement (`insert_many!`), one update per
-/// room.
+/// prepared statement (`insert_many!`), one update per room.
 fn append_sent_sqlite(
     conn: &mut DbConnection,
     kind: &'static str,

@@ -136,7 +136,6 @@ pub fn friends_of(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<(Id, Tim
     Ok(low.into_iter().chain(high).collect())
 }
 
-/// Whether either user blocks the other.
 /// The blocks between any two of these users, as (blocker, blocked).
 pub fn blocks_among(conn: &mut DbConnection, users: &[Id]) -> QueryResult<Vec<(Id, Id)>> {
     if users.len() < 2 {
@@ -149,6 +148,7 @@ pub fn blocks_among(conn: &mut DbConnection, users: &[Id]) -> QueryResult<Vec<(I
         .load(conn)
 }
 
+/// Whether either user blocks the other.
 pub fn blocked_either_way(conn: &mut DbConnection, a: Id, b: Id) -> QueryResult<bool> {
     let query = blocks::table.filter(
         (blocks::blocker.eq(a).and(blocks::blocked.eq(b)))

@@ -150,7 +150,8 @@ fn batch_note(server: &Server, before: &[(String, f64)]) -> String {
     if batches <= 0.0 {
         return String::new();
     }
-    // The writer's cycle, by phase (`hubbub_commit_seconds_total{phase=…}`), in ms per batch.
+    // The writer's time per transaction, by phase (`hubbub_commit_seconds_total{phase=…}`), in
+    // ms per batch.
     let phase = |p: &str| {
         let k = format!("hubbub_commit_seconds_total{{phase=\"{p}\"}}");
         (get(&after, &k) - get(before, &k)) * 1e3 / batches
