@@ -3,6 +3,7 @@
 //! `&mut DbConnection`; they return `diesel::result::Error`, which `crate::error` maps to 500.
 
 pub mod attachments;
+mod connection;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
@@ -17,12 +18,11 @@ pub mod testing;
 pub mod tokens;
 pub mod users;
 
-use std::time::Duration;
-
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
-use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use connection::{connect, redact, Backend, Db, Dedicated, Manager, Pool};
 
 /// A connection to either backend; queries are written once against it.
 #[derive(diesel::MultiConnection)]
@@ -57,7 +57,6 @@ macro_rules! insert_many {
                         .map(|_| ())
                 }),
             }
-            .map(|_| ())
         }
     }};
 }
@@ -71,161 +70,8 @@ pub fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
     items
 }
 
-/// A pool of connections to the configured database.
-pub type Pool = r2d2::Pool<Manager>;
-
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-
-/// Which backend a database URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// Chosen from the URL's scheme, so that a down server gives its own error message
-    /// instead of diesel's "invalid connection url for multiconnection".
-    pub fn of_url(url: &str) -> Backend {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        }
-    }
-}
-
-/// Opens connections of one backend and applies the settings each connection needs.
-#[derive(Debug, Clone)]
-pub struct Manager {
-    url: String,
-    backend: Backend,
-}
-
-impl Manager {
-    pub fn new(url: &str) -> Manager {
-        let url = url.strip_prefix("sqlite://").unwrap_or(url).to_string();
-        let backend = Backend::of_url(&url);
-        let url = match backend {
-            Backend::Postgres => with_connect_timeout(url),
-            Backend::Sqlite => url,
-        };
-        Manager { backend, url }
-    }
-
-    /// Opens one connection (the group-commit writer keeps one of its own).
-    pub fn open(&self) -> Result<DbConnection, ConnectionError> {
-        match self.backend {
-            Backend::Postgres => {
-                diesel::PgConnection::establish(&self.url).map(DbConnection::Postgresql)
-            }
-            Backend::Sqlite => {
-                let mut conn = diesel::SqliteConnection::establish(&self.url)?;
-                // WAL with synchronous=FULL: every commit is fsynced before the 2xx goes out,
-                // so "ack ⇒ durable" holds across kill -9 and power loss alike.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000;
-                     PRAGMA journal_mode = WAL;
-                     PRAGMA synchronous = FULL;
-                     PRAGMA foreign_keys = ON;",
-                )
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-                Ok(DbConnection::Sqlite(conn))
-            }
-        }
-    }
-
-    /// Opens the group-commit writer's connection. On PostgreSQL its prepared statements
-    /// always use their generic plan: the planner otherwise re-plans the send group's
-    /// `= ANY($1)` lookups at every execution (custom plans looked cheaper for each batch's
-    /// arrays), about 80 µs of each batch, for the same index lookups every time.
-    pub fn open_writer(&self) -> Result<DbConnection, ConnectionError> {
-        let mut conn = self.open()?;
-        if let DbConnection::Postgresql(c) = &mut conn {
-            c.batch_execute("SET plan_cache_mode = force_generic_plan")
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-        }
-        Ok(conn)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-}
-
-impl ManageConnection for Manager {
-    type Connection = DbConnection;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        self.open().map_err(r2d2::Error::ConnectionError)
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        std::thread::panicking()
-    }
-}
-
-/// A PostgreSQL URL with libpq's `connect_timeout` (10 s) unless it sets one. Without it, opening
-/// a connection to a host that stopped answering waits for the operating system to give up (about
-/// two minutes on Linux), and the writer or the tailer waits with it after the host is back.
-fn with_connect_timeout(url: String) -> String {
-    if url.contains("connect_timeout=") {
-        return url;
-    }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout=10")
-}
-
-/// Builds the pool, failing with the backend's own message when the database can't be reached.
-pub fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
-    let manager = Manager::new(url);
-    if manager.backend == Backend::Sqlite {
-        if let Some(parent) = std::path::Path::new(&manager.url).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot create the directory of the SQLite database {}: {e}",
-                        parent.display()
-                    )
-                })?;
-            }
-        }
-    }
-    // Open one first: r2d2 would retry silently for its whole timeout and hide the reason.
-    manager.open().map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database ({:?} at {}): {e}",
-            manager.backend,
-            redact(url)
-        )
-    })?;
-    let pool = r2d2::Pool::builder()
-        .max_size(max_size)
-        .connection_timeout(Duration::from_secs(10))
-        .build(manager)?;
-    Ok(pool)
-}
-
-/// A URL fit for a log line: the password, if any, replaced.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
 
 /// Applies the pending migrations of the connection's backend.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
@@ -303,160 +149,4 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
-}
-
-/// A connection of its own for a task that queries all the time (the tailer, after every
-/// commit): no pool checkout per query, and so none of the pool's `SELECT 1` checks, a round
-/// trip each on PostgreSQL. A query that fails drops the connection; the next one opens another.
-pub struct Dedicated {
-    manager: Manager,
-    conn: Option<DbConnection>,
-}
-
-impl Dedicated {
-    pub fn new(manager: Manager) -> Dedicated {
-        Dedicated {
-            manager,
-            conn: None,
-        }
-    }
-
-    /// Runs `f` with the connection on the blocking thread pool.
-    pub async fn run<T, F>(&mut self, f: F) -> crate::error::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> crate::error::Result<T> + Send + 'static,
-    {
-        let manager = self.manager.clone();
-        let held = self.conn.take();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut conn = match held {
-                Some(conn) => conn,
-                None => manager.open().map_err(crate::error::Error::unavailable)?,
-            };
-            let result = f(&mut conn);
-            Ok::<_, crate::error::Error>((result.is_ok().then_some(conn), result))
-        });
-        let (conn, result) = task.await.map_err(crate::error::Error::internal)??;
-        self.conn = conn;
-        result
-    }
-}
-
-/// The pool, with a way to run blocking queries from async code.
-#[derive(Clone)]
-pub struct Db {
-    pool: Pool,
-}
-
-impl Db {
-    pub fn new(pool: Pool) -> Db {
-        Db { pool }
-    }
-
-    /// Runs `f` with a pooled connection on the blocking thread pool.
-    pub async fn run<T, F>(&self, f: F) -> crate::error::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> crate::error::Result<T> + Send + 'static,
-    {
-        self.start(f).await
-    }
-
-    /// Like [`Db::run`], but the query starts now, before the returned future is awaited: a
-    /// caller can send one page while the database reads the next.
-    pub fn start<T, F>(
-        &self,
-        f: F,
-    ) -> impl std::future::Future<Output = crate::error::Result<T>> + use<T, F>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> crate::error::Result<T> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        });
-        async move { task.await.map_err(crate::error::Error::internal)? }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_rt::test]
-    async fn a_dedicated_connection_is_kept_and_replaced_after_a_failure() {
-        // Arrange: a file database; a TEMP table lives only on the connection that made it.
-        let dir =
-            std::env::temp_dir().join(format!("hubbub-dedicated-{}", crate::domain::Id::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut db = Dedicated::new(Manager::new(&dir.join("db.sqlite").to_string_lossy()));
-        let sql = |q: &'static str| move |c: &mut DbConnection| Ok(c.batch_execute(q)?);
-
-        // Act
-        db.run(sql("CREATE TEMP TABLE mine (x INTEGER)"))
-            .await
-            .unwrap();
-        let kept = db.run(sql("INSERT INTO mine VALUES (1)")).await;
-        let failed = db.run(sql("SELECT nope FROM nowhere")).await;
-        let replaced = db.run(sql("INSERT INTO mine VALUES (2)")).await;
-
-        // Assert
-        assert!(kept.is_ok(), "the next query runs on the same connection");
-        assert!(failed.is_err());
-        assert!(
-            replaced.is_err(),
-            "after a failure the next query opens a new connection (without the TEMP table)"
-        );
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn postgresql_urls_get_a_connect_timeout_unless_they_set_one() {
-        let url = |u: &str| Manager::new(u).url;
-        assert_eq!(
-            url("postgres://u@db:5432/hubbub"),
-            "postgres://u@db:5432/hubbub?connect_timeout=10"
-        );
-        assert_eq!(
-            url("postgresql://u@db/hubbub?sslmode=require"),
-            "postgresql://u@db/hubbub?sslmode=require&connect_timeout=10"
-        );
-        assert_eq!(
-            url("postgres://u@db/hubbub?connect_timeout=3"),
-            "postgres://u@db/hubbub?connect_timeout=3"
-        );
-        assert_eq!(
-            url("sqlite:///var/lib/hubbub/hubbub.db"),
-            "/var/lib/hubbub/hubbub.db"
-        );
-    }
-
-    #[test]
-    fn the_writers_postgresql_connection_uses_generic_plans() {
-        // Runs where the PostgreSQL tests run (`HUBBUB_TEST_POSTGRES_URL`, set by .ci/run).
-        let Ok(url) = std::env::var("HUBBUB_TEST_POSTGRES_URL") else {
-            return;
-        };
-        #[derive(QueryableByName)]
-        struct Setting {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            plan_cache_mode: String,
-        }
-        let mode = |mut conn: DbConnection| {
-            diesel::sql_query("SHOW plan_cache_mode")
-                .get_result::<Setting>(&mut conn)
-                .unwrap()
-                .plan_cache_mode
-        };
-        let manager = Manager::new(&url);
-        assert_eq!(mode(manager.open_writer().unwrap()), "force_generic_plan");
-        assert_eq!(
-            mode(manager.open().unwrap()),
-            "auto",
-            "other connections keep the default"
-        );
-    }
 }
