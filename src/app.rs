@@ -25,9 +25,10 @@ use crate::core::credentials::Credentials;
 use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
-use crate::realtime::{doorbell, tailer, Close, Hub};
+use crate::realtime::{doorbell, hub, tailer, Close, Hub};
 use crate::state::AppState;
 use crate::store::{self, Db, Dedicated, Manager};
+use crate::stream::peer::Peer;
 use crate::upgrade::{Pumps, Upgrades};
 
 /// The name of the session cookie.
@@ -75,6 +76,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         memberships,
         metrics.clone(),
         credentials.clone(),
+        hub::Caps {
+            node: max_sockets,
+            per_user: settings.max_streams_per_user,
+        },
     ));
     let (doorbell, doorbell_rx) = watch::channel(head);
     let writer = Writer::start(
@@ -92,7 +97,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         hub: hub.clone(),
         metrics,
         doorbell: Arc::default(),
-        max_sockets,
         credentials: credentials.clone(),
         limits: Arc::new(Limits::new(
             settings.rate_login_per_min,
@@ -194,6 +198,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                     .client_request_timeout(Duration::from_secs(5))
                     .client_disconnect_timeout(Duration::from_secs(1))
                     .local_addr(addr)
+                    .on_connect_ext(|io: &actix_rt::net::TcpStream, data| {
+                        data.insert(Peer::of(io));
+                    })
                     .upgrade(Upgrades::new(
                         make_app(false).into_factory(),
                         AppConfig::default(),

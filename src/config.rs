@@ -51,6 +51,28 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     /// How long an upload may stay unattached before it is deleted.
     pub attachment_ttl: Duration,
+    /// Sockets and long polls one user may hold open on a node, across their credentials.
+    pub max_streams_per_user: usize,
+    /// Personal API tokens one user may hold (bots' tokens are their own).
+    pub max_tokens_per_user: usize,
+    /// The most pixels (width × height) an uploaded image may declare.
+    pub max_image_pixels: u64,
+    /// Image decodes run at once, and uploads that may wait for one beyond those.
+    pub image_workers: usize,
+    pub image_queue: usize,
+    /// Password hashes (argon2, 19 MiB each) run at once, and requests that may wait beyond.
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    /// How long a request may wait for an image or hashing worker before a 503.
+    pub work_wait: Duration,
+}
+
+/// Half the cores, at least one: what CPU-heavy pools get by default, so that the other half
+/// keeps serving sends while they are busy.
+fn half_the_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().div_ceil(2))
+        .unwrap_or(1)
 }
 
 impl Settings {
@@ -134,6 +156,14 @@ impl Settings {
             ),
             max_upload_bytes: number("HUBBUB_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
             attachment_ttl: secs("HUBBUB_ATTACHMENT_TTL_SECS", 24 * 3600)?,
+            max_streams_per_user: number("HUBBUB_MAX_STREAMS_PER_USER", 20)?,
+            max_tokens_per_user: number("HUBBUB_MAX_TOKENS_PER_USER", 50)?,
+            max_image_pixels: number("HUBBUB_MAX_IMAGE_PIXELS", 32_000_000)? as u64,
+            image_workers: number("HUBBUB_IMAGE_WORKERS", half_the_cores())?,
+            image_queue: number("HUBBUB_IMAGE_QUEUE", 4)?,
+            hash_workers: number("HUBBUB_HASH_WORKERS", half_the_cores())?,
+            hash_queue: number("HUBBUB_HASH_QUEUE", 32)?,
+            work_wait: secs("HUBBUB_WORK_WAIT_SECS", 10)?,
             max_sockets: var("HUBBUB_MAX_SOCKETS")
                 .map(|v| {
                     v.parse::<u64>()
@@ -143,6 +173,13 @@ impl Settings {
         };
         if settings.heartbeat.is_zero() || settings.stream_queue == 0 || settings.pool_size == 0 {
             bail!("HUBBUB_HEARTBEAT_SECS, HUBBUB_STREAM_QUEUE and HUBBUB_DB_POOL_SIZE must be above zero");
+        }
+        if settings.image_workers == 0
+            || settings.hash_workers == 0
+            || settings.max_streams_per_user == 0
+            || settings.max_image_pixels == 0
+        {
+            bail!("HUBBUB_IMAGE_WORKERS, HUBBUB_HASH_WORKERS, HUBBUB_MAX_STREAMS_PER_USER and HUBBUB_MAX_IMAGE_PIXELS must be above zero");
         }
         Ok(settings)
     }

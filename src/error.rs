@@ -14,6 +14,8 @@ pub struct Error {
     pub code: &'static str,
     pub message: String,
     pub fields: Option<BTreeMap<String, String>>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for refusals under load.
+    pub retry_after: Option<u64>,
     pub cause: Option<anyhow::Error>,
 }
 
@@ -24,7 +26,21 @@ impl Error {
             code,
             message: message.into(),
             fields: None,
+            retry_after: None,
             cause: None,
+        }
+    }
+
+    /// A refusal under load or past a budget: `status` (429 or 503) with `Retry-After`.
+    pub fn busy(
+        status: u16,
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_s: u64,
+    ) -> Error {
+        Error {
+            retry_after: Some(retry_after_s.max(1)),
+            ..Error::new(status, code, message)
         }
     }
 
@@ -118,6 +134,7 @@ impl Error {
             code: self.code,
             message: self.message.clone(),
             fields: self.fields.clone(),
+            retry_after: self.retry_after,
             cause: self.cause.as_ref().map(|c| anyhow::anyhow!("{c:#}")),
         }
     }

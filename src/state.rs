@@ -23,6 +23,4 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     /// The cross-node doorbell's state, for `/readyz`.
     pub doorbell: Arc<doorbell::Status>,
-    /// The most sockets this node holds at once.
-    pub max_sockets: u64,
 }

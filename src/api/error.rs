@@ -61,7 +61,11 @@ impl ResponseError for Error {
         if self.is_server_fault() {
             tracing::error!(request_id = %id, error = %self, "request failed");
         }
-        HttpResponse::build(self.status_code()).json(envelope(self, &id))
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(envelope(self, &id))
     }
 }
 

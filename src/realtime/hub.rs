@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
 
-use super::queue::{self, Refused};
+use super::queue;
 
 use crate::core::credentials::Credentials;
 use crate::domain::Id;
@@ -57,13 +57,48 @@ pub enum Close {
 /// A frame queued for a socket.
 pub type Frame = (i64, ByteString);
 
-/// What a socket gets when it registers.
+/// What a socket (or a long poll) gets when it registers.
 pub struct Registration {
-    pub socket: u64,
     /// The hub's position: every visible event after it will arrive on `frames`.
     pub position: i64,
     /// The socket's queue, which also says why the hub closed it.
     pub frames: queue::Receiver,
+    /// Its place in the hub, given back when dropped.
+    pub lease: Lease,
+}
+
+/// A registration's place in the hub and its share of the caps. Dropping it (the socket task
+/// ending, a long poll answering, or its future dropped by a client that left) forgets the
+/// socket and frees its slots: nothing has to remember to unregister.
+pub struct Lease {
+    hub: Arc<Hub>,
+    user: Id,
+    socket: u64,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.hub.release(self.user, self.socket);
+    }
+}
+
+/// How many registrations (sockets and long polls) the hub holds at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// On this node, for all users.
+    pub node: u64,
+    /// Per user, across all their credentials.
+    pub per_user: usize,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    ShuttingDown,
+    /// The node holds `Caps::node` registrations.
+    NodeFull,
+    /// The user holds `Caps::per_user` registrations.
+    UserFull,
 }
 
 struct Socket {
@@ -77,6 +112,10 @@ struct State {
     position: i64,
     rooms: HashMap<Id, HashSet<Id>>,
     sockets: HashMap<Id, Vec<Socket>>,
+    /// Live leases per user, and in all (a socket the hub already dropped from `sockets`,
+    /// a slow consumer say, holds its lease until its task ends).
+    leases: HashMap<Id, usize>,
+    leased: u64,
     next_socket: u64,
     shutting_down: bool,
 }
@@ -86,6 +125,7 @@ pub struct Hub {
     state: Mutex<State>,
     metrics: Arc<Metrics>,
     credentials: Arc<Credentials>,
+    caps: Caps,
 }
 
 impl Hub {
@@ -95,6 +135,7 @@ impl Hub {
         memberships: Vec<(Id, Id)>,
         metrics: Arc<Metrics>,
         credentials: Arc<Credentials>,
+        caps: Caps,
     ) -> Hub {
         let mut rooms: HashMap<Id, HashSet<Id>> = HashMap::new();
         for (room, user) in memberships {
@@ -108,6 +149,7 @@ impl Hub {
             }),
             metrics,
             credentials,
+            caps,
         }
     }
 
@@ -124,14 +166,29 @@ impl Hub {
         self.lock().position
     }
 
-    /// Registers a socket of `user`, opened with `credential`, with a queue of `capacity`.
-    /// Returns `None` when the server is shutting down.
-    pub fn register(&self, user: Id, credential: Id, capacity: usize) -> Option<Registration> {
+    /// Registers a socket (or long poll) of `user`, opened with `credential`, with a queue of
+    /// `capacity`, if the node and the user are under their caps and the node isn't shutting
+    /// down. The caps are checked and taken under one lock, so concurrent opens can't pass them.
+    pub fn register(
+        self: &Arc<Self>,
+        user: Id,
+        credential: Id,
+        capacity: usize,
+    ) -> Result<Registration, Refused> {
         let (tx, frames) = queue::queue(capacity);
         let mut state = self.lock();
         if state.shutting_down {
-            return None;
+            return Err(Refused::ShuttingDown);
         }
+        if state.leased >= self.caps.node {
+            return Err(Refused::NodeFull);
+        }
+        let held = state.leases.entry(user).or_default();
+        if *held >= self.caps.per_user {
+            return Err(Refused::UserFull);
+        }
+        *held += 1;
+        state.leased += 1;
         state.next_socket += 1;
         let socket = state.next_socket;
         state.sockets.entry(user).or_default().push(Socket {
@@ -139,27 +196,45 @@ impl Hub {
             credential,
             frames: tx,
         });
-        self.metrics.open_sockets.fetch_add(1, Ordering::Relaxed);
-        Some(Registration {
-            socket,
+        self.metrics
+            .open_sockets
+            .store(state.leased, Ordering::Relaxed);
+        Ok(Registration {
             position: state.position,
             frames,
+            lease: Lease {
+                hub: self.clone(),
+                user,
+                socket,
+            },
         })
     }
 
-    /// Forgets a socket (it closed).
-    pub fn unregister(&self, user: Id, socket: u64) {
+    /// Gives a lease back: forgets its socket (if still there) and frees its slots.
+    fn release(&self, user: Id, socket: u64) {
         let mut state = self.lock();
         if let Some(list) = state.sockets.get_mut(&user) {
-            let before = list.len();
             list.retain(|s| s.id != socket);
-            if list.len() < before {
-                self.metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
-            }
             if list.is_empty() {
                 state.sockets.remove(&user);
             }
         }
+        if let Some(held) = state.leases.get_mut(&user) {
+            *held -= 1;
+            if *held == 0 {
+                state.leases.remove(&user);
+            }
+            state.leased -= 1;
+        }
+        self.metrics
+            .open_sockets
+            .store(state.leased, Ordering::Relaxed);
+    }
+
+    /// Registrations held now: on the node, and by `user`.
+    pub fn held(&self, user: Id) -> (u64, usize) {
+        let state = self.lock();
+        (state.leased, state.leases.get(&user).copied().unwrap_or(0))
     }
 
     /// Delivers events, in order, to the local sockets allowed to see them.
@@ -240,16 +315,12 @@ fn deliver(state: &mut State, metrics: &Metrics, user: Id, id: i64, frame: &Byte
             delivered += 1;
             true
         }
-        Err(Refused::Full) => {
+        Err(queue::Refused::Full) => {
             metrics.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
-            metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
             socket.frames.close(Close::Resume);
             false
         }
-        Err(Refused::Closed) => {
-            metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
-            false
-        }
+        Err(queue::Refused::Closed) => false,
     });
     if list.is_empty() {
         state.sockets.remove(&user);
@@ -269,6 +340,21 @@ fn close_where(state: &mut State, matches: impl Fn(&Socket) -> bool, why: Close)
 mod tests {
     use super::*;
 
+    const CAPS: Caps = Caps {
+        node: 3,
+        per_user: 2,
+    };
+
+    fn hub(memberships: Vec<(Id, Id)>) -> Arc<Hub> {
+        Arc::new(Hub::new(
+            0,
+            memberships,
+            Arc::default(),
+            Arc::default(),
+            CAPS,
+        ))
+    }
+
     fn message(id: i64, room: Id) -> Dispatch {
         Dispatch {
             id,
@@ -282,7 +368,7 @@ mod tests {
     #[test]
     fn members_receive_room_events_and_others_do_not() {
         let (room, alice, bob) = (Id::new(), Id::new(), Id::new());
-        let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
+        let hub = hub(vec![(room, alice)]);
         let mut a = hub.register(alice, Id::new(), 8).unwrap();
         let mut b = hub.register(bob, Id::new(), 8).unwrap();
         hub.dispatch(&[message(1, room)]);
@@ -293,7 +379,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_the_socket_with_resume() {
         let (room, alice) = (Id::new(), Id::new());
-        let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
+        let hub = hub(vec![(room, alice)]);
         let a = hub.register(alice, Id::new(), 1).unwrap();
         hub.dispatch(&[message(1, room), message(2, room)]);
         assert_eq!(a.frames.closed(), Some(Close::Resume));
@@ -302,12 +388,47 @@ mod tests {
     #[test]
     fn a_leaver_gets_the_leave_event_and_nothing_after() {
         let (room, alice) = (Id::new(), Id::new());
-        let hub = Hub::new(0, vec![(room, alice)], Arc::default(), Arc::default());
+        let hub = hub(vec![(room, alice)]);
         let mut a = hub.register(alice, Id::new(), 8).unwrap();
         let mut leave = message(1, room);
         leave.effect = Effect::Left(alice);
         hub.dispatch(&[leave, message(2, room)]);
         assert_eq!(a.frames.try_recv().unwrap().0, 1);
         assert!(a.frames.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_user_past_their_cap_and_a_node_past_its_cap_are_refused() {
+        let (alice, bob, carol) = (Id::new(), Id::new(), Id::new());
+        let hub = hub(Vec::new());
+        let a1 = hub.register(alice, Id::new(), 8).unwrap();
+        let _a2 = hub.register(alice, Id::new(), 8).unwrap();
+        assert_eq!(
+            hub.register(alice, Id::new(), 8).err(),
+            Some(Refused::UserFull)
+        );
+        let _b1 = hub.register(bob, Id::new(), 8).unwrap();
+        assert_eq!(
+            hub.register(carol, Id::new(), 8).err(),
+            Some(Refused::NodeFull)
+        );
+        drop(a1);
+        assert_eq!(hub.held(alice), (2, 1));
+        assert!(hub.register(carol, Id::new(), 8).is_ok());
+    }
+
+    #[test]
+    fn a_dropped_lease_frees_its_slots_even_after_the_hub_dropped_the_socket() {
+        let (room, alice) = (Id::new(), Id::new());
+        let hub = hub(vec![(room, alice)]);
+        let a = hub.register(alice, Id::new(), 1).unwrap();
+        // A slow consumer: the hub forgets the socket at once, the lease stays until its task ends.
+        hub.dispatch(&[message(1, room), message(2, room)]);
+        assert_eq!(a.frames.closed(), Some(Close::Resume));
+        assert_eq!(hub.held(alice), (1, 1));
+        assert_eq!(hub.metrics.open_sockets.load(Ordering::Relaxed), 1);
+        drop(a);
+        assert_eq!(hub.held(alice), (0, 0));
+        assert_eq!(hub.metrics.open_sockets.load(Ordering::Relaxed), 0);
     }
 }

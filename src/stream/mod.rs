@@ -1,6 +1,7 @@
 //! `GET /api/v1/stream`: the read-only WebSocket. The upgrade is checked here (session,
 //! `Origin`, cursor); `socket` runs the connection: hello, replay, then live.
 
+pub mod peer;
 pub mod poll;
 mod socket;
 mod subscribe;
@@ -38,10 +39,8 @@ pub async fn connect(
     .await?;
     let (response, ws, messages) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
+        // `sub` is dropped, and its registration with it.
         Err(e) => {
-            state
-                .hub
-                .unregister(sub.caller.user, sub.registration.socket);
             return Err(Error::bad_request(
                 "not_a_websocket",
                 format!("expected a WebSocket upgrade: {e}"),

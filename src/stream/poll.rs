@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::events;
 use crate::state::AppState;
 use crate::store;
+use crate::stream::peer;
 use crate::stream::subscribe::{subscribe, Subscription};
 
 /// The longest a poll may wait.
@@ -55,11 +56,10 @@ pub async fn events(
                 )
             })?,
     };
+    // The registration's lease goes with `sub`: released when the poll answers, or when a
+    // client that leaves drops this future.
     let sub = subscribe(&state, &req, query.since.as_deref(), None).await?;
-    let (user, socket) = (sub.caller.user, sub.registration.socket);
-    let answer = poll(&state, sub, Duration::from_secs(timeout)).await;
-    state.hub.unregister(user, socket);
-    let body = answer?;
+    let body = poll(&state, &req, sub, Duration::from_secs(timeout)).await?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))
@@ -74,7 +74,12 @@ fn page(frames: &[String], cursor: i64) -> String {
     )
 }
 
-async fn poll(state: &AppState, mut sub: Subscription, timeout: Duration) -> Result<String, Error> {
+async fn poll(
+    state: &AppState,
+    req: &HttpRequest,
+    mut sub: Subscription,
+    timeout: Duration,
+) -> Result<String, Error> {
     let upto = sub.head.max(sub.registration.position);
     if sub.resync {
         let frame = format!(
@@ -128,6 +133,8 @@ async fn poll(state: &AppState, mut sub: Subscription, timeout: Duration) -> Res
                 None => break,
             },
             _ = &mut deadline => break,
+            // Nobody to answer: end now, and the registration with it.
+            _ = peer::gone(req) => return Err(Error::new(499, "client_closed", "the client left")),
         }
     }
     Ok(page(&frames, cursor))

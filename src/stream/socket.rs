@@ -74,7 +74,7 @@ fn reason(code: CloseCode, text: impl Into<String>) -> End {
     })
 }
 
-/// Runs the socket until it closes, then leaves the hub.
+/// Runs the socket until it closes; it leaves the hub when `drive` returns.
 pub async fn run(state: AppState, sub: Subscription, mut ws: Session, messages: MessageStream) {
     let ctx = Context {
         state,
@@ -84,11 +84,8 @@ pub async fn run(state: AppState, sub: Subscription, mut ws: Session, messages: 
         resync: sub.resync,
         expires: sub.expires,
     };
-    let reg = sub.registration;
-    let (user, socket) = (ctx.caller.user, reg.socket);
-    let hub = ctx.state.hub.clone();
-    let end = drive(&ctx, reg, &mut ws, messages).await;
-    hub.unregister(user, socket);
+    // The registration (and its lease) ends with `drive`, before the close frame goes out.
+    let end = drive(&ctx, sub.registration, &mut ws, messages).await;
     if let End::Close(reason) = end {
         let _ = ws.close(Some(reason)).await;
     }
@@ -103,7 +100,7 @@ async fn drive(
     let Registration {
         position,
         mut frames,
-        ..
+        lease: _lease,
     } = reg;
     // Boxed: what catching up needs is gone once it is done, and an idle socket keeps only
     // what the live loop below needs.

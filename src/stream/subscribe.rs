@@ -9,7 +9,7 @@ use crate::core::tokens::{self, Scopes};
 use crate::domain::Time;
 use crate::error::Error;
 use crate::events;
-use crate::realtime::hub::Registration;
+use crate::realtime::hub::{Refused, Registration};
 use crate::state::AppState;
 use crate::store;
 
@@ -78,25 +78,13 @@ pub async fn subscribe(
             caller
         }
     };
-    if state
-        .metrics
-        .open_sockets
-        .load(std::sync::atomic::Ordering::Relaxed)
-        >= state.max_sockets
-    {
-        return Err(Error::new(
-            503,
-            "too_many_connections",
-            "this server holds as many sockets as it can; retry later or on another node",
-        ));
-    }
     // Register first, then check the credential: a revocation that commits in between is
     // either seen here (the credential is gone) or reaches the registration through the hub.
+    // Any refusal below drops the registration, and its lease gives the slot back.
     let registration = state
         .hub
         .register(caller.user, caller.credential, state.settings.stream_queue)
-        .ok_or_else(|| Error::unavailable(anyhow::anyhow!("shutting down")))?;
-    let socket = registration.socket;
+        .map_err(|why| refused(why, state.settings.max_streams_per_user))?;
     let credential = caller.credential;
     let checked = state
         .db
@@ -108,19 +96,12 @@ pub async fn subscribe(
             ))
         })
         .await;
-    let refuse = |e: Error| {
-        state.hub.unregister(caller.user, socket);
-        Err(e)
-    };
-    let (head, pruned, expires) = match checked {
-        Ok(v) => v,
-        Err(e) => return refuse(e),
-    };
+    let (head, pruned, expires) = checked?;
     let Some(expires) = expires else {
-        return refuse(Error::unauthenticated());
+        return Err(Error::unauthenticated());
     };
     if since.is_some_and(|s| s > head) {
-        return refuse(Error::bad_request(
+        return Err(Error::bad_request(
             "invalid_cursor",
             "since is ahead of the event log",
         ));
@@ -133,4 +114,25 @@ pub async fn subscribe(
         expires,
         registration,
     })
+}
+
+/// The answer to a registration the hub refused.
+fn refused(why: Refused, per_user: usize) -> Error {
+    match why {
+        Refused::ShuttingDown => Error::unavailable(anyhow::anyhow!("shutting down")),
+        Refused::NodeFull => Error::busy(
+            503,
+            "too_many_connections",
+            "this server holds as many sockets as it can; retry later or on another node",
+            5,
+        ),
+        Refused::UserFull => Error::busy(
+            429,
+            "too_many_streams",
+            format!(
+                "you already hold {per_user} sockets and long polls on this server; close one first"
+            ),
+            5,
+        ),
+    }
 }

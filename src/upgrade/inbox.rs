@@ -11,6 +11,8 @@ use actix_http::error::PayloadError;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::guard::{FrameGuard, Verdict};
+
 /// Bytes read but not yet taken by actix-ws past which the pump stops reading.
 const INBOX_LIMIT: usize = 32 * 1024;
 
@@ -27,41 +29,75 @@ pub(super) struct Inbox {
     pump: Option<Waker>,
     /// actix-ws dropped the body: nobody reads the client's frames any more, they are dropped.
     dropped: bool,
+    /// Body bytes still to come, for a body with a length; `None` for a WebSocket's frames,
+    /// which run to the end of the connection and pass the guard first.
+    left: Option<usize>,
+    guard: FrameGuard,
 }
 
 impl Inbox {
-    pub(super) fn new() -> Rc<RefCell<Inbox>> {
-        Rc::new(RefCell::new(Inbox {
+    /// The inbox of a body of `length` bytes, or of WebSocket frames (`None`).
+    pub(super) fn new(length: Option<usize>) -> Rc<RefCell<Inbox>> {
+        let inbox = Inbox {
             items: VecDeque::new(),
             len: 0,
             end: None,
             reader: None,
             pump: None,
             dropped: false,
-        }))
+            left: length,
+            guard: FrameGuard::default(),
+        };
+        if length == Some(0) {
+            let inbox = Rc::new(RefCell::new(inbox));
+            inbox.borrow_mut().end(Ok(()));
+            return inbox;
+        }
+        Rc::new(RefCell::new(inbox))
     }
 
-    /// Takes what the client sent, up to `left` bytes if the body has a length (then ends the
-    /// body when it is complete). Returns whether more of the connection belongs to the body.
-    pub(super) fn feed(&mut self, bytes: &[u8], left: &mut Option<usize>) -> bool {
-        let take = left.map_or(bytes.len(), |n| n.min(bytes.len()));
-        if take > 0 && !self.dropped {
-            self.len += take;
-            self.items.push_back(Bytes::copy_from_slice(&bytes[..take]));
-            if let Some(w) = self.reader.take() {
-                w.wake();
+    /// Takes what the client sent: up to the body's length (then ends the body), or the
+    /// WebSocket frames the guard lets through. Returns whether to read more of the connection.
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> bool {
+        match &mut self.left {
+            Some(left) => {
+                let take = (*left).min(bytes.len());
+                *left -= take;
+                let done = *left == 0;
+                self.push(&bytes[..take]);
+                if done {
+                    self.end(Ok(()));
+                }
+                !done
+            }
+            None => {
+                let mut passed = Vec::new();
+                let verdict = self.guard.filter(bytes, &mut passed);
+                self.push(&passed);
+                match verdict {
+                    Verdict::Pass => true,
+                    // The socket reads the empty text frame that stands for it, and closes.
+                    Verdict::DataFrame => {
+                        self.end(Ok(()));
+                        false
+                    }
+                    Verdict::Invalid => {
+                        self.end(Err(PayloadError::EncodingCorrupted));
+                        false
+                    }
+                }
             }
         }
-        match left {
-            Some(n) => {
-                *n -= take;
-                if *n == 0 {
-                    self.end(Ok(()));
-                    return false;
-                }
-                true
-            }
-            None => true,
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.dropped {
+            return;
+        }
+        self.len += bytes.len();
+        self.items.push_back(Bytes::copy_from_slice(bytes));
+        if let Some(w) = self.reader.take() {
+            w.wake();
         }
     }
 

@@ -42,6 +42,7 @@ use crate::metrics::Metrics;
 use inbox::{Inbox, InboxStream};
 use pump::{linger, pump_bytes, read_some};
 
+mod guard;
 mod inbox;
 mod pump;
 
@@ -203,7 +204,7 @@ where
 {
     let parts = framed.into_parts();
     let (io, mut codec) = (parts.io, parts.codec);
-    let mut left = if req.method() == Method::GET {
+    let length = if req.method() == Method::GET {
         None
     } else {
         let length = req
@@ -213,9 +214,9 @@ where
             .and_then(|v| v.trim().parse::<usize>().ok());
         Some(length.unwrap_or(0))
     };
-    let inbox = Inbox::new();
+    let inbox = Inbox::new(length);
     // Bytes the client sent right behind its request (copied: the buffer is 8 KiB).
-    let mut reading = inbox.borrow_mut().feed(&parts.read_buf, &mut left);
+    let mut reading = length != Some(0) && inbox.borrow_mut().feed(&parts.read_buf);
     drop(parts.read_buf);
     drop(parts.write_buf);
     *req.payload() = Payload::Stream {
@@ -230,7 +231,7 @@ where
             match read_some(cx, &io) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(Some(bytes))) => {
-                    reading = inbox.borrow_mut().feed(&bytes, &mut left);
+                    reading = inbox.borrow_mut().feed(&bytes);
                 }
                 Poll::Ready(Ok(None)) => {
                     inbox.borrow_mut().end(Ok(()));

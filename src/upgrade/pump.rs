@@ -80,10 +80,8 @@ pub(super) async fn pump_bytes<B: MessageBody>(
                     }
                 }
             }
-            Step::Read(bytes) => {
-                let mut unlimited = None;
-                inbox.borrow_mut().feed(&bytes, &mut unlimited);
-            }
+            // The guard may stop the reading (a data frame, or a frame no client may send).
+            Step::Read(bytes) => reading = inbox.borrow_mut().feed(&bytes),
             Step::Eof => {
                 inbox.borrow_mut().end(Ok(()));
                 reading = false;
@@ -141,14 +139,24 @@ pub(super) fn read_some(cx: &mut Context<'_>, io: &TcpStream) -> Poll<io::Result
 }
 
 /// Ends a connection the server is done with: FIN, then whatever the client still sends is
-/// read and dropped (for a second at most), so that closing doesn't answer it with a reset
-/// that could destroy the last frames or the answer on the client's side.
+/// read and dropped (for a second and 64 KiB at most), so that closing doesn't answer it with
+/// a reset that could destroy the last frames or the answer on the client's side. A client
+/// that keeps sending past that gets the reset.
 pub(super) async fn linger(mut io: TcpStream) -> io::Result<()> {
     io.shutdown().await?;
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let mut sink = [0u8; 512];
-        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(n) if n > 0 => left = left.saturating_sub(n),
+                _ => break,
+            }
+        }
     })
     .await;
     Ok(())
 }
+
+/// What a closing connection reads and drops at most before it closes anyway.
+const LINGER_BYTES: usize = 64 * 1024;

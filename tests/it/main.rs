@@ -7,6 +7,7 @@ mod cluster;
 mod durability;
 mod errors;
 mod harness;
+mod hostile;
 mod loadgen;
 mod messages;
 mod openapi;

@@ -236,7 +236,7 @@ impl TestApp {
     }
 
     pub fn send_sigterm(&self) {
-        let pid = self.child.as_ref().expect("running").id();
+        let pid = self.pid();
         let status = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
@@ -259,6 +259,31 @@ impl TestApp {
             );
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The server process's resident memory in KiB, now and at its peak (VmRSS, VmHWM).
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc/PID/status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Starts the peak (VmHWM) over from the current RSS (Linux ≥ 4.0), so that a test reads
+    /// the peak of what it did, not of the server's start.
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")
+            .expect("write 5 to /proc/PID/clear_refs");
     }
 
     pub fn url(&self, path: &str) -> String {
