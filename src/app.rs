@@ -22,6 +22,7 @@ use crate::api::{self, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
 use crate::core::attachments;
 use crate::core::credentials::Credentials;
+use crate::core::work::Pool;
 use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
@@ -98,6 +99,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics,
         doorbell: Arc::default(),
         credentials: credentials.clone(),
+        images: Pool::new(
+            "image",
+            settings.image_workers,
+            settings.image_queue,
+            settings.work_wait,
+        ),
+        hashes: Pool::new(
+            "password",
+            settings.hash_workers,
+            settings.hash_queue,
+            settings.work_wait,
+        ),
         limits: Arc::new(Limits::new(
             settings.rate_login_per_min,
             settings.rate_writes_per_s,

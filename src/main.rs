@@ -7,7 +7,22 @@ use hubbub::config::Settings;
 
 const USAGE: &str = "usage: hubbub [serve | migrate]\n\nSettings come from HUBBUB_* environment variables; see docs/operations.md.";
 
+/// glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB),
+/// after which blocks of that size come from per-thread arenas and stay there: one argon2 hash
+/// (19 MiB) or decoded image per blocking thread, kept for good — 300 MB after a burst of
+/// failed sign-ins on two cores. A fixed threshold turns that adjustment off, so that every
+/// block over 1 MiB is returned when freed (docs/operations.md, "Memory").
+fn return_large_blocks_to_the_kernel() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        // Blocks this large come straight from the kernel and go back to it when freed.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    return_large_blocks_to_the_kernel();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

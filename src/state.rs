@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::api::ratelimit::Limits;
 use crate::config::Settings;
 use crate::core::credentials::Credentials;
+use crate::core::work::Pool;
 use crate::events::Writer;
 use crate::metrics::Metrics;
 use crate::realtime::{doorbell, Hub};
@@ -23,4 +24,8 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     /// The cross-node doorbell's state, for `/readyz`.
     pub doorbell: Arc<doorbell::Status>,
+    /// Image decodes and re-encodes, bounded (see `core::work`).
+    pub images: Pool,
+    /// Password hashes and checks (argon2, 19 MiB each), bounded.
+    pub hashes: Pool,
 }

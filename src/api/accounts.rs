@@ -32,6 +32,7 @@ pub async fn register(
     let body = body.into_inner();
     let user = accounts::register(
         &state.db,
+        &state.hashes,
         accounts::Registration {
             username: body.username,
             password: body.password,
@@ -58,7 +59,7 @@ pub async fn login(
     session: Session,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, Error> {
-    let user = accounts::login(&state.db, &body.username, &body.password).await?;
+    let user = accounts::login(&state.db, &state.hashes, &body.username, &body.password).await?;
     end_previous_session(&state, &req).await?;
     start_session(&session, user.id)?;
     Ok(HttpResponse::Ok().json(user))

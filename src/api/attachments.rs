@@ -1,6 +1,8 @@
 //! Photos: `POST /api/v1/attachments` (multipart, field `file`), `GET /api/v1/attachments/{id}`
 //! and `…/{id}/thumbnail`.
 
+use std::time::Duration;
+
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -43,6 +45,33 @@ fn multipart_error(e: MultipartError) -> Error {
     }
 }
 
+/// How long an upload's body may take to arrive: it holds a place in the image pool meanwhile,
+/// so a client trickling bytes can't keep it forever (10 MiB in this time is 85 KiB/s).
+const READ_WITHIN: Duration = Duration::from_secs(120);
+
+/// The bytes of the first field named `file`, cut off past `limit` (413).
+async fn read_file(mut form: Multipart, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+    let mut file: Option<Vec<u8>> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        let is_file = field.name() == Some("file");
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(multipart_error)?;
+            if is_file {
+                if bytes.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if is_file && file.is_none() {
+            file = Some(bytes);
+        }
+    }
+    Ok(file)
+}
+
 /// `POST /api/v1/attachments`: 201 `{id, content_type, size, width, height}`. The body is read
 /// as it arrives and cut off past `HUBBUB_MAX_UPLOAD_BYTES` (413) instead of being buffered whole.
 #[utoipa::path(operation_id = "attachments_upload", post, path = "/api/v1/attachments", tag = "attachments", request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 201, body = Attachment), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
@@ -62,29 +91,30 @@ pub async fn upload(
     if announced.is_some_and(|n| n > limit + 64 * 1024) {
         return Err(too_large(limit));
     }
-    let mut form = Multipart::new(req.headers(), payload);
-    let mut file: Option<Vec<u8>> = None;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(multipart_error)?;
-        let is_file = field.name() == Some("file");
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(multipart_error)?;
-            if is_file {
-                if bytes.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-        }
-        if is_file && file.is_none() {
-            file = Some(bytes);
-        }
-    }
+    // A place in the image pool's queue before the body is read: the bodies held at once are
+    // bounded by the pool, not by how many clients upload.
+    let admission = state.images.admit()?;
+    let form = Multipart::new(req.headers(), payload);
+    let file = tokio::time::timeout(READ_WITHIN, read_file(form, limit))
+        .await
+        .map_err(|_| {
+            Error::new(
+                408,
+                "upload_too_slow",
+                format!("the upload must arrive within {} s", READ_WITHIN.as_secs()),
+            )
+        })??;
     let bytes = file
         .filter(|b| !b.is_empty())
         .ok_or_else(|| Error::validation("file", "send the image in a field named `file`"))?;
-    let view = attachments::upload(&state.db, &state.settings.data_dir, caller.user, bytes).await?;
+    let to = attachments::Upload {
+        db: &state.db,
+        data_dir: &state.settings.data_dir,
+        pool: &state.images,
+        admission,
+        max_pixels: state.settings.max_image_pixels,
+    };
+    let view = attachments::upload(to, caller.user, bytes).await?;
     Ok(HttpResponse::Created().json(view))
 }
 

@@ -1,8 +1,9 @@
-//! Accounts: registration, login and profile reads. Passwords are hashed with argon2id on the
-//! blocking pool, never while holding a database connection.
+//! Accounts: registration, login and profile reads. Passwords are hashed with argon2id in the
+//! bounded hashing pool (`core::work`), never while holding a database connection.
 
 use crate::core::crypto;
 use crate::core::views::User;
+use crate::core::work::Pool;
 use crate::domain::{DisplayName, Id, Password, Time, Username};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
@@ -16,7 +17,7 @@ pub struct Registration {
 }
 
 /// Creates an account. 422 for invalid fields (all reported at once), 409 for a taken name.
-pub async fn register(db: &Db, form: Registration) -> Result<User> {
+pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User> {
     let mut err: Option<Error> = None;
     let mut fail = |field: &str, why: String| {
         err = Some(match err.take() {
@@ -42,7 +43,9 @@ pub async fn register(db: &Db, form: Registration) -> Result<User> {
     let (Some(username), Some(password)) = (username, password) else {
         return Err(Error::validation("username", "required"));
     };
-    let hash = blocking(move || crypto::hash_password(password.expose())).await?;
+    let hash = hashes
+        .call(move || crypto::hash_password(password.expose()))
+        .await?;
     let row = UserRow {
         id: Id::new(),
         display_name: display
@@ -69,7 +72,9 @@ pub async fn register(db: &Db, form: Registration) -> Result<User> {
 
 /// Checks a username and password. Unknown user and wrong password are the same 401, in the
 /// same time.
-pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
+pub async fn login(db: &Db, hashes: &Pool, username: &str, password: &str) -> Result<User> {
+    // A place in the hashing queue first: when it is full, refuse before any query.
+    let admission = hashes.admit()?;
     let username = Username::parse(username).ok();
     let found = match username {
         Some(name) => {
@@ -83,7 +88,11 @@ pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| crypto::dummy_hash().to_string());
-    let ok = blocking(move || Ok(crypto::verify_password(&password, &hash))).await?;
+    let ok = hashes
+        .run(admission, move || {
+            Ok(crypto::verify_password(&password, &hash))
+        })
+        .await?;
     match found {
         Some(user) if ok => Ok(User::from(&user)),
         _ => Err(Error::invalid_credentials()),
@@ -98,12 +107,6 @@ pub async fn get(db: &Db, id: Id) -> Result<User> {
             .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
     })
     .await
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(Error::internal)?
 }
 
 /// The payload of `user.updated`.

@@ -14,3 +14,4 @@ pub mod sessions;
 pub mod social;
 pub mod tokens;
 pub mod views;
+pub mod work;

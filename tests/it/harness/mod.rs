@@ -279,6 +279,13 @@ impl TestApp {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// The files stored under the server's attachments directory.
+    pub fn stored_attachments(&self) -> usize {
+        std::fs::read_dir(self.data_dir.join("attachments"))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+
     /// Starts the peak (VmHWM) over from the current RSS (Linux ≥ 4.0), so that a test reads
     /// the peak of what it did, not of the server's start.
     pub fn reset_peak_memory(&self) {
