@@ -175,8 +175,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(api::routes)
-            .wrap(sessions)
+            // Inside the sessions, so that the limiter knows the user behind a cookie.
             .wrap(from_fn(api::ratelimit::limit))
+            .wrap(sessions)
             .wrap(from_fn(api::middleware::csrf_guard))
             .wrap(api::middleware::cors(&cors_origins))
             .wrap(from_fn(api::middleware::observe))

@@ -1,5 +1,6 @@
 //! Rate limits, as token buckets (`governor`): sign-in and registration per client IP, and
-//! writes per credential. Over the limit: 429 `rate_limited` with `Retry-After`; every limited
+//! writes per user, across all of that user's sessions and tokens (a bot is a user of its own,
+//! with its own bucket). Over the limit: 429 `rate_limited` with `Retry-After`; every limited
 //! response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until full).
 //!
 //! The buckets are per node: behind a load balancer spreading clients over n nodes, a client
@@ -21,8 +22,10 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::app::SESSION_COOKIE;
-use crate::core::crypto::sha256_hex;
+use actix_web::HttpMessage;
+
+use crate::api::auth::Caller;
+use crate::domain::Id;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -89,12 +92,12 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
 /// The server's buckets.
 pub struct Limits {
     login: Option<Bucket<IpAddr>>,
-    writes: Option<Bucket<String>>,
+    writes: Option<Bucket<Id>>,
 }
 
 impl Limits {
     /// `login_per_min` sign-ins/registrations per IP per minute; `writes_per_s` writes per
-    /// credential per second (bursting to 5 seconds' worth). 0 turns a limit off.
+    /// user per second (bursting to 5 seconds' worth). 0 turns a limit off.
     pub fn new(login_per_min: u32, writes_per_s: u32) -> Limits {
         Limits {
             login: Bucket::new(login_per_min, Duration::from_secs(60)),
@@ -118,7 +121,7 @@ const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Which bucket a request draws from, if any.
-fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -> Option<Verdict> {
+async fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -> Option<Verdict> {
     let path = req.path();
     if req.method() == Method::POST && (path == "/api/v1/sessions" || path == "/api/v1/users") {
         // Behind a proxy that sets X-Forwarded-For (and that alone can reach us), the client's
@@ -136,12 +139,13 @@ fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -> Opti
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
-    // The credential as sent (hashed): no database lookup before the limit applies.
-    let credential = match req.headers().get(header::AUTHORIZATION) {
-        Some(value) => sha256_hex(value.as_bytes()),
-        None => sha256_hex(req.cookie(SESSION_COOKIE)?.value().as_bytes()),
-    };
-    limits.writes.as_ref().map(|b| b.check(&credential))
+    let writes = limits.writes.as_ref()?;
+    // Who is writing, from the credentials cache (no query for a live credential); kept for
+    // the handler's `Caller`. A request that isn't signed in draws from no bucket: it gets its
+    // 401 without touching anything.
+    let caller = Caller::authenticate(req.request()).await.ok()?;
+    req.extensions_mut().insert(caller);
+    Some(writes.check(&caller.user))
 }
 
 /// Applies the limits and adds the headers.
@@ -149,9 +153,10 @@ pub async fn limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let found = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| verdict(&req, &state.limits, state.settings.trust_forwarded));
+    let found = match req.app_data::<web::Data<AppState>>().cloned() {
+        Some(state) => verdict(&req, &state.limits, state.settings.trust_forwarded).await,
+        None => None,
+    };
     let Some(v) = found else {
         return next
             .call(req)

@@ -64,6 +64,7 @@ pub async fn create(
     }
     let token = tokens::create(
         &state.db,
+        state.settings.max_tokens_per_user,
         caller.user,
         &body.name,
         scopes,

@@ -140,9 +140,11 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
-/// Creates a personal token for `user`.
+/// Creates a personal token for `user`, who may hold at most `max` (422 `too_many_tokens`:
+/// delete one first).
 pub async fn create(
     db: &Db,
+    max: usize,
     user: Id,
     name: &str,
     scopes: Scopes,
@@ -163,7 +165,16 @@ pub async fn create(
     };
     let (row, secret) = new_token_row(user, name, scopes, expires_at);
     db.run(move |conn| {
-        store::write_tx(conn, |conn| store::tokens::insert(conn, &row))?;
+        store::write_tx(conn, |conn| {
+            if store::tokens::count_locking(conn, user)? >= max as i64 {
+                return Err(Error::new(
+                    422,
+                    "too_many_tokens",
+                    format!("a user may hold at most {max} tokens; delete one first"),
+                ));
+            }
+            Ok(store::tokens::insert(conn, &row)?)
+        })?;
         Ok(NewToken {
             token: Token::from(&row),
             token_secret: secret,

@@ -6,6 +6,7 @@
 mod images;
 mod passwords;
 mod streams;
+mod writes;
 
 use std::time::{Duration, Instant};
 
