@@ -1,6 +1,7 @@
 //! Accounts and sessions: `POST /api/v1/users`, `POST /api/v1/sessions`,
 //! `DELETE /api/v1/sessions/current`, `GET /api/v1/me`, `GET /api/v1/users/{id}`.
 
+use super::json::Json;
 use actix_session::Session;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -27,7 +28,7 @@ pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    body: web::Json<RegisterBody>,
+    body: Json<RegisterBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let user = accounts::register(
@@ -57,7 +58,7 @@ pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    body: web::Json<LoginBody>,
+    body: Json<LoginBody>,
 ) -> Result<HttpResponse, Error> {
     let user = accounts::login(&state.db, &state.hashes, &body.username, &body.password).await?;
     end_previous_session(&state, &req).await?;
@@ -125,7 +126,7 @@ pub struct ProfileBody {
 pub async fn update_me(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<ProfileBody>,
+    body: Json<ProfileBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let user = accounts::update_profile(

@@ -1,6 +1,7 @@
 //! Messages: `POST /api/v1/rooms/{id}/messages` (idempotent with `Idempotency-Key`) and
 //! `GET /api/v1/rooms/{id}/messages?before=&after=&limit=`.
 
+use super::json::Json;
 use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -41,7 +42,7 @@ pub async fn send(
     caller: Caller,
     req: HttpRequest,
     room: web::Path<Id>,
-    body: web::Json<SendBody>,
+    body: Json<SendBody>,
 ) -> Result<HttpResponse, Error> {
     let key = match req.headers().get("idempotency-key") {
         None => None,
@@ -137,7 +138,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(Id, Id)>,
-    body: web::Json<EditBody>,
+    body: Json<EditBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, message) = path.into_inner();
     let json = messages::edit(

@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod json;
 pub mod messages;
 pub mod middleware;
 pub mod openapi;

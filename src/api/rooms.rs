@@ -1,5 +1,6 @@
 //! Rooms and their members: `/api/v1/rooms…` and `POST /api/v1/dms`.
 
+use super::json::Json;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -26,7 +27,7 @@ pub struct CreateBody {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateBody>,
+    body: Json<CreateBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let (room, event) =
@@ -44,7 +45,7 @@ pub struct UserBody {
 pub async fn open_direct(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<UserBody>,
+    body: Json<UserBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, event) = rooms::open_direct(
         &state.writer,
@@ -95,7 +96,7 @@ pub async fn rename(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Id>,
-    body: web::Json<RenameBody>,
+    body: Json<RenameBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, event) = members::rename(
         &state.writer,
@@ -120,7 +121,7 @@ pub async fn add_member(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Id>,
-    body: web::Json<UserBody>,
+    body: Json<UserBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, user) = (id.into_inner(), body.user_id);
     let event = members::add(&state.writer, caller.user, room, user).await?;
@@ -160,7 +161,7 @@ pub async fn set_role(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(Id, Id)>,
-    body: web::Json<RoleBody>,
+    body: Json<RoleBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, user) = path.into_inner();
     let role = body.into_inner().role;
@@ -184,7 +185,7 @@ pub async fn mark_read(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Id>,
-    body: web::Json<ReadBody>,
+    body: Json<ReadBody>,
 ) -> Result<HttpResponse, Error> {
     let (marker, event) =
         members::mark_read(&state.writer, caller.user, id.into_inner(), body.message_id).await?;

@@ -1,5 +1,6 @@
 //! Friends and blocks: `/api/v1/friends…` and `/api/v1/blocks…`.
 
+use super::json::Json;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,7 +46,7 @@ pub struct BlockList {
 pub async fn request(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<RequestBody>,
+    body: Json<RequestBody>,
 ) -> Result<HttpResponse, Error> {
     let answer = match social::request(&state.writer, caller.user, body.user_id).await? {
         Requested::Created(request, event) => {

@@ -1,6 +1,7 @@
 //! Bots, API tokens and stream tickets: `POST /api/v1/bots`, `/api/v1/tokens…`,
 //! `POST /api/v1/stream/tickets`.
 
+use super::json::Json;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -29,7 +30,7 @@ pub struct TokenList {
 pub async fn create_bot(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<BotBody>,
+    body: Json<BotBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let bot = tokens::create_bot(&state.db, caller.user, &body.username, body.display_name).await?;
@@ -49,7 +50,7 @@ pub struct TokenBody {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<TokenBody>,
+    body: Json<TokenBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let scopes = match &body.scopes {

@@ -67,6 +67,42 @@ async fn missing_fields_and_wrong_types_are_400_invalid_body() {
 }
 
 #[actix_web::test]
+async fn a_json_array_is_not_taken_for_an_object_and_errors_name_fields_not_rust_types() {
+    // Arrange: serde reads `["array room"]` into a one-field struct, element by element.
+    let app = TestApp::spawn().await;
+    let (alice, room_id) = setup(&app).await;
+    let before = alice.get(&app, "/api/v1/me").await.expect(200);
+
+    // Act
+    let profile = alice.patch(&app, "/api/v1/me", &json!([null, null])).await;
+    let room = alice
+        .post(&app, "/api/v1/rooms", &json!(["array room"]))
+        .await;
+    let wrong_type = alice
+        .post(
+            &app,
+            &format!("/api/v1/rooms/{room_id}/messages"),
+            &json!({ "body": 42 }),
+        )
+        .await;
+
+    // Assert
+    profile.expect_error(400, "invalid_body");
+    room.expect_error(400, "invalid_body");
+    let err = wrong_type.expect_error(400, "invalid_body");
+    assert!(err["fields"]["body"].is_string(), "{err}");
+    for resp in [&profile, &room, &wrong_type] {
+        let text = resp.body.to_string();
+        assert!(
+            !text.contains("struct") && !text.contains("Body"),
+            "a Rust type leaked: {text}"
+        );
+    }
+    assert_nothing_written(&app, &alice, &room_id).await;
+    assert_eq!(alice.get(&app, "/api/v1/me").await.expect(200), before);
+}
+
+#[actix_web::test]
 async fn a_non_uuid_path_id_is_400_invalid_path() {
     // Arrange
     let app = TestApp::spawn().await;
