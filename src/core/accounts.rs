@@ -193,6 +193,20 @@ pub async fn search(
             "prefix must be 1 to 32 characters",
         ));
     }
+    // Both are (the start of) a username, so anything else matches nothing; say so rather than
+    // hand a NUL to PostgreSQL, which refuses it in text.
+    for (field, value) in [("prefix", Some(&prefix)), ("after", after.as_ref())] {
+        if value.is_some_and(|v| !v.chars().all(Username::allowed)) {
+            return Err(Error::bad_request(
+                "invalid_query",
+                format!("{field} may contain only letters a-z, digits, '_', '.' and '-'"),
+            )
+            .and(
+                field,
+                "may contain only letters a-z, digits, '_', '.' and '-'",
+            ));
+        }
+    }
     db.run(move |conn| {
         let rows = store::users::search(conn, &prefix, after.as_deref(), limit + 1)?;
         let more = rows.len() as i64 > limit;

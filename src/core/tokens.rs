@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::core::credentials::{Credentials, Entry};
 use crate::core::crypto::sha256_hex;
 use crate::core::views::User;
-use crate::domain::{DisplayName, Id, Time, Username};
+use crate::domain::{DisplayName, Id, Label, Time, Username};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
 use crate::store::{self, tokens::TokenRow, users::UserRow, Db};
@@ -133,11 +133,9 @@ fn new_token_row(
 }
 
 fn check_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::validation("name", "must be 1 to 100 characters"));
-    }
-    Ok(name.to_string())
+    Label::parse(name)
+        .map(Label::into_inner)
+        .map_err(|why| Error::validation("name", why))
 }
 
 /// Creates a personal token for `user`, who may hold at most `max` (422 `too_many_tokens`:

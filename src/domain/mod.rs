@@ -4,4 +4,4 @@ mod id;
 mod text;
 
 pub use id::{Id, Time};
-pub use text::{DisplayName, MessageBody, Password, RoomName, Username};
+pub use text::{DisplayName, Label, MessageBody, Password, RoomName, Username};

@@ -12,10 +12,7 @@ impl Username {
         if !(3..=32).contains(&len) {
             return Err("must be 3 to 32 characters".into());
         }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
-        {
+        if !name.chars().all(Username::allowed) {
             return Err("may contain only letters a-z, digits, '_', '.' and '-'".into());
         }
         Ok(Username(name))
@@ -23,6 +20,11 @@ impl Username {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `c` may appear in a (lower-cased) username.
+    pub fn allowed(c: char) -> bool {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
     }
 }
 
@@ -38,6 +40,9 @@ impl Password {
         if len > 1024 {
             return Err("must be at most 1024 characters".into());
         }
+        if raw.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
         Ok(Password(raw.to_string()))
     }
 
@@ -46,7 +51,29 @@ impl Password {
     }
 }
 
-/// Text shown to people: trimmed, not empty, without control characters.
+/// Why a character may not appear in text shown to people, if it may not: control characters
+/// (C0, DEL, C1: a NUL even breaks PostgreSQL's text type), and the invisible format characters
+/// (Unicode category Cf: bidirectional overrides like U+202E, zero-width spaces, U+FEFF) and line
+/// separators that let one name pass for another. The zero-width (non-)joiners stay: emoji
+/// sequences and several scripts need them.
+fn refused_in_names(c: char) -> Option<&'static str> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    if c.is_control() {
+        return Some("must not contain control characters");
+    }
+    match c.general_category() {
+        GeneralCategory::Format if !matches!(c, '\u{200C}' | '\u{200D}') => {
+            Some("must not contain invisible or text-direction characters")
+        }
+        GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator => {
+            Some("must not contain line breaks")
+        }
+        _ => None,
+    }
+}
+
+/// Text shown to people: trimmed, not empty, at most `max` characters, none of them refused by
+/// `refused_in_names`.
 fn human_text(raw: &str, max: usize) -> Result<String, String> {
     let text = raw.trim();
     if text.is_empty() {
@@ -55,10 +82,38 @@ fn human_text(raw: &str, max: usize) -> Result<String, String> {
     if text.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
-    if text.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
+    if let Some(why) = text.chars().find_map(refused_in_names) {
+        return Err(why.into());
     }
     Ok(text.to_string())
+}
+
+/// Checks text that a person typed where line breaks and tabs belong (a message): no other
+/// control character (NUL, ESC, …).
+fn no_controls_but_whitespace(text: &str) -> Result<(), String> {
+    match text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Some('\0') => Err("must not contain NUL characters".into()),
+        Some(_) => {
+            Err("must not contain control characters other than line breaks and tabs".into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// A label only its owner sees (a token's name): 1–100 characters, the rules of shown text.
+pub struct Label(String);
+
+impl Label {
+    pub fn parse(raw: &str) -> Result<Label, String> {
+        human_text(raw, 100).map(Label)
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
 }
 
 /// The name shown for a user: 1–64 characters.
@@ -89,7 +144,7 @@ impl RoomName {
     }
 }
 
-/// A message's text: 1–4000 characters (Unicode scalar values), not blank, no NUL.
+/// A message's text: 1–4000 characters (Unicode scalar values), not blank, no control character\n/// but line breaks and tabs.
 /// Kept as sent (line breaks and indentation matter in chat), apart from that check.
 #[derive(Debug, Clone)]
 pub struct MessageBody(String);
@@ -104,9 +159,7 @@ impl MessageBody {
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
-        if raw.contains('\0') {
-            return Err("must not contain NUL characters".into());
-        }
+        no_controls_but_whitespace(raw)?;
         Ok(MessageBody(raw.to_string()))
     }
 
@@ -125,6 +178,33 @@ mod tests {
         assert!(Username::parse("al").is_err());
         assert!(Username::parse("a b c").is_err());
         assert!(Username::parse(&"x".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_controls_and_invisible_or_direction_characters() {
+        for bad in [
+            "a\0b",
+            "a\u{1b}b",
+            "a\u{85}b",
+            "abc\u{202E}gpj.exe",
+            "ad\u{200B}min",
+            "\u{FEFF}x",
+            "a\u{2028}b",
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+            assert!(RoomName::parse(bad).is_err(), "{bad:?}");
+            assert!(Label::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["Zoë", "👩\u{200D}💻 dev", "می\u{200C}خواهم", "日本語"] {
+            assert!(DisplayName::parse(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn message_bodies_keep_line_breaks_and_tabs_but_no_other_control() {
+        assert!(MessageBody::parse("line\r\n\tindented").is_ok());
+        assert!(MessageBody::parse("nul\0").is_err());
+        assert!(MessageBody::parse("esc\u{1b}[31m").is_err());
     }
 
     #[test]

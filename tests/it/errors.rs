@@ -358,3 +358,116 @@ async fn sign_ins_over_the_rate_limit_are_429() {
     assert!(limited.header("retry-after").is_some());
     assert!(limited.session_cookie().is_none());
 }
+
+#[actix_web::test]
+async fn nul_controls_and_invisible_characters_are_refused_naming_the_field_on_both_backends() {
+    // Arrange: on PostgreSQL a NUL in text was a 500; on SQLite it was stored.
+    let app = TestApp::spawn().await;
+    let (alice, room_id) = setup(&app).await;
+    let msg_path = format!("/api/v1/rooms/{room_id}/messages");
+
+    // Act + Assert
+    for (resp, status, code, field) in [
+        (
+            alice
+                .post(
+                    &app,
+                    "/api/v1/tokens",
+                    &json!({ "name": "t\u{0}x", "scopes": ["read"] }),
+                )
+                .await,
+            422,
+            "validation_failed",
+            "name",
+        ),
+        (
+            alice
+                .post(
+                    &app,
+                    "/api/v1/tokens",
+                    &json!({ "name": "t\u{1b}x", "scopes": ["read"] }),
+                )
+                .await,
+            422,
+            "validation_failed",
+            "name",
+        ),
+        (
+            alice.get(&app, "/api/v1/users?prefix=a%00").await,
+            400,
+            "invalid_query",
+            "prefix",
+        ),
+        (
+            alice.get(&app, "/api/v1/users?prefix=a&after=b%00").await,
+            400,
+            "invalid_query",
+            "after",
+        ),
+        (
+            alice
+                .patch(
+                    &app,
+                    "/api/v1/me",
+                    &json!({ "display_name": "evil\u{202E}gpj.exe" }),
+                )
+                .await,
+            422,
+            "validation_failed",
+            "display_name",
+        ),
+        (
+            alice
+                .patch(
+                    &app,
+                    "/api/v1/me",
+                    &json!({ "display_name": "ad\u{200B}min" }),
+                )
+                .await,
+            422,
+            "validation_failed",
+            "display_name",
+        ),
+        (
+            alice
+                .post(
+                    &app,
+                    "/api/v1/rooms",
+                    &json!({ "name": "\u{FEFF}general", "member_ids": [] }),
+                )
+                .await,
+            422,
+            "validation_failed",
+            "name",
+        ),
+        (
+            alice
+                .post(&app, &msg_path, &json!({ "body": "red\u{1b}[31m" }))
+                .await,
+            422,
+            "validation_failed",
+            "body",
+        ),
+        (
+            send(
+                app.post("/api/v1/users"),
+                Some(&json!({ "username": "mallory", "password": "pass\u{0}word-long" })),
+            )
+            .await,
+            422,
+            "validation_failed",
+            "password",
+        ),
+    ] {
+        let err = resp.expect_error(status, code);
+        assert!(err["fields"][field].is_string(), "{err}");
+    }
+    assert_nothing_written(&app, &alice, &room_id).await;
+    let tokens = alice.get(&app, "/api/v1/tokens").await.expect(200);
+    assert_eq!(tokens["tokens"], json!([]), "no token was written");
+    let me = alice.get(&app, "/api/v1/me").await.expect(200);
+    assert_eq!(me["display_name"], "alice");
+    app.login("mallory", "pass\u{0}word-long")
+        .await
+        .expect_error(401, "invalid_credentials");
+}
