@@ -112,6 +112,22 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
     .into()
 }
 
+/// 405 for a method the resource doesn't take, with `Allow` listing the ones it does (`methods`
+/// as the routes name them: `get`, `post`, …; HEAD goes with GET).
+pub fn method_not_allowed(methods: &[&str]) -> HttpResponse {
+    let mut allow: Vec<String> = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+    if methods.contains(&"get") {
+        allow.push("HEAD".into());
+    }
+    let mut response = for_status(StatusCode::METHOD_NOT_ALLOWED).error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow.join(", ")) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}
+
 /// The error for a status produced outside our handlers (no route, wrong method, …).
 pub fn for_status(status: StatusCode) -> Error {
     match status.as_u16() {

@@ -21,10 +21,16 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives every request an id: in the `X-Request-Id` header, in error envelopes, in logs.
 /// An error the framework produced with no JSON body (no route, wrong method) gets the envelope.
+///
+/// HEAD is served as GET here, before routing, so it works wherever GET does: actix-http decided
+/// when it parsed the request that a HEAD's answer goes out without its body.
 pub async fn request_id(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let id = Id::new().to_string();
     let header = HeaderValue::from_str(&id).ok();
     let result = REQUEST_ID

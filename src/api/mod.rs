@@ -41,100 +41,88 @@ impl<T: Serialize> WithEvent<T> {
     }
 }
 
+/// One resource: its path and a handler per method. Any other method is 405 with an `Allow` header
+/// that lists them (and HEAD wherever GET is: `middleware::request_id` serves a HEAD as a GET,
+/// and actix-http sends no body for it).
+macro_rules! resource {
+    ($path:expr, $($method:ident => $handler:path),+ $(,)?) => {
+        web::resource($path)
+            $(.route(web::$method().to($handler)))+
+            .default_service(web::to(|| async {
+                error::method_not_allowed(&[$(stringify!($method)),+])
+            }))
+    };
+}
+
 /// Registers every route of API v1 and the operations endpoints.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // One resource per path, so that a wrong method is 405, not 404.
-    let (get, post, put, patch, delete) = (web::get, web::post, web::put, web::patch, web::delete);
-    cfg.service(web::resource("/").route(get().to(client::index)))
-        .service(web::resource("/web/{file:.+}").route(get().to(client::asset)))
-        .service(web::resource("/healthz").route(get().to(ops::healthz)))
-        .service(web::resource("/readyz").route(get().to(ops::readyz)))
-        .service(web::resource("/metrics").route(get().to(ops::metrics)))
+    // One resource per path, so that a wrong method is 405 (with `Allow`), not 404.
+    cfg.service(resource!("/", get => client::index))
+        .service(resource!("/web/{file:.+}", get => client::asset))
+        .service(resource!("/healthz", get => ops::healthz))
+        .service(resource!("/readyz", get => ops::readyz))
+        .service(resource!("/metrics", get => ops::metrics))
         .service(
             web::scope("/api/v1")
                 // Resources are tried in order: the hottest path goes first.
                 .service(
-                    web::resource("/rooms/{id}/messages")
-                        .route(post().to(messages::send))
-                        .route(get().to(messages::history)),
+                    resource!("/rooms/{id}/messages", post => messages::send, get => messages::history),
                 )
                 .service(
-                    web::resource("/users")
-                        .route(post().to(accounts::register))
-                        .route(get().to(accounts::search)),
+                    resource!("/users", post => accounts::register, get => accounts::search),
                 )
-                .service(web::resource("/users/{id}").route(get().to(accounts::user)))
-                .service(web::resource("/sessions").route(post().to(accounts::login)))
-                .service(web::resource("/sessions/current").route(delete().to(accounts::logout)))
+                .service(resource!("/users/{id}", get => accounts::user))
+                .service(resource!("/sessions", post => accounts::login))
+                .service(resource!("/sessions/current", delete => accounts::logout))
                 .service(
-                    web::resource("/me")
-                        .route(get().to(accounts::me))
-                        .route(patch().to(accounts::update_me)),
+                    resource!("/me", get => accounts::me, patch => accounts::update_me),
                 )
                 .service(
-                    web::resource("/friends/requests")
-                        .route(post().to(social::request))
-                        .route(get().to(social::requests)),
+                    resource!("/friends/requests", post => social::request, get => social::requests),
                 )
-                .service(web::resource("/friends/requests/{id}").route(delete().to(social::cancel)))
+                .service(resource!("/friends/requests/{id}", delete => social::cancel))
                 .service(
-                    web::resource("/friends/requests/{id}/accept").route(post().to(social::accept)),
+                    resource!("/friends/requests/{id}/accept", post => social::accept),
                 )
                 .service(
-                    web::resource("/friends/requests/{id}/decline")
-                        .route(post().to(social::decline)),
+                    resource!("/friends/requests/{id}/decline", post => social::decline),
                 )
-                .service(web::resource("/friends").route(get().to(social::friends)))
-                .service(web::resource("/friends/{user_id}").route(delete().to(social::unfriend)))
-                .service(web::resource("/blocks").route(get().to(social::blocks)))
+                .service(resource!("/friends", get => social::friends))
+                .service(resource!("/friends/{user_id}", delete => social::unfriend))
+                .service(resource!("/blocks", get => social::blocks))
                 .service(
-                    web::resource("/blocks/{user_id}")
-                        .route(put().to(social::block))
-                        .route(delete().to(social::unblock)),
+                    resource!("/blocks/{user_id}", put => social::block, delete => social::unblock),
                 )
                 .service(
-                    web::resource("/rooms")
-                        .route(post().to(rooms::create))
-                        .route(get().to(rooms::list)),
+                    resource!("/rooms", post => rooms::create, get => rooms::list),
                 )
                 .service(
-                    web::resource("/rooms/{id}")
-                        .route(get().to(rooms::get))
-                        .route(patch().to(rooms::rename)),
+                    resource!("/rooms/{id}", get => rooms::get, patch => rooms::rename),
                 )
-                .service(web::resource("/rooms/{id}/members").route(post().to(rooms::add_member)))
+                .service(resource!("/rooms/{id}/members", post => rooms::add_member))
                 .service(
-                    web::resource("/rooms/{id}/members/{user_id}")
-                        .route(delete().to(rooms::remove_member))
-                        .route(patch().to(rooms::set_role)),
+                    resource!("/rooms/{id}/members/{user_id}", delete => rooms::remove_member, patch => rooms::set_role),
                 )
-                .service(web::resource("/rooms/{id}/read").route(post().to(rooms::mark_read)))
-                .service(web::resource("/dms").route(post().to(rooms::open_direct)))
+                .service(resource!("/rooms/{id}/read", post => rooms::mark_read))
+                .service(resource!("/dms", post => rooms::open_direct))
                 .service(
-                    web::resource("/rooms/{id}/messages/{message_id}")
-                        .route(patch().to(messages::edit))
-                        .route(delete().to(messages::delete)),
+                    resource!("/rooms/{id}/messages/{message_id}", patch => messages::edit, delete => messages::delete),
                 )
                 .service(
-                    web::resource("/rooms/{id}/messages/{message_id}/reactions/{emoji}")
-                        .route(put().to(messages::react))
-                        .route(delete().to(messages::unreact)),
+                    resource!("/rooms/{id}/messages/{message_id}/reactions/{emoji}", put => messages::react, delete => messages::unreact),
                 )
-                .service(web::resource("/attachments").route(post().to(attachments::upload)))
-                .service(web::resource("/attachments/{id}").route(get().to(attachments::get)))
+                .service(resource!("/attachments", post => attachments::upload))
+                .service(resource!("/attachments/{id}", get => attachments::get))
                 .service(
-                    web::resource("/attachments/{id}/thumbnail")
-                        .route(get().to(attachments::thumbnail)),
+                    resource!("/attachments/{id}/thumbnail", get => attachments::thumbnail),
                 )
-                .service(web::resource("/stream").route(get().to(stream::connect)))
-                .service(web::resource("/stream/tickets").route(post().to(tokens::ticket)))
-                .service(web::resource("/events").route(get().to(stream::poll::events)))
-                .service(web::resource("/bots").route(post().to(tokens::create_bot)))
+                .service(resource!("/stream", get => stream::connect))
+                .service(resource!("/stream/tickets", post => tokens::ticket))
+                .service(resource!("/events", get => stream::poll::events))
+                .service(resource!("/bots", post => tokens::create_bot))
                 .service(
-                    web::resource("/tokens")
-                        .route(post().to(tokens::create))
-                        .route(get().to(tokens::list)),
+                    resource!("/tokens", post => tokens::create, get => tokens::list),
                 )
-                .service(web::resource("/tokens/{id}").route(delete().to(tokens::delete))),
+                .service(resource!("/tokens/{id}", delete => tokens::delete)),
         );
 }

@@ -4,6 +4,7 @@ mod accounts;
 mod authz;
 mod bots;
 mod cluster;
+mod conformance;
 mod durability;
 mod errors;
 mod harness;
