@@ -181,6 +181,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .wrap(from_fn(api::middleware::csrf_guard))
             .wrap(api::middleware::cors(&cors_origins))
             .wrap(from_fn(api::middleware::observe))
+            .wrap(from_fn(api::middleware::security_headers))
             .wrap(from_fn(api::middleware::request_id))
     };
     let listener =

@@ -127,6 +127,7 @@ async fn serve(
 ) -> Result<HttpResponse, Error> {
     let (bytes, content_type) =
         attachments::read(&state.db, &state.settings.data_dir, caller.user, id, thumb).await?;
+    let gif = content_type == "image/gif";
     // The bytes behind an id never change: the id is a strong validator.
     let etag = if thumb {
         format!("\"{id}-thumb\"")
@@ -155,6 +156,18 @@ async fn serve(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // An image needs nothing; opened as a page, it runs nothing. A GIF is stored as sent (its
+    // frames aren't re-encoded), so it is a download when opened as a page; <img> still shows it.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
+    );
+    if gif {
+        headers.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
     Ok(response)
 }
 

@@ -455,6 +455,20 @@ async function main() {
       (await badge(bob.page, 'Alice A.')) === '1');
     log('reload resumed');
 
+    // 13. Swagger UI runs under its own CSP: it renders the document, and nothing is refused.
+    const docs = await alice.context.newPage();
+    docs.on('pageerror', (e) => alice.errors.push(`docs: page error: ${e.message}`));
+    docs.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) alice.errors.push(`docs: ${m.text()}`);
+    });
+    const docsRes = await docs.goto(server.url + '/docs/');
+    assert(/frame-ancestors 'none'/.test(docsRes.headers()['content-security-policy'] || ''), 'a CSP on /docs/');
+    await waitUntil('Swagger UI listing the operations', async () =>
+      (await docs.locator('.opblock').count()) > 20);
+    await shot(docs, '13-swagger-ui');
+    await docs.close();
+    log('swagger ui rendered under its CSP');
+
     const errors = people.flatMap((p) => p.errors);
     assert(errors.length === 0, 'no page errors or CSP violations:\n' + errors.join('\n'));
     ok = true;

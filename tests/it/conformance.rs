@@ -131,3 +131,37 @@ async fn a_405_is_in_the_envelope() {
     let body: Value = resp.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
 }
+
+#[actix_web::test]
+async fn swagger_ui_gets_the_security_headers_and_loads_no_inline_script() {
+    // Arrange
+    let app = TestApp::spawn().await;
+
+    // Act
+    let mut page = app.get("/docs/").send().await.expect("GET /docs/");
+    let html = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
+
+    // Assert
+    assert_eq!(page.status().as_u16(), 200);
+    let get = |name| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let csp = get(header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(get(header::X_FRAME_OPTIONS), "DENY");
+    assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    // script-src 'self' allows no inline script: every <script> must load a file.
+    for tag in html.split("<script").skip(1) {
+        assert!(
+            tag.trim_start().starts_with("src="),
+            "an inline script: <script{tag}"
+        );
+    }
+}

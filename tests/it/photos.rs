@@ -495,3 +495,54 @@ async fn attachments_keep_their_order_and_go_with_a_deleted_message() {
         "a deleted message's photos go too"
     );
 }
+
+#[actix_web::test]
+async fn a_gif_kept_as_sent_downloads_when_opened_as_a_page_and_runs_nothing() {
+    // Arrange: GIFs are stored byte for byte, so a script appended to one comes back.
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let mut gif = Vec::new();
+    RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+        .write_to(&mut Cursor::new(&mut gif), ImageFormat::Gif)
+        .unwrap();
+    gif.extend_from_slice(b"<script>alert(document.cookie)</script>");
+    let png_id = upload(&app, &alice, &png(8, 8), "p.png", "image/png")
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Act
+    let up = upload(&app, &alice, &gif, "g.gif", "image/gif")
+        .await
+        .expect(201);
+    let id = up["id"].as_str().unwrap();
+    let (status, headers, _) = download(&app, &alice, &format!("/api/v1/attachments/{id}")).await;
+    let (_, png_headers, _) =
+        download(&app, &alice, &format!("/api/v1/attachments/{png_id}")).await;
+
+    // Assert
+    assert_eq!(status, 200);
+    let get = |h: &header::HeaderMap, name| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(get(&headers, header::CONTENT_TYPE), "image/gif");
+    assert_eq!(get(&headers, header::CONTENT_DISPOSITION), "attachment");
+    assert_eq!(get(&headers, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    for h in [&headers, &png_headers] {
+        let csp = get(h, header::CONTENT_SECURITY_POLICY);
+        assert!(
+            csp.contains("sandbox") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+    }
+    assert_eq!(
+        get(&png_headers, header::CONTENT_DISPOSITION),
+        "",
+        "re-encoded images show inline"
+    );
+}
