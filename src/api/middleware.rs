@@ -31,10 +31,15 @@ pub async fn request_id(
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
     }
+    let oversized = oversized(&req);
     let id = Id::new().to_string();
     let header = HeaderValue::from_str(&id).ok();
     let result = REQUEST_ID
         .scope(id, async move {
+            if let Some(err) = oversized {
+                let res = err.error_response();
+                return Ok(req.into_response(res).map_into_right_body());
+            }
             match next.call(req).await {
                 Ok(res) => {
                     let status = res.status();
@@ -82,6 +87,39 @@ pub async fn request_id(
             Err(InternalError::from_response(e.to_string(), response).into())
         }
     }
+}
+
+/// The longest request target (path and query) served: 414 beyond. Longer than any URL the API
+/// builds; the HTTP parser itself gives up (400, no body) at 64 KiB.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The most header bytes (names and values) a request may carry: 431 beyond. The HTTP parser
+/// itself stops at 96 headers or 128 KiB (431, no body).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// 414 or 431 for a request whose target or headers are larger than the server serves.
+fn oversized(req: &ServiceRequest) -> Option<Error> {
+    let uri = req.uri();
+    let target = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
+    if target > MAX_URI_BYTES {
+        return Some(Error::new(
+            414,
+            "uri_too_long",
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (headers > MAX_HEADER_BYTES).then(|| {
+        Error::new(
+            431,
+            "headers_too_large",
+            format!("the request's headers are larger than {MAX_HEADER_BYTES} bytes"),
+        )
+    })
 }
 
 /// Whether a request's `Origin` is allowed: the server's own origin (from `Host`) or one of

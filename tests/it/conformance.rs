@@ -165,3 +165,34 @@ async fn swagger_ui_gets_the_security_headers_and_loads_no_inline_script() {
         );
     }
 }
+
+#[actix_web::test]
+async fn an_oversized_target_is_414_and_oversized_headers_431_in_the_envelope() {
+    // Arrange: the HTTP parser answered only beyond its own limits, with an empty 400 or 431.
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let long = format!("/api/v1/users?prefix=a&after={}", "b".repeat(9 * 1024));
+    let fits = format!("/api/v1/users?prefix=a&x={}", "b".repeat(7 * 1024));
+
+    // Act
+    let too_long = alice.get(&app, &long).await;
+    let big_headers = crate::harness::send(
+        alice
+            .req(app.get("/api/v1/me"))
+            .insert_header(("x-padding", "p".repeat(40 * 1024))),
+        None,
+    )
+    .await;
+    let within = alice.get(&app, &fits).await;
+
+    // Assert
+    too_long.expect_error(414, "uri_too_long");
+    big_headers.expect_error(431, "headers_too_large");
+    for resp in [&too_long, &big_headers] {
+        assert_eq!(
+            resp.header("x-request-id").as_deref(),
+            resp.body["error"]["request_id"].as_str()
+        );
+    }
+    within.expect(200);
+}
