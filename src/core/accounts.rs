@@ -43,8 +43,16 @@ pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User
     let (Some(username), Some(password)) = (username, password) else {
         return Err(Error::validation("username", "required"));
     };
+    // The strength estimate runs in the hash pool too: a few milliseconds a call, bounded with
+    // the hashes rather than on the request threads.
+    let name = username.as_str().to_string();
     let hash = hashes
-        .call(move || crypto::hash_password(password.expose()))
+        .call(move || {
+            password
+                .check_strength(&name)
+                .map_err(|why| Error::validation("password", why))?;
+            crypto::hash_password(password.expose())
+        })
         .await?;
     let row = UserRow {
         id: Id::new(),

@@ -49,6 +49,32 @@ impl Password {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether a new password is hard enough to guess for `username`'s account: zxcvbn's
+    /// estimate (over its first 100 characters, so at most a few milliseconds) must need more
+    /// than 10^6 guesses, counting the username as a known word. The reason names what is weak.
+    /// Login never asks this: an old password keeps working.
+    pub fn check_strength(&self, username: &str) -> Result<(), String> {
+        let estimate = zxcvbn::zxcvbn(&self.0, &[username]);
+        if estimate.score() >= zxcvbn::Score::Two {
+            return Ok(());
+        }
+        let feedback = estimate.feedback();
+        let warning = feedback.and_then(|f| f.warning()).map(|w| w.to_string());
+        let suggestion = feedback
+            .and_then(|f| f.suggestions().first())
+            .map(|s| s.to_string());
+        let why = [warning, suggestion]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Err(if why.is_empty() {
+            "is too easy to guess".into()
+        } else {
+            format!("is too easy to guess: {why}")
+        })
+    }
 }
 
 /// Why a character may not appear in text shown to people, if it may not: control characters
@@ -205,6 +231,32 @@ mod tests {
         assert!(MessageBody::parse("line\r\n\tindented").is_ok());
         assert!(MessageBody::parse("nul\0").is_err());
         assert!(MessageBody::parse("esc\u{1b}[31m").is_err());
+    }
+
+    #[test]
+    fn weak_passwords_and_the_username_are_refused_with_a_reason() {
+        for (weak, user) in [
+            ("12345678", "carol"),
+            ("aaaaaaaa", "carol"),
+            ("        ", "carol"),
+            ("password1", "carol"),
+            ("carolcarol", "carol"),
+        ] {
+            let why = Password::parse(weak)
+                .unwrap()
+                .check_strength(user)
+                .unwrap_err();
+            assert!(why.starts_with("is too easy to guess"), "{weak}: {why}");
+        }
+        for strong in ["correct horse", "pw-carol-secret", "bench-password-1"] {
+            assert!(
+                Password::parse(strong)
+                    .unwrap()
+                    .check_strength("carol")
+                    .is_ok(),
+                "{strong}"
+            );
+        }
     }
 
     #[test]

@@ -175,6 +175,36 @@ async fn requests_without_or_with_a_forged_cookie_are_unauthenticated() {
 }
 
 #[actix_web::test]
+async fn weak_passwords_and_the_username_as_password_are_422_with_the_reason() {
+    // Arrange
+    let app = TestApp::spawn().await;
+
+    for password in [
+        "12345678",
+        "aaaaaaaa",
+        "        ",
+        "mallory1",
+        "mallorymallory",
+    ] {
+        // Act
+        let body = json!({ "username": "mallory", "password": password });
+        let resp = send(app.post("/api/v1/users"), Some(&body)).await;
+
+        // Assert
+        let err = resp.expect_error(422, "validation_failed");
+        let why = err["fields"]["password"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("is too easy to guess"),
+            "{password:?}: {err}"
+        );
+    }
+    let body = json!({ "username": "mallory", "password": "mallory's long passphrase" });
+    send(app.post("/api/v1/users"), Some(&body))
+        .await
+        .expect(201);
+}
+
+#[actix_web::test]
 async fn invalid_registrations_are_422_with_field_details_and_create_nothing() {
     // Arrange
     let app = TestApp::spawn().await;
@@ -223,8 +253,12 @@ async fn invalid_registrations_are_422_with_field_details_and_create_nothing() {
         assert!(resp.session_cookie().is_none());
     }
     // Nothing was written: "carol" is still free, and boundary values are accepted.
-    let ok = json!({ "username": "carol", "password": "x".repeat(1024), "display_name": "d".repeat(64) });
+    // 1024 characters without a pattern for the strength estimate to find.
+    let long: String = (0u32..1024)
+        .map(|i| char::from(b'!' + ((i * 7919 + i * i * 31) % 90) as u8))
+        .collect();
+    let ok = json!({ "username": "carol", "password": long, "display_name": "d".repeat(64) });
     send(app.post("/api/v1/users"), Some(&ok)).await.expect(201);
-    let ok = json!({ "username": "a".repeat(32), "password": "12345678" });
+    let ok = json!({ "username": "a".repeat(32), "password": "kW9!zq7Y" });
     send(app.post("/api/v1/users"), Some(&ok)).await.expect(201);
 }
