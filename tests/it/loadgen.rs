@@ -12,3 +12,19 @@ fn the_load_generator_runs_every_scenario_at_tiny_scale() {
         .expect("start hubbub-bench");
     assert!(status.success(), "the load generator reported errors");
 }
+
+/// `hostile` is not in `all`: the seven attacks of #14 at tiny scale, against a server that
+/// keeps its write limit. Fails if an honest send failed or the server stopped answering.
+#[test]
+fn the_load_generator_runs_the_hostile_attacks_at_tiny_scale() {
+    let status = Command::new(env!("CARGO_BIN_EXE_hubbub-bench"))
+        .args([
+            "--smoke",
+            "--server",
+            env!("CARGO_BIN_EXE_hubbub"),
+            "hostile",
+        ])
+        .status()
+        .expect("start hubbub-bench");
+    assert!(status.success(), "an honest client failed during an attack");
+}

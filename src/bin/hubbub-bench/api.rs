@@ -169,11 +169,25 @@ pub enum Sent {
 
 /// `POST /api/v1/rooms/{room}/messages` as the bot with `token`.
 pub async fn send(c: &Client, base: &str, token: &str, room: &str, body: &str) -> Sent {
-    let resp = c
+    send_keyed(c, base, token, room, body, None).await
+}
+
+/// [`send`], with an `Idempotency-Key` header if `key` is given.
+pub async fn send_keyed(
+    c: &Client,
+    base: &str,
+    token: &str,
+    room: &str,
+    body: &str,
+    key: Option<&str>,
+) -> Sent {
+    let mut req = c
         .post(format!("{base}/api/v1/rooms/{room}/messages"))
-        .insert_header(("Authorization", format!("Bearer {token}")))
-        .send_json(&json!({ "body": body }))
-        .await;
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    if let Some(key) = key {
+        req = req.insert_header(("Idempotency-Key", key));
+    }
+    let resp = req.send_json(&json!({ "body": body })).await;
     let mut resp = match resp {
         Ok(r) => r,
         Err(e) => return Sent::Failed(0, e.to_string()),
@@ -197,6 +211,46 @@ pub async fn send(c: &Client, base: &str, token: &str, room: &str, body: &str) -
                 .to_string(),
         ),
     }
+}
+
+/// An answer's status and its `error.code` (empty if it has none); status 0 and the client's
+/// error if there was no answer.
+pub async fn answer<S>(
+    resp: Result<awc::ClientResponse<S>, awc::error::SendRequestError>,
+) -> (u16, String)
+where
+    S: Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    match resp {
+        Ok(mut resp) => {
+            let v = json_of(&mut resp).await;
+            let code = v["error"]["code"].as_str().unwrap_or("");
+            (resp.status().as_u16(), code.to_string())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// `POST /api/v1/attachments` as the bot with `token`, `bytes` in the `file` field.
+pub async fn upload(c: &Client, base: &str, token: &str, bytes: &[u8]) -> (u16, String) {
+    let boundary = "hubbub-bench-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.img\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = c
+        .post(format!("{base}/api/v1/attachments"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header((
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(body)
+        .await;
+    answer(resp).await
 }
 
 /// Opens the stream as the bot with `token`, from `since` if given.

@@ -1,13 +1,15 @@
 //! hubbub's load generator: drives a server over loopback as clients do and prints a table.
 //!
 //! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
-//! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default). See
-//! `docs/benchmarks.md` for the commands behind the published figures.
+//! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), and `hostile`
+//! (the attacks of #14; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! published figures.
 
 mod api;
 mod catchup;
 mod conns;
 mod fanout;
+mod hostile;
 mod send;
 mod server;
 mod stats;
@@ -20,7 +22,7 @@ use server::{Server, ServerOpts};
 use stats::Row;
 
 const USAGE: &str =
-    "usage: hubbub-bench [options] [ceiling|send|send-half|fanout|connections|catchup|all]...
+    "usage: hubbub-bench [options] [ceiling|send|send-half|fanout|connections|catchup|all|hostile]...
 server:  --server PATH (default: the hubbub next to this binary) | --url http://HOST:PORT [--pid PID]
          --database-url URL (postgres://… for PostgreSQL; default SQLite in a temp dir)
          --env KEY=VALUE (extra server setting, repeatable)
@@ -28,6 +30,8 @@ send:    --clients N (32) --duration SECS (10) --rate PER_S (fixed total rate) -
 fanout:  --sizes 2,100,1000 --fanout-rate PER_S (20) --fanout-secs SECS (10)
 sockets: --sockets K (10000) --per-ip N (10000 sockets per source address) --hold SECS (25: past one 20 s heartbeat, so every socket has answered a ping)
 catchup: --events N (10000) --catchup-senders N (32)
+hostile: --attack-secs SECS (5, each attack) --attackers N (16 concurrent attacking clients)
+         --honest-rate PER_S (20, over 4 users); alone, it keeps the server's write limit (10/s)
 output:  --json (one JSON object per row after the table); --smoke (tiny scale, for tests)";
 
 struct Opts {
@@ -45,6 +49,10 @@ struct Opts {
     hold: f64,
     events: usize,
     catchup_senders: usize,
+    attack_secs: f64,
+    attackers: usize,
+    honest_rate: f64,
+    smoke: bool,
     json: bool,
 }
 
@@ -74,6 +82,10 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
         hold: 25.0,
         events: 10_000,
         catchup_senders: 32,
+        attack_secs: 5.0,
+        attackers: 16,
+        honest_rate: 20.0,
+        smoke: false,
         json: false,
     };
     let mut it = args.into_iter();
@@ -110,11 +122,15 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
             "--hold" => o.hold = num(&arg, value(&arg)?)?,
             "--events" => o.events = num(&arg, value(&arg)?)?,
             "--catchup-senders" => o.catchup_senders = num(&arg, value(&arg)?)?,
+            "--attack-secs" => o.attack_secs = num(&arg, value(&arg)?)?,
+            "--attackers" => o.attackers = num(&arg, value(&arg)?)?,
+            "--honest-rate" => o.honest_rate = num(&arg, value(&arg)?)?,
             "--json" => o.json = true,
             "--smoke" => {
                 (o.clients, o.duration, o.sizes) = (4, 1.0, vec![2, 5]);
                 (o.fanout_rate, o.fanout_secs, o.sockets) = (10.0, 1.0, 20);
                 (o.hold, o.events, o.catchup_senders, o.per_ip) = (0.0, 200, 4, 10);
+                (o.attack_secs, o.attackers, o.smoke) = (1.0, 4, true);
             }
             "-h" | "--help" => return Err(USAGE.into()),
             s if !s.starts_with('-') => o.scenarios.push(s.to_string()),
@@ -122,6 +138,7 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
         }
     }
     if o.scenarios.is_empty() || o.scenarios.iter().any(|s| s == "all") {
+        let hostile = o.scenarios.iter().any(|s| s == "hostile");
         o.scenarios = [
             "ceiling",
             "send",
@@ -132,6 +149,17 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
         ]
         .map(String::from)
         .to_vec();
+        if hostile {
+            o.scenarios.push("hostile".into());
+        }
+    }
+    // Alone, `hostile` keeps the server's per-user write limit (the benchmark's server turns
+    // it off otherwise): one of its attacks is writes beyond it. An explicit --env still wins.
+    if o.scenarios == ["hostile"] && o.server.url.is_none() {
+        (o.server.env).insert(0, ("HUBBUB_RATE_WRITES_PER_SEC".into(), "10".into()));
+    }
+    if o.attackers == 0 || o.attack_secs <= 0.0 || o.honest_rate <= 0.0 {
+        return Err("--attackers, --attack-secs and --honest-rate must be above 0".into());
     }
     if o.clients == 0 || o.threads == 0 || o.sizes.contains(&0) || o.sizes.contains(&1) {
         return Err("--clients and --threads must be above 0, room sizes at least 2".into());
@@ -164,6 +192,22 @@ fn batch_note(server: &Server, before: &[(String, f64)]) -> String {
         get(&after, "hubbub_commit_largest_batch"),
         begin + work + commit,
     )
+}
+
+/// The limits the server under test runs with: an `--env` setting, else what the benchmark's
+/// server is started with, else the documented default.
+fn limits(opts: &Opts) -> hostile::Limits {
+    let setting = |key: &str| {
+        let set = opts.server.env.iter().rev().find(|(k, _)| k == key);
+        set.and_then(|(_, v)| v.parse().ok())
+    };
+    // server.rs turns the write limit off for a server it starts.
+    let writes = if opts.server.url.is_some() { 10 } else { 0 };
+    hostile::Limits {
+        writes_per_s: setting("HUBBUB_RATE_WRITES_PER_SEC").unwrap_or(writes as f64) as u32,
+        tokens: setting("HUBBUB_MAX_TOKENS_PER_USER").map_or(50, |v| v as usize),
+        streams: setting("HUBBUB_MAX_STREAMS_PER_USER").map_or(20, |v| v as usize),
+    }
 }
 
 fn main() -> ExitCode {
@@ -211,7 +255,7 @@ fn main() -> ExitCode {
             ]),
             "send" | "send-half" => {
                 if send_op.is_none() {
-                    send_op = Some(send::setup(&server.base, &prefix, opts.clients)?);
+                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
                 }
                 let op = send_op.clone().ok_or("no room")?;
                 let mut out = Vec::new();
@@ -263,6 +307,19 @@ fn main() -> ExitCode {
                     hold: Duration::from_secs_f64(opts.hold),
                 };
                 Ok(vec![conns::run(&server, &prefix, plan)?])
+            }
+            "hostile" => {
+                let plan = hostile::Plan {
+                    window: Duration::from_secs_f64(opts.attack_secs),
+                    after: Duration::from_millis(if opts.smoke { 200 } else { 1000 }),
+                    settle: Duration::from_millis(if opts.smoke { 100 } else { 500 }),
+                    honest_rate: opts.honest_rate,
+                    honest_users: 4,
+                    attackers: opts.attackers,
+                    polls: 25,
+                    limits: limits(&opts),
+                };
+                hostile::run(&server, &prefix, plan)
             }
             "catchup" => Ok(vec![catchup::run(
                 &server,

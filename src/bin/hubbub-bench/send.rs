@@ -14,8 +14,13 @@ use crate::stats::{us, Latency, Row};
 /// What each loop iteration does.
 #[derive(Clone)]
 pub enum Op {
-    /// Post a message to `room` as one of the bots.
-    Send { room: String, bots: Arc<Vec<Bot>> },
+    /// Post a message to `room` as one of the bots (with a fresh `Idempotency-Key` if
+    /// `keyed`, as a careful client sends).
+    Send {
+        room: String,
+        bots: Arc<Vec<Bot>>,
+        keyed: bool,
+    },
     /// `GET /healthz`.
     Healthz,
 }
@@ -31,7 +36,7 @@ pub struct Load {
 }
 
 /// The room and the sending bots (one per client).
-pub fn setup(base: &str, prefix: &str, clients: usize) -> Result<Op, String> {
+pub fn setup(base: &str, prefix: &str, clients: usize, keyed: bool) -> Result<Op, String> {
     api::block(async {
         let bots = api::bots(base, &format!("{prefix}s"), clients, 32).await?;
         let ids: Vec<String> = bots[1..].iter().map(|b| b.id.clone()).collect();
@@ -39,6 +44,7 @@ pub fn setup(base: &str, prefix: &str, clients: usize) -> Result<Op, String> {
         Ok(Op::Send {
             room,
             bots: Arc::new(bots),
+            keyed,
         })
     })
 }
@@ -84,9 +90,11 @@ async fn client_loop(base: String, op: Op, idx: usize, load: Load, start: Instan
         };
         n += 1;
         let failure = match &op {
-            Op::Send { room, bots } => {
+            Op::Send { room, bots, keyed } => {
                 let bot = &bots[idx % bots.len()];
-                match api::send(&c, &base, &bot.token, room, &format!("bench {idx}-{n}")).await {
+                let key = keyed.then(|| uuid::Uuid::new_v4().to_string());
+                let body = format!("bench {idx}-{n}");
+                match api::send_keyed(&c, &base, &bot.token, room, &body, key.as_deref()).await {
                     Sent::Acked { event_id, .. } => {
                         out.max_event = out.max_event.max(event_id);
                         None

@@ -108,10 +108,27 @@ impl Server {
 
     /// The server's resident memory in KiB (`VmRSS`), if its pid is known.
     pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The server's peak resident memory in KiB (`VmHWM`) since it started or since
+    /// [`Server::reset_peak`].
+    pub fn peak_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Starts the peak over from the current RSS (`5` to `/proc/PID/clear_refs`, Linux ≥ 4.0;
+    /// only for a process of this user). False if that could not be done.
+    pub fn reset_peak(&self) -> bool {
+        self.pid
+            .is_some_and(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
     }
@@ -146,6 +163,11 @@ impl Drop for Server {
 
 /// The group-commit counters from `/metrics` (`hubbub_commit_*`), by name.
 pub async fn commit_metrics(base: &str) -> Vec<(String, f64)> {
+    metrics(base, "hubbub_commit_").await
+}
+
+/// The lines of `/metrics` whose name starts with `prefix`, by name (with labels).
+pub async fn metrics(base: &str, prefix: &str) -> Vec<(String, f64)> {
     let client = crate::api::client(None);
     let Ok(mut resp) = client.get(format!("{base}/metrics")).send().await else {
         return Vec::new();
@@ -155,7 +177,7 @@ pub async fn commit_metrics(base: &str) -> Vec<(String, f64)> {
     };
     String::from_utf8_lossy(&body)
         .lines()
-        .filter(|l| l.starts_with("hubbub_commit_"))
+        .filter(|l| l.starts_with(prefix))
         .filter_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;
             Some((name.trim().to_string(), value.trim().parse().ok()?))
