@@ -327,6 +327,8 @@ struct Measured {
     peak_kib: Option<u64>,
     after_kib: Option<u64>,
     alive: bool,
+    /// How the server ended, if it did.
+    exit: Option<String>,
 }
 
 /// Runs `attack` (given its deadline) on this thread while the honest client sends on another
@@ -387,6 +389,7 @@ where
         peak_kib,
         after_kib,
         alive,
+        exit: server.exit_status(),
     }
 }
 
@@ -399,6 +402,7 @@ impl Measured {
             peak_kib,
             after_kib,
             alive,
+            exit,
         } = self;
         let lat = honest.latency.unwrap_or_default();
         let (ok, failed) = (lat.count as u64, honest.errors);
@@ -431,11 +435,15 @@ impl Measured {
         if failed > 0 {
             note += &format!(" ({})", honest.note);
         }
-        for f in &attacked.honest_failures {
-            note += &format!("; HONEST USER FAILED: {f}");
+        if let Some(f) = attacked.honest_failures.first() {
+            let n = attacked.honest_failures.len();
+            note += &format!("; HONEST USER FAILED {n} times (first: {f})");
         }
         if !alive {
             note += "; THE SERVER DID NOT ANSWER /healthz AFTERWARDS";
+        }
+        if let Some(exit) = &exit {
+            note += &format!(" (it {exit})");
         }
         row.note = note;
         row.extra = json!({
@@ -444,6 +452,7 @@ impl Measured {
             "rss_idle_kib": idle_kib, "rss_peak_kib": peak_kib, "rss_after_kib": after_kib,
             "honest_ok": ok, "honest_failed": failed, "honest_p99_vs_baseline": ratio,
             "honest_failures": attacked.honest_failures, "server_alive": alive,
+            "server_exit": exit,
         });
         row
     }

@@ -143,6 +143,21 @@ impl Server {
         Some(ticks as f64 / 100.0)
     }
 
+    /// How the server process ended, if it has (it stays a zombie until dropped here): its
+    /// exit status from `/proc/PID/stat` (field 52, as waitpid(2) reports it).
+    pub fn exit_status(&self) -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        if fields.first() != Some(&"Z") {
+            return None;
+        }
+        let status: i32 = fields.get(49)?.parse().ok()?;
+        Some(match status & 0x7f {
+            0 => format!("exited with code {}", status >> 8),
+            signal => format!("killed by signal {signal}"),
+        })
+    }
+
     /// The ws:// base of the server.
     pub fn ws_base(&self) -> String {
         self.base.replacen("http", "ws", 1)
