@@ -646,7 +646,7 @@ async fn sign_in_flood(base: &str, username: &str, per_round: usize, end: Instan
 async fn token_writes(base: &str, cast: &Cast, limits: Limits, end: Instant) -> Attacked {
     let c = api::client(None);
     let (room, tokens) = (&cast.writer_room, &cast.writer_tokens);
-    let send = |token: &str, body: String| {
+    let write = |token: &str, body: String| {
         let c = &c;
         let token = token.to_string();
         async move {
@@ -659,14 +659,14 @@ async fn token_writes(base: &str, cast: &Cast, limits: Limits, end: Instant) -> 
     let writes = async {
         let started = Instant::now();
         let burst =
-            (0..20 * tokens.len()).map(|i| send(&tokens[i % tokens.len()], format!("b{i}")));
+            (0..20 * tokens.len()).map(|i| write(&tokens[i % tokens.len()], format!("b{i}")));
         let burst = join_all(burst).await;
         let took = started.elapsed();
         let flood_started = Instant::now();
         let floods = tokens.iter().map(|token| async {
             let mut answers = Answers::default();
             while Instant::now() < end {
-                answers.status(send(token, "flood".into()).await);
+                answers.status(write(token, "flood".into()).await);
             }
             answers
         });
