@@ -50,6 +50,8 @@ pub fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> 
             "the body must be a JSON object",
         ));
     }
+    let mut value = value;
+    integral_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|err| {
         let message = plain(&err.inner().to_string());
         let path = err.path().to_string();
@@ -65,6 +67,23 @@ pub fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> 
         Error::bad_request("invalid_body", format!("`{field}` doesn't fit: {message}"))
             .and(&field, message)
     })
+}
+
+/// JSON has one number type: `43.0` is the integer 43 to JSON Schema (and to JavaScript), but
+/// serde refuses it for an integer field. Whole floats in the i64 range become integers.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = serde_json::Value::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// serde's message without the Rust type it names (`expected struct SendBody` → `expected an
@@ -149,6 +168,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_whole_float_is_an_integer_as_in_json_schema() {
+        #[derive(Deserialize)]
+        struct Ttl {
+            expires_in_s: i64,
+        }
+        let ttl: Ttl = parse(json!({ "expires_in_s": 43.0 })).unwrap();
+        assert_eq!(ttl.expires_in_s, 43);
+        assert!(parse::<Ttl>(json!({ "expires_in_s": 43.5 })).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod rooms;
+pub mod schema;
 pub mod session_store;
 pub mod social;
 pub mod tokens;

@@ -91,7 +91,17 @@ impl Modify for Extras {
     }
 }
 
-/// The document, built once.
+impl ApiDoc {
+    /// The document as the annotations generate it, before `schema::tighten`.
+    pub fn generated() -> Document {
+        ApiDoc::openapi()
+    }
+}
+
+/// The document: generated from the annotations, then given every input's constraints from the
+/// validators' own constants (`api::schema`).
 pub fn document() -> Document {
-    ApiDoc::openapi()
+    let mut doc = serde_json::to_value(ApiDoc::generated()).expect("the document is JSON");
+    crate::api::schema::tighten(&mut doc);
+    serde_json::from_value(doc).expect("the tightened document is still a document")
 }

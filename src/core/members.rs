@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind, To, Writer};
 use crate::store::{self, rooms::MembershipRow, rooms::RoomRow};
 
+/// The roles a member of a group room may have, highest first.
+pub const ROLES: [&str; 3] = ["owner", "admin", "member"];
+
 /// The caller's room and stay, or 404.
 fn room_of(batch: &mut Batch<'_>, user: Id, room: Id) -> Result<(RoomRow, MembershipRow)> {
     let row = store::rooms::find_for_member(batch.conn(), room, user)?
@@ -183,7 +186,7 @@ pub async fn set_role(
     member: Id,
     role: String,
 ) -> Result<i64> {
-    if !matches!(role.as_str(), "owner" | "admin" | "member") {
+    if !ROLES.contains(&role.as_str()) {
         return Err(Error::validation("role", "must be owner, admin or member"));
     }
     writer

@@ -17,11 +17,19 @@ pub struct ReactionEvent {
     emoji: String,
 }
 
+/// The longest reaction, in characters.
+pub const MAX_EMOJI_CHARS: usize = 32;
+
+/// Whether `c` may appear in a reaction: no whitespace, no control character.
+pub fn allowed_in_emoji(c: char) -> bool {
+    !c.is_whitespace() && !c.is_control()
+}
+
 /// Checks a reaction: 1–32 characters, no spaces or control characters. Any text is allowed
 /// (custom shortcodes like `:party:` as well as Unicode emoji); clients decide how to show it.
 pub fn check_emoji(emoji: &str) -> Result<()> {
     let n = emoji.chars().count();
-    if n == 0 || n > 32 || emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if n == 0 || n > MAX_EMOJI_CHARS || !emoji.chars().all(allowed_in_emoji) {
         return Err(Error::validation(
             "emoji",
             "must be 1 to 32 characters without spaces",

@@ -132,6 +132,9 @@ fn new_token_row(
     (row, secret)
 }
 
+/// The longest lifetime a token may be given: ten years, in seconds.
+pub const MAX_EXPIRES_IN_S: i64 = 10 * 365 * 24 * 3600;
+
 fn check_name(name: &str) -> Result<String> {
     Label::parse(name)
         .map(Label::into_inner)
@@ -151,7 +154,7 @@ pub async fn create(
     let name = check_name(name)?;
     let expires_at = match expires_in_s {
         None => None,
-        Some(s) if (1..=10 * 365 * 24 * 3600).contains(&s) => {
+        Some(s) if (1..=MAX_EXPIRES_IN_S).contains(&s) => {
             Some(Time::now() + chrono::Duration::seconds(s))
         }
         Some(_) => {

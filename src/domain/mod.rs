@@ -4,4 +4,7 @@ mod id;
 mod text;
 
 pub use id::{Id, Time};
-pub use text::{DisplayName, Label, MessageBody, Password, RoomName, Username};
+pub use text::{
+    allowed_in_bodies, refused_in_names, DisplayName, Label, MessageBody, Password, RoomName,
+    Username,
+};

@@ -6,11 +6,18 @@
 pub struct Username(String);
 
 impl Username {
+    pub const MIN_CHARS: usize = 3;
+    pub const MAX_CHARS: usize = 32;
+
     pub fn parse(raw: &str) -> Result<Username, String> {
         let name = raw.trim().to_lowercase();
         let len = name.chars().count();
-        if !(3..=32).contains(&len) {
-            return Err("must be 3 to 32 characters".into());
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&len) {
+            return Err(format!(
+                "must be {} to {} characters",
+                Self::MIN_CHARS,
+                Self::MAX_CHARS
+            ));
         }
         if !name.chars().all(Username::allowed) {
             return Err("may contain only letters a-z, digits, '_', '.' and '-'".into());
@@ -32,13 +39,16 @@ impl Username {
 pub struct Password(String);
 
 impl Password {
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 1024;
+
     pub fn parse(raw: &str) -> Result<Password, String> {
         let len = raw.chars().count();
-        if len < 8 {
-            return Err("must be at least 8 characters".into());
+        if len < Self::MIN_CHARS {
+            return Err(format!("must be at least {} characters", Self::MIN_CHARS));
         }
-        if len > 1024 {
-            return Err("must be at most 1024 characters".into());
+        if len > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
         if raw.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
@@ -82,7 +92,7 @@ impl Password {
 /// (Unicode category Cf: bidirectional overrides like U+202E, zero-width spaces, U+FEFF) and line
 /// separators that let one name pass for another. The zero-width (non-)joiners stay: emoji
 /// sequences and several scripts need them.
-fn refused_in_names(c: char) -> Option<&'static str> {
+pub fn refused_in_names(c: char) -> Option<&'static str> {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     if c.is_control() {
         return Some("must not contain control characters");
@@ -114,13 +124,16 @@ fn human_text(raw: &str, max: usize) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// Whether `c` may appear in text where line breaks and tabs belong (a message): any character
+/// but the controls other than those.
+pub fn allowed_in_bodies(c: char) -> bool {
+    !c.is_control() || matches!(c, '\n' | '\r' | '\t')
+}
+
 /// Checks text that a person typed where line breaks and tabs belong (a message): no other
 /// control character (NUL, ESC, …).
 fn no_controls_but_whitespace(text: &str) -> Result<(), String> {
-    match text
-        .chars()
-        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    match text.chars().find(|c| !allowed_in_bodies(*c)) {
         Some('\0') => Err("must not contain NUL characters".into()),
         Some(_) => {
             Err("must not contain control characters other than line breaks and tabs".into())
@@ -133,8 +146,10 @@ fn no_controls_but_whitespace(text: &str) -> Result<(), String> {
 pub struct Label(String);
 
 impl Label {
+    pub const MAX_CHARS: usize = 100;
+
     pub fn parse(raw: &str) -> Result<Label, String> {
-        human_text(raw, 100).map(Label)
+        human_text(raw, Self::MAX_CHARS).map(Label)
     }
 
     pub fn into_inner(self) -> String {
@@ -147,8 +162,10 @@ impl Label {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    pub const MAX_CHARS: usize = 64;
+
     pub fn parse(raw: &str) -> Result<DisplayName, String> {
-        human_text(raw, 64).map(DisplayName)
+        human_text(raw, Self::MAX_CHARS).map(DisplayName)
     }
 
     pub fn into_inner(self) -> String {
@@ -161,8 +178,10 @@ impl DisplayName {
 pub struct RoomName(String);
 
 impl RoomName {
+    pub const MAX_CHARS: usize = 100;
+
     pub fn parse(raw: &str) -> Result<RoomName, String> {
-        human_text(raw, 100).map(RoomName)
+        human_text(raw, Self::MAX_CHARS).map(RoomName)
     }
 
     pub fn into_inner(self) -> String {
@@ -170,7 +189,8 @@ impl RoomName {
     }
 }
 
-/// A message's text: 1–4000 characters (Unicode scalar values), not blank, no control character\n/// but line breaks and tabs.
+/// A message's text: 1–4000 characters (Unicode scalar values), not blank, no control character
+/// but line breaks and tabs.
 /// Kept as sent (line breaks and indentation matter in chat), apart from that check.
 #[derive(Debug, Clone)]
 pub struct MessageBody(String);

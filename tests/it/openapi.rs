@@ -405,3 +405,118 @@ async fn every_event_frame_matches_its_documented_schema() {
         "every documented event kind was produced and checked"
     );
 }
+
+/// Whether `value` meets the string constraints of `schema` (pattern, lengths, enum).
+fn meets(schema: &Value, value: &str) -> bool {
+    let chars = value.chars().count() as u64;
+    let pattern = schema["pattern"].as_str().map(|p| {
+        regex::Regex::new(p).unwrap_or_else(|e| panic!("the pattern {p:?} doesn't compile: {e}"))
+    });
+    pattern.is_none_or(|re| re.is_match(value))
+        && schema["minLength"].as_u64().is_none_or(|n| chars >= n)
+        && schema["maxLength"].as_u64().is_none_or(|n| chars <= n)
+        && schema["enum"]
+            .as_array()
+            .is_none_or(|e| e.iter().any(|v| v == value))
+}
+
+#[actix_web::test]
+async fn the_document_states_each_inputs_rules_and_the_server_agrees_at_their_edges() {
+    // Arrange: the document once had no length, pattern, range or enum at all.
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let doc = document(&app).await;
+    let prop =
+        |schema: &str, name: &str| doc["components"]["schemas"][schema]["properties"][name].clone();
+    let room = alice.create_room(&app, "general", &[&bob]).await;
+    let room_id = room["id"].as_str().unwrap().to_owned();
+    let names = [
+        "Zoë".to_string(),
+        "  padded  ".into(),
+        "日本語 👩\u{200D}💻".into(),
+        "x".repeat(64),
+        "x".repeat(65),
+        "x".repeat(100),
+        "x".repeat(101),
+        "".into(),
+        "   ".into(),
+        "a\u{0}b".into(),
+        "tab\tinside".into(),
+        "evil\u{202E}gpj".into(),
+        "ad\u{200B}min".into(),
+        "\u{FEFF}bom".into(),
+    ];
+
+    for name in &names {
+        // Act
+        let display = alice
+            .patch(&app, "/api/v1/me", &json!({ "display_name": name }))
+            .await;
+        let rename = alice
+            .patch(
+                &app,
+                &format!("/api/v1/rooms/{room_id}"),
+                &json!({ "name": name }),
+            )
+            .await;
+
+        // Assert: the document's verdict is the server's.
+        let said = meets(&prop("ProfileBody", "display_name"), name);
+        assert_eq!(
+            display.status == 200,
+            said,
+            "display_name {name:?}: {}",
+            display.body
+        );
+        let said = meets(&prop("RenameBody", "name"), name);
+        assert_eq!(
+            rename.status == 200,
+            said,
+            "room name {name:?}: {}",
+            rename.body
+        );
+    }
+    for username in [
+        "carol",
+        " Dave ",
+        "ab",
+        &"e".repeat(32),
+        &"e".repeat(33),
+        "bad name",
+        "ünï",
+    ] {
+        let body = json!({ "username": username, "password": "a long passphrase here" });
+        let resp = send(app.post("/api/v1/users"), Some(&body)).await;
+        let said = meets(&prop("RegisterBody", "username"), username);
+        assert_eq!(
+            resp.status == 201,
+            said,
+            "username {username:?}: {}",
+            resp.body
+        );
+    }
+    for role in ["owner", "admin", "member", "root", ""] {
+        let path = format!("/api/v1/rooms/{room_id}/members/{}", bob.id);
+        let resp = alice.patch(&app, &path, &json!({ "role": role })).await;
+        let said = meets(&prop("RoleBody", "role"), role);
+        assert_eq!(resp.status == 200, said, "role {role:?}: {}", resp.body);
+    }
+    let limit = doc["paths"]["/api/v1/rooms/{id}/messages"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"]
+        .clone();
+    let (min, max) = (
+        limit["minimum"].as_i64().unwrap(),
+        limit["maximum"].as_i64().unwrap(),
+    );
+    for (n, ok) in [(min - 1, false), (min, true), (max, true), (max + 1, false)] {
+        let resp = alice
+            .get(&app, &format!("/api/v1/rooms/{room_id}/messages?limit={n}"))
+            .await;
+        assert_eq!(resp.status == 200, ok, "limit {n}: {}", resp.body);
+    }
+}
