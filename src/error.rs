@@ -143,6 +143,13 @@ impl Error {
     pub fn is_server_fault(&self) -> bool {
         self.status >= 500
     }
+
+    /// A 503 the server chose to give (a full pool or socket cap, with `Retry-After`), not a
+    /// failure: an attacker can make thousands a second, so it isn't logged as an error (the
+    /// per-route status counts in `/metrics` show it).
+    pub fn is_load_shed(&self) -> bool {
+        self.status == 503 && self.retry_after.is_some() && self.cause.is_none()
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -177,3 +184,17 @@ impl From<serde_json::Error> for Error {
 
 /// The result type of every layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_pool_is_load_shed_and_a_lost_database_a_fault() {
+        let busy = Error::busy(503, "server_busy", "try again", 2);
+        let down = Error::unavailable(anyhow::anyhow!("connection refused"));
+        assert!(busy.is_load_shed());
+        assert!(!down.is_load_shed() && down.is_server_fault());
+        assert!(!Error::validation("name", "too long").is_load_shed());
+    }
+}

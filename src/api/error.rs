@@ -58,7 +58,9 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let id = request_id();
-        if self.is_server_fault() {
+        if self.is_load_shed() {
+            tracing::debug!(request_id = %id, error = %self, "request shed");
+        } else if self.is_server_fault() {
             tracing::error!(request_id = %id, error = %self, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
