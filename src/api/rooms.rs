@@ -11,7 +11,7 @@ use crate::api::WithEvent;
 use crate::core::members::{self, ReadMarker};
 use crate::core::rooms;
 use crate::core::views::Room;
-use crate::domain::Id;
+use crate::domain::{Id, Role};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -112,7 +112,7 @@ pub async fn rename(
 pub struct MemberChange {
     room_id: Id,
     user_id: Id,
-    role: String,
+    role: Role,
 }
 
 /// `POST /api/v1/rooms/{id}/members`: adds a member (201; 200 if they already were one).
@@ -128,7 +128,7 @@ pub async fn add_member(
     let change = MemberChange {
         room_id: room,
         user_id: user,
-        role: "member".into(),
+        role: Role::Member,
     };
     let mut response = if event.is_some() {
         HttpResponse::Created()
@@ -164,8 +164,8 @@ pub async fn set_role(
     body: Json<RoleBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, user) = path.into_inner();
-    let role = body.into_inner().role;
-    let event = members::set_role(&state.writer, caller.user, room, user, role.clone()).await?;
+    let (role, event) =
+        members::set_role(&state.writer, caller.user, room, user, &body.role).await?;
     let change = MemberChange {
         room_id: room,
         user_id: user,

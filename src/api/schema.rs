@@ -7,9 +7,9 @@
 
 use serde_json::{json, Value};
 
-use crate::core::{accounts, members, messages, reactions, rooms, tokens};
+use crate::core::{accounts, messages, reactions, rooms, tokens};
 use crate::domain::{
-    allowed_in_bodies, refused_in_names, DisplayName, Label, Password, RoomName, Username,
+    allowed_in_bodies, refused_in_names, DisplayName, Label, Password, Role, RoomName, Username,
 };
 use crate::stream::poll;
 
@@ -212,7 +212,7 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "maxItems": rooms::MAX_INITIAL_MEMBERS - 1 }),
         ),
         ("RenameBody", "name", name(RoomName::MAX_CHARS)),
-        ("RoleBody", "role", json!({ "enum": members::ROLES })),
+        ("RoleBody", "role", json!({ "enum": Role::names() })),
         ("SendBody", "body", message_body()),
         (
             "SendBody",
@@ -334,5 +334,34 @@ mod tests {
         tighten(&mut doc);
         let role = &doc["components"]["schemas"]["RoleBody"]["properties"]["role"];
         assert_eq!(role["enum"], json!(["owner", "admin", "member"]));
+    }
+}
+
+#[cfg(test)]
+mod refs {
+    /// Every `$ref` of the document names a schema it defines (a typed field's enum included).
+    #[test]
+    fn every_reference_resolves() {
+        let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
+        let mut refs = Vec::new();
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(r) = map.get("$ref").and_then(|r| r.as_str()) {
+                        out.push(r.to_string());
+                    }
+                    map.values().for_each(|v| walk(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(&doc, &mut refs);
+        for r in refs {
+            let pointer = r.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "{r} is not defined");
+        }
+        let role = &doc["components"]["schemas"]["Role"]["enum"];
+        assert_eq!(role, &serde_json::json!(["owner", "admin", "member"]));
     }
 }

@@ -4,7 +4,7 @@
 use crate::core::crypto;
 use crate::core::views::User;
 use crate::core::work::Pool;
-use crate::domain::{DisplayName, Id, Password, Time, Username};
+use crate::domain::{DisplayName, Id, Password, Time, UserKind, Username};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
 use crate::store::{self, users::UserRow, Db};
@@ -61,7 +61,7 @@ pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User
             .unwrap_or_else(|| username.as_str().to_string()),
         username: username.as_str().to_string(),
         password_hash: hash,
-        kind: "user".into(),
+        kind: UserKind::User,
         avatar_attachment_id: None,
         owner_id: None,
         created_at: Time::now(),

@@ -9,13 +9,10 @@ use serde::Serialize;
 
 use crate::core::rooms::load;
 use crate::core::views::{Room, User};
-use crate::domain::{Id, RoomName, Time};
+use crate::domain::{Id, Role, RoomKind, RoomName, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind, To, Writer};
 use crate::store::{self, rooms::MembershipRow, rooms::RoomRow};
-
-/// The roles a member of a group room may have, highest first.
-pub const ROLES: [&str; 3] = ["owner", "admin", "member"];
 
 /// The caller's room and stay, or 404.
 fn room_of(batch: &mut Batch<'_>, user: Id, room: Id) -> Result<(RoomRow, MembershipRow)> {
@@ -27,21 +24,13 @@ fn room_of(batch: &mut Batch<'_>, user: Id, room: Id) -> Result<(RoomRow, Member
 }
 
 fn group_only(row: &RoomRow) -> Result<()> {
-    if row.kind == "direct" {
+    if row.kind == RoomKind::Direct {
         return Err(Error::conflict(
             "direct_room",
             "a direct room always has exactly its two members and no name",
         ));
     }
     Ok(())
-}
-
-fn rank(role: &str) -> u8 {
-    match role {
-        "owner" => 2,
-        "admin" => 1,
-        _ => 0,
-    }
 }
 
 /// Renames a group room (owner or admin). Returns the room and the `room.updated` event id.
@@ -51,7 +40,7 @@ pub async fn rename(writer: &Writer, user: Id, room: Id, name: String) -> Result
         .run(move |batch| {
             let (row, stay) = room_of(batch, user, room)?;
             group_only(&row)?;
-            if rank(&stay.role) < 1 {
+            if stay.role.rank() < Role::Admin.rank() {
                 return Err(Error::not_allowed(
                     "only owners and admins may rename the room",
                 ));
@@ -79,7 +68,7 @@ pub struct MemberEvent {
     room_id: Id,
     user_id: Id,
     user: User,
-    role: String,
+    role: Role,
     /// Who added, removed or changed the member (absent when they left by themselves).
     by: Option<Id>,
 }
@@ -90,7 +79,7 @@ pub async fn add(writer: &Writer, user: Id, room: Id, new_member: Id) -> Result<
         .run(move |batch| {
             let (row, stay) = room_of(batch, user, room)?;
             group_only(&row)?;
-            if rank(&stay.role) < 1 {
+            if stay.role.rank() < Role::Admin.rank() {
                 return Err(Error::not_allowed("only owners and admins may add members"));
             }
             let added = store::users::find(batch.conn(), new_member)?
@@ -102,7 +91,7 @@ pub async fn add(writer: &Writer, user: Id, room: Id, new_member: Id) -> Result<
                 room_id: room,
                 user_id: new_member,
                 user: User::from(&added),
-                role: "member".into(),
+                role: Role::Member,
                 by: Some(user),
             };
             let event = events::append(
@@ -117,7 +106,7 @@ pub async fn add(writer: &Writer, user: Id, room: Id, new_member: Id) -> Result<
                 &[MembershipRow {
                     room_id: room,
                     user_id: new_member,
-                    role: "member".into(),
+                    role: Role::Member,
                     joined_event_id: event,
                     left_event_id: None,
                     last_read_seq: event,
@@ -141,12 +130,13 @@ pub async fn remove(writer: &Writer, user: Id, room: Id, member: Id) -> Result<i
                     Error::not_found("member_not_found", "that user is not a member")
                 })?
             };
-            if member != user && rank(&stay.role) <= rank(&target.role) {
+            if member != user && stay.role.rank() <= target.role.rank() {
                 return Err(Error::not_allowed(
                     "owners may remove admins and members, admins may remove members",
                 ));
             }
-            if target.role == "owner" && store::rooms::count_role(batch.conn(), room, "owner")? == 1
+            if target.role == Role::Owner
+                && store::rooms::count_role(batch.conn(), room, Role::Owner)? == 1
             {
                 let others = store::rooms::current_members(batch.conn(), &[room])?.len() > 1;
                 if others {
@@ -162,7 +152,7 @@ pub async fn remove(writer: &Writer, user: Id, room: Id, member: Id) -> Result<i
                 room_id: room,
                 user_id: member,
                 user: User::from(&left),
-                role: target.role.clone(),
+                role: target.role,
                 by: (member != user).then_some(user),
             };
             let event = events::append(
@@ -184,30 +174,33 @@ pub async fn set_role(
     user: Id,
     room: Id,
     member: Id,
-    role: String,
-) -> Result<i64> {
-    if !ROLES.contains(&role.as_str()) {
-        return Err(Error::validation("role", "must be owner, admin or member"));
-    }
+    role: &str,
+) -> Result<(Role, i64)> {
+    let role = Role::parse(role).ok_or_else(|| {
+        Error::validation(
+            "role",
+            format!("must be one of {}", Role::names().join(", ")),
+        )
+    })?;
     writer
         .run(move |batch| {
             let (row, stay) = room_of(batch, user, room)?;
             group_only(&row)?;
-            if stay.role != "owner" {
+            if stay.role != Role::Owner {
                 return Err(Error::not_allowed("only owners may change roles"));
             }
             let target = store::rooms::membership(batch.conn(), room, member)?
                 .ok_or_else(|| Error::not_found("member_not_found", "that user is not a member"))?;
-            if target.role == "owner"
-                && role != "owner"
-                && store::rooms::count_role(batch.conn(), room, "owner")? == 1
+            if target.role == Role::Owner
+                && role != Role::Owner
+                && store::rooms::count_role(batch.conn(), room, Role::Owner)? == 1
             {
                 return Err(Error::conflict(
                     "last_owner",
                     "a room needs at least one owner",
                 ));
             }
-            store::rooms::set_role(batch.conn(), room, member, &role)?;
+            store::rooms::set_role(batch.conn(), room, member, role)?;
             let changed = store::users::find(batch.conn(), member)?
                 .ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
             let payload = MemberEvent {
@@ -226,6 +219,7 @@ pub async fn set_role(
             )
         })
         .await
+        .map(|event| (role, event))
 }
 
 /// The caller's read position in a room.

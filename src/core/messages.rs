@@ -8,7 +8,7 @@ use crate::core::crypto::sha256_hex;
 pub use crate::core::send_group::Sent;
 use crate::core::send_group::{Keyed, SendRequest};
 use crate::core::views::{Attachment, Message};
-use crate::domain::{Id, MessageBody, Time};
+use crate::domain::{Id, MessageBody, Role, RoomKind, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
 use crate::store::rooms::MembershipRow;
@@ -210,8 +210,8 @@ pub(crate) fn for_change(
     message: Id,
 ) -> Result<(bool, MembershipRow, MessageRow)> {
     let (stay, row) = find_for_member(conn, user, room, message)?;
-    let direct =
-        store::rooms::find_for_member(conn, room, user)?.is_some_and(|r| r.kind == "direct");
+    let direct = store::rooms::find_for_member(conn, room, user)?
+        .is_some_and(|r| r.kind == RoomKind::Direct);
     if direct {
         check_direct_not_blocked(conn, room, user)?;
     }
@@ -274,9 +274,9 @@ pub async fn delete(
         .run(move |batch| {
             let (stay, row) = find_for_member(batch.conn(), user, room, message)?;
             let direct = store::rooms::find_for_member(batch.conn(), room, user)?
-                .is_some_and(|r| r.kind == "direct");
+                .is_some_and(|r| r.kind == RoomKind::Direct);
             // In a direct room nobody moderates: each deletes only their own messages.
-            if row.author_id != user && (direct || stay.role == "member") {
+            if row.author_id != user && (direct || stay.role == Role::Member) {
                 return Err(Error::not_allowed(
                     "only the author (or, in a group room, an owner or admin) may delete a message",
                 ));

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::config::DmPolicy;
 use crate::core::messages;
 use crate::core::views::{Member, Message, Room, User};
-use crate::domain::{Id, RoomName, Time};
+use crate::domain::{Id, Role, RoomKind, RoomName, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind, To, Writer};
 use crate::store::{self, rooms::MembershipRow, rooms::RoomRow, Db, DbConnection};
@@ -49,7 +49,7 @@ pub async fn create_group(
                     format!("unknown user ids: {}", unknown.join(", ")),
                 ));
             }
-            let row = new_room(creator, "group", Some(name.into_inner()), None);
+            let row = new_room(creator, RoomKind::Group, Some(name.into_inner()), None);
             create(batch, row, users.iter().map(User::from).collect())
         })
         .await
@@ -94,18 +94,18 @@ pub async fn open_direct(
             if users.len() != 2 {
                 return Err(Error::not_found("user_not_found", "no such user"));
             }
-            let row = new_room(me, "direct", None, Some(key));
+            let row = new_room(me, RoomKind::Direct, None, Some(key));
             let (room, event) = create(batch, row, users.iter().map(User::from).collect())?;
             Ok((room, Some(event)))
         })
         .await
 }
 
-fn new_room(creator: Id, kind: &str, name: Option<String>, dm_key: Option<String>) -> RoomRow {
+fn new_room(creator: Id, kind: RoomKind, name: Option<String>, dm_key: Option<String>) -> RoomRow {
     let now = Time::now();
     RoomRow {
         id: Id::new(),
-        kind: kind.to_string(),
+        kind,
         name,
         dm_key,
         created_by: creator,
@@ -123,11 +123,10 @@ fn create(batch: &mut Batch<'_>, row: RoomRow, mut users: Vec<User>) -> Result<(
         .into_iter()
         .map(|user| Member {
             role: if user.id == row.created_by {
-                "owner"
+                Role::Owner
             } else {
-                "member"
-            }
-            .to_string(),
+                Role::Member
+            },
             user,
         })
         .collect();
@@ -145,7 +144,7 @@ fn create(batch: &mut Batch<'_>, row: RoomRow, mut users: Vec<User>) -> Result<(
         .map(|m| MembershipRow {
             room_id: row.id,
             user_id: m.user.id,
-            role: m.role.clone(),
+            role: m.role,
             joined_event_id: event,
             left_event_id: None,
             last_read_seq: event,
@@ -211,7 +210,7 @@ fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>, viewer: Option<Id>) ->
         if let Some(user) = users.get(&stay.user_id) {
             members.entry(stay.room_id).or_default().push(Member {
                 user: user.clone(),
-                role: stay.role.clone(),
+                role: stay.role,
             });
         }
     }

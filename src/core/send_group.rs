@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::core::views::{Attachment, Message};
-use crate::domain::{Id, Time};
+use crate::domain::{Id, RoomKind, Time};
 use crate::error::{Error, Result};
 use crate::events::{self, Batch, Kind};
 use crate::store::{
@@ -192,7 +192,7 @@ struct Known {
     /// Stored answers by (user, key).
     answers: HashMap<(Id, String), IdempotencyRow>,
     /// The kind of each room an author is in now, by (room, author).
-    stays: HashMap<(Id, Id), String>,
+    stays: HashMap<(Id, Id), RoomKind>,
     /// The current members of the group's direct rooms.
     direct: HashMap<Id, Vec<Id>>,
     /// Blocks between those members, as (blocker, blocked).
@@ -232,16 +232,17 @@ impl Known {
                 .collect()
         };
         let pairs: Vec<(Id, Id)> = sends.iter().map(|s| (s.room, s.author)).collect();
-        let stays: HashMap<(Id, Id), String> = store::rooms::current_stays_with_kind(conn, &pairs)?
-            .into_iter()
-            .map(|(room, user, kind)| ((room, user), kind))
-            .collect();
+        let stays: HashMap<(Id, Id), RoomKind> =
+            store::rooms::current_stays_with_kind(conn, &pairs)?
+                .into_iter()
+                .map(|(room, user, kind)| ((room, user), kind))
+                .collect();
         // Direct rooms: their members and the blocks between them, one query each for the
         // whole group rather than two per send.
         let direct_rooms = distinct(
             stays
                 .iter()
-                .filter(|(_, kind)| *kind == "direct")
+                .filter(|(_, kind)| **kind == RoomKind::Direct)
                 .map(|((room, _), _)| *room),
         );
         let mut direct: HashMap<Id, Vec<Id>> = HashMap::new();
@@ -297,7 +298,7 @@ fn check(
         .stays
         .get(&(send.room, send.author))
         .ok_or_else(Error::room_not_found)?;
-    if kind == "direct" && known.blocked(send.room, send.author) {
+    if *kind == RoomKind::Direct && known.blocked(send.room, send.author) {
         return Err(Error::blocked());
     }
     if let Some(parent) = send.reply_to {
@@ -468,7 +469,7 @@ mod tests {
         let appended = store::events::insert(
             &mut conn,
             &store::events::NewEvent {
-                kind: "room.updated",
+                kind: Kind::RoomUpdated.as_str(),
                 room_id: Some(room),
                 payload: "{}",
                 created_at: Time::now(),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::core::credentials::{Credentials, Entry};
 use crate::core::crypto::sha256_hex;
 use crate::core::views::User;
-use crate::domain::{DisplayName, Id, Label, Time, Username};
+use crate::domain::{DisplayName, Id, Label, Time, UserKind, Username};
 use crate::error::{Error, Result};
 use crate::events::{self, Kind, To, Writer};
 use crate::store::{self, tokens::TokenRow, users::UserRow, Db};
@@ -253,7 +253,7 @@ pub async fn create_bot(
     db.run(move |conn| {
         store::write_tx(conn, |conn| {
             let creator = store::users::find(conn, owner)?.ok_or_else(Error::unauthenticated)?;
-            if creator.kind == "bot" {
+            if creator.kind == UserKind::Bot {
                 return Err(Error::not_allowed("bots can't create bots"));
             }
             let row = UserRow {
@@ -262,7 +262,7 @@ pub async fn create_bot(
                 display_name: display,
                 // Not a PHC string: no password ever matches, so a bot can't sign in by form.
                 password_hash: "!".into(),
-                kind: "bot".into(),
+                kind: UserKind::Bot,
                 avatar_attachment_id: None,
                 owner_id: Some(owner),
                 created_at: Time::now(),

@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use crate::core::attachments::Attachment;
-use crate::domain::{Id, Time};
+use crate::domain::{Id, Role, RoomKind, Time, UserKind};
 use crate::store::messages::MessageRow;
 use crate::store::rooms::RoomRow;
 use crate::store::users::UserRow;
@@ -15,8 +15,7 @@ pub struct User {
     pub id: Id,
     pub username: String,
     pub display_name: String,
-    /// `user` or `bot`.
-    pub kind: String,
+    pub kind: UserKind,
     /// The user's picture (`GET /api/v1/attachments/{id}`), if any.
     pub avatar_attachment_id: Option<Id>,
     pub created_at: Time,
@@ -28,7 +27,7 @@ impl From<&UserRow> for User {
             id: row.id,
             username: row.username.clone(),
             display_name: row.display_name.clone(),
-            kind: row.kind.clone(),
+            kind: row.kind,
             avatar_attachment_id: row.avatar_attachment_id,
             created_at: row.created_at,
         }
@@ -100,15 +99,14 @@ impl Message {
 pub struct Member {
     #[serde(flatten)]
     pub user: User,
-    pub role: String,
+    pub role: Role,
 }
 
 /// A room with its current members and its newest message.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Room {
     pub id: Id,
-    /// `group` or `direct`.
-    pub kind: String,
+    pub kind: RoomKind,
     /// Null for a direct room: clients show the other member's name.
     pub name: Option<String>,
     pub created_by: Id,
@@ -124,7 +122,7 @@ impl Room {
     pub fn new(row: &RoomRow, members: Vec<Member>, last_message: Option<Message>) -> Room {
         Room {
             id: row.id,
-            kind: row.kind.clone(),
+            kind: row.kind,
             name: row.name.clone(),
             created_by: row.created_by,
             created_at: row.created_at,

@@ -1,9 +1,11 @@
 //! Validated values: a `Username` or a `MessageBody` that exists is a valid one.
 
 mod id;
+mod kinds;
 mod text;
 
 pub use id::{Id, Time};
+pub use kinds::{Role, RoomKind, UserKind};
 pub use text::{
     allowed_in_bodies, refused_in_names, DisplayName, Label, MessageBody, Password, RoomName,
     Username,

@@ -59,9 +59,37 @@ impl Kind {
         }
     }
 
-    /// Whether clients receive this kind (internal kinds only drive the server).
+    /// Every kind.
+    pub const ALL: [Kind; 18] = [
+        Kind::MessageCreated,
+        Kind::MessageUpdated,
+        Kind::MessageDeleted,
+        Kind::ReactionAdded,
+        Kind::ReactionRemoved,
+        Kind::RoomCreated,
+        Kind::RoomUpdated,
+        Kind::MemberJoined,
+        Kind::MemberLeft,
+        Kind::MemberUpdated,
+        Kind::ReadUpdated,
+        Kind::FriendRequested,
+        Kind::FriendAccepted,
+        Kind::FriendDeclined,
+        Kind::FriendCancelled,
+        Kind::FriendRemoved,
+        Kind::UserUpdated,
+        Kind::CredentialRevoked,
+    ];
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether clients receive events stored under `name` (internal kinds only drive the
+    /// server; a kind this node doesn't know, from a newer node, is passed on).
     pub fn is_public(name: &str) -> bool {
-        name != Kind::CredentialRevoked.as_str()
+        Kind::parse(name) != Some(Kind::CredentialRevoked)
     }
 }
 
@@ -152,6 +180,24 @@ mod tests {
         assert_eq!(v["id"], "42");
         assert_eq!(v["event"], "message.created");
         assert_eq!(v["data"]["body"], "hi \"there\"");
+    }
+
+    #[test]
+    fn every_kind_parses_back_from_its_name_and_only_revocations_are_internal() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+            assert_eq!(
+                Kind::is_public(kind.as_str()),
+                kind != Kind::CredentialRevoked
+            );
+        }
+        assert_eq!(Kind::parse("message.exploded"), None);
+        // The OpenAPI document names a schema for every kind clients see.
+        let public = Kind::ALL
+            .iter()
+            .filter(|k| **k != Kind::CredentialRevoked)
+            .count();
+        assert_eq!(crate::api::openapi::EVENT_SCHEMAS.len(), public);
     }
 
     #[test]

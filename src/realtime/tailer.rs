@@ -110,30 +110,25 @@ struct SessionRef {
 
 /// What the hub needs of a row: its frame (serialized here, once) and its effect on membership.
 pub fn to_dispatch(row: &EventRow, audiences: &Audiences) -> Dispatch {
-    let parse = |what: &str| -> Effect {
-        let effect = match what {
-            "joined_all" => serde_json::from_str::<Members>(&row.payload)
-                .map(|m| Effect::Joined(m.members.into_iter().map(|m| m.id).collect())),
-            "joined" => serde_json::from_str::<UserRef>(&row.payload)
-                .map(|u| Effect::Joined(vec![u.user_id])),
-            "left" => {
-                serde_json::from_str::<UserRef>(&row.payload).map(|u| Effect::Left(u.user_id))
-            }
-            _ => serde_json::from_str::<SessionRef>(&row.payload)
-                .map(|s| Effect::Revoked(s.credential_id)),
-        };
-        effect.unwrap_or_else(|e| {
-            tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");
-            Effect::None
-        })
+    let payload = row.payload.as_str();
+    let effect = match Kind::parse(&row.kind) {
+        Some(Kind::RoomCreated) => serde_json::from_str::<Members>(payload)
+            .map(|m| Effect::Joined(m.members.into_iter().map(|m| m.id).collect())),
+        Some(Kind::MemberJoined) => {
+            serde_json::from_str::<UserRef>(payload).map(|u| Effect::Joined(vec![u.user_id]))
+        }
+        Some(Kind::MemberLeft) => {
+            serde_json::from_str::<UserRef>(payload).map(|u| Effect::Left(u.user_id))
+        }
+        Some(Kind::CredentialRevoked) => {
+            serde_json::from_str::<SessionRef>(payload).map(|s| Effect::Revoked(s.credential_id))
+        }
+        _ => Ok(Effect::None),
     };
-    let effect = match row.kind.as_str() {
-        k if k == Kind::RoomCreated.as_str() => parse("joined_all"),
-        k if k == Kind::MemberJoined.as_str() => parse("joined"),
-        k if k == Kind::MemberLeft.as_str() => parse("left"),
-        k if k == Kind::CredentialRevoked.as_str() => parse("revoked"),
-        _ => Effect::None,
-    };
+    let effect = effect.unwrap_or_else(|e| {
+        tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");
+        Effect::None
+    });
     Dispatch {
         id: row.id,
         room: row.room_id,

@@ -2,7 +2,7 @@
 //! events that began and ended it; that is what lets a replay show a member exactly the events
 //! of their stay.
 
-use crate::domain::{Id, Time};
+use crate::domain::{Id, Role, RoomKind, Time};
 use diesel::prelude::*;
 
 use super::schema::{room_memberships, rooms};
@@ -12,7 +12,7 @@ use super::DbConnection;
 #[diesel(table_name = rooms)]
 pub struct RoomRow {
     pub id: Id,
-    pub kind: String,
+    pub kind: RoomKind,
     pub name: Option<String>,
     pub dm_key: Option<String>,
     pub created_by: Id,
@@ -26,7 +26,7 @@ pub struct RoomRow {
 pub struct MembershipRow {
     pub room_id: Id,
     pub user_id: Id,
-    pub role: String,
+    pub role: Role,
     pub joined_event_id: i64,
     pub left_event_id: Option<i64>,
     pub last_read_seq: i64,
@@ -74,7 +74,7 @@ pub fn find_for_member(
 pub fn current_stays_with_kind(
     conn: &mut DbConnection,
     pairs: &[(Id, Id)],
-) -> QueryResult<Vec<(Id, Id, String)>> {
+) -> QueryResult<Vec<(Id, Id, RoomKind)>> {
     let stays = || {
         rooms::table
             .inner_join(room_memberships::table)
@@ -100,7 +100,7 @@ pub fn current_stays_with_kind(
                     stays()
                         .filter(rooms::id.eq(room))
                         .filter(room_memberships::user_id.eq(user))
-                        .load::<(Id, Id, String)>(c)?,
+                        .load::<(Id, Id, RoomKind)>(c)?,
                 );
             }
             Ok(found)
@@ -196,7 +196,7 @@ pub fn end_stay(conn: &mut DbConnection, room: Id, user: Id, left_event: i64) ->
     .map(|_| ())
 }
 
-pub fn set_role(conn: &mut DbConnection, room: Id, user: Id, role: &str) -> QueryResult<()> {
+pub fn set_role(conn: &mut DbConnection, room: Id, user: Id, role: Role) -> QueryResult<()> {
     diesel::update(
         room_memberships::table
             .filter(room_memberships::room_id.eq(room))
@@ -223,7 +223,7 @@ pub fn advance_read(conn: &mut DbConnection, room: Id, user: Id, seq: i64) -> Qu
 }
 
 /// How many current members of the room hold `role`.
-pub fn count_role(conn: &mut DbConnection, room: Id, role: &str) -> QueryResult<i64> {
+pub fn count_role(conn: &mut DbConnection, room: Id, role: Role) -> QueryResult<i64> {
     room_memberships::table
         .filter(room_memberships::room_id.eq(room))
         .filter(room_memberships::left_event_id.is_null())

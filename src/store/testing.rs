@@ -3,7 +3,7 @@
 use super::rooms::{MembershipRow, RoomRow};
 use super::users::UserRow;
 use super::{DbConnection, Manager};
-use crate::domain::{Id, Time};
+use crate::domain::{Id, Role, RoomKind, Time, UserKind};
 
 /// A migrated in-memory SQLite database.
 pub fn database() -> DbConnection {
@@ -21,7 +21,7 @@ pub fn user(conn: &mut DbConnection, name: &str) -> Id {
             username: name.into(),
             display_name: name.into(),
             password_hash: String::new(),
-            kind: "user".into(),
+            kind: UserKind::User,
             owner_id: None,
             avatar_attachment_id: None,
             created_at: Time::now(),
@@ -38,7 +38,7 @@ pub fn room(conn: &mut DbConnection, creator: Id) -> Id {
         conn,
         &RoomRow {
             id,
-            kind: "group".into(),
+            kind: RoomKind::Group,
             name: Some("room".into()),
             dm_key: None,
             created_by: creator,
@@ -58,7 +58,7 @@ pub fn stay(conn: &mut DbConnection, room: Id, user: Id, joined: i64, left: Opti
         &[MembershipRow {
             room_id: room,
             user_id: user,
-            role: "member".into(),
+            role: Role::Member,
             joined_event_id: joined,
             left_event_id: left,
             last_read_seq: 0,

@@ -1,6 +1,6 @@
 //! User rows and their queries.
 
-use crate::domain::{Id, Time};
+use crate::domain::{Id, Time, UserKind};
 use diesel::prelude::*;
 
 use super::schema::users;
@@ -15,7 +15,7 @@ pub struct UserRow {
     pub display_name: String,
     pub password_hash: String,
     /// `user` or `bot`.
-    pub kind: String,
+    pub kind: UserKind,
     /// The creator of a bot.
     pub owner_id: Option<Id>,
     pub avatar_attachment_id: Option<Id>,
