@@ -4,28 +4,10 @@
 /// File descriptors kept free for the database, HTTP requests and files.
 const RESERVED_FDS: u64 = 256;
 
-/// Raises the soft open-file limit to the hard limit and returns it.
+/// Raises the soft open-file limit to the hard limit and returns it (1024, the usual default,
+/// if the limit can't be read).
 pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit.rlim_cur = limit.rlim_max;
-            }
-        }
-    }
-    limit.rlim_cur
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 
 /// The default cap on open sockets for a given open-file limit.

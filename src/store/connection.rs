@@ -111,12 +111,15 @@ impl ManageConnection for Manager {
 /// A PostgreSQL URL with libpq's `connect_timeout` (10 s) unless it sets one. Without it, opening
 /// a connection to a host that stopped answering waits for the operating system to give up (about
 /// two minutes on Linux), and the writer or the tailer waits with it after the host is back.
-fn with_connect_timeout(url: String) -> String {
-    if url.contains("connect_timeout=") {
-        return url;
+fn with_connect_timeout(raw: String) -> String {
+    let Ok(mut url) = url::Url::parse(&raw) else {
+        return raw; // no host (a Unix socket), or libpq will say what is wrong with it
+    };
+    if url.query_pairs().any(|(key, _)| key == "connect_timeout") {
+        return raw;
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout=10")
+    url.query_pairs_mut().append_pair("connect_timeout", "10");
+    url.into()
 }
 
 /// Builds the pool, failing with the backend's own message when the database can't be reached.
@@ -285,6 +288,17 @@ mod tests {
         assert_eq!(
             url("postgres://u@db/hubbub?connect_timeout=3"),
             "postgres://u@db/hubbub?connect_timeout=3"
+        );
+        // A password that merely contains the words is not a setting (its `=` comes back
+        // percent-encoded, which libpq decodes). A URL without a host (a Unix socket, which
+        // fails fast when the server is down) isn't a URL to the url crate: it is left as written.
+        assert_eq!(
+            url("postgres://u:connect_timeout=5@db/hubbub"),
+            "postgres://u:connect_timeout%3D5@db/hubbub?connect_timeout=10"
+        );
+        assert_eq!(
+            url("postgres://u@/hubbub?host=/var/run/postgresql"),
+            "postgres://u@/hubbub?host=/var/run/postgresql"
         );
         assert_eq!(
             url("sqlite:///var/lib/hubbub/hubbub.db"),
