@@ -25,11 +25,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// Edges that point the wrong way today, each to be removed (issue #16), never added to.
 const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     (
-        "domain",
-        "store",
-        "Id and Time name their diesel column types, which live in store::sql_types",
-    ),
-    (
         "events",
         "core",
         "the writer thread calls core::send_group back: the write path doubles back",

@@ -9,7 +9,22 @@ use diesel::expression::AsExpression;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::sql_types::{DbTime, DbUuid};
+use diesel::query_builder::QueryId;
+use diesel::sql_types::SqlType;
+
+/// A UUID column: `uuid` on PostgreSQL, a 16-byte BLOB on SQLite (read and written by
+/// `store::sql_types`).
+#[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
+#[diesel(postgres_type(oid = 2950, array_oid = 2951))]
+#[diesel(sqlite_type(name = "Binary"))]
+pub struct DbUuid;
+
+/// A UTC timestamp column: `timestamptz` on PostgreSQL, RFC 3339 text on SQLite (read and
+/// written by `store::sql_types`).
+#[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
+#[diesel(postgres_type(oid = 1184, array_oid = 1185))]
+#[diesel(sqlite_type(name = "Text"))]
+pub struct DbTime;
 
 /// The id of a user, room, message or session: a UUID, stored as a native UUID column.
 #[derive(

@@ -4,7 +4,7 @@ mod id;
 mod kinds;
 mod text;
 
-pub use id::{Id, Time};
+pub use id::{DbTime, DbUuid, Id, Time};
 pub use kinds::{Role, RoomKind, UserKind};
 pub use text::{
     allowed_in_bodies, refused_in_names, DisplayName, Label, MessageBody, Password, RoomName,

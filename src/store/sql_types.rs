@@ -8,26 +8,17 @@ use chrono::{DateTime, Utc};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
 use diesel::pg::Pg;
-use diesel::query_builder::QueryId;
 use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::{self, HasSqlType, SqlType};
+use diesel::sql_types::{self, HasSqlType};
 use diesel::sqlite::Sqlite;
 use uuid::Uuid;
 
 use super::MultiBackend;
 use crate::domain::{Id, Time};
 
-/// A UUID column: `uuid` on PostgreSQL, a 16-byte BLOB on SQLite.
-#[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
-#[diesel(postgres_type(oid = 2950, array_oid = 2951))]
-#[diesel(sqlite_type(name = "Binary"))]
-pub struct DbUuid;
-
-/// A UTC timestamp column: `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
-#[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
-#[diesel(postgres_type(oid = 1184, array_oid = 1185))]
-#[diesel(sqlite_type(name = "Text"))]
-pub struct DbTime;
+// The column types themselves are declared beside the values they hold (`domain::id`), so that
+// `domain` needs nothing from this layer; how they are read and written is here.
+pub use crate::domain::{DbTime, DbUuid};
 
 macro_rules! multi_backend {
     ($rust:ty, $sql:ident) => {
