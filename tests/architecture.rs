@@ -1,6 +1,6 @@
 //! The layers, enforced: reads every file under `src/` (tests excluded) and fails on an import
-//! that points up a layer, or on actix below the server layer. The layers and the edges still
-//! to be removed are written here once; docs/ARCHITECTURE.md shows the same table.
+//! that points up a layer, or on actix below the server layer. The layers are written here
+//! once; docs/ARCHITECTURE.md shows the same table.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "server",
         &["api", "stream", "upgrade", "state", "app", "main", "lib"],
-    ),
-];
-
-/// Edges that point the wrong way today, each to be removed (issue #16), never added to.
-const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
-    (
-        "events",
-        "core",
-        "the writer thread calls core::send_group back: the write path doubles back",
     ),
 ];
 
@@ -153,7 +144,6 @@ fn every_module_has_a_layer() {
 #[test]
 fn imports_only_point_down_and_actix_stays_in_the_server_layer() {
     let server = layer_of("api").unwrap();
-    let mut upward = BTreeSet::new();
     let mut problems = Vec::new();
     for (file, module, uses, server_crate) in survey() {
         let from = layer_of(&module).unwrap();
@@ -161,18 +151,12 @@ fn imports_only_point_down_and_actix_stays_in_the_server_layer() {
             let Some(to) = layer_of(used) else { continue };
             let same_server_layer = from == server && to == server;
             if to > from || (to == from && *used != module && !same_server_layer) {
-                upward.insert((module.clone(), used.clone()));
-                if !KNOWN_UPWARD
-                    .iter()
-                    .any(|(a, b, _)| *a == module && b == used)
-                {
-                    problems.push(format!(
-                        "{}: `{module}` ({}) uses `{used}` ({}), which is not below it",
-                        file.display(),
-                        LAYERS[from].0,
-                        LAYERS[to].0
-                    ));
-                }
+                problems.push(format!(
+                    "{}: `{module}` ({}) uses `{used}` ({}), which is not below it",
+                    file.display(),
+                    LAYERS[from].0,
+                    LAYERS[to].0
+                ));
             }
         }
         if let Some(krate) = server_crate {
@@ -183,12 +167,6 @@ fn imports_only_point_down_and_actix_stays_in_the_server_layer() {
                 ));
             }
         }
-    }
-    for (a, b, why) in KNOWN_UPWARD {
-        assert!(
-            upward.contains(&(a.to_string(), b.to_string())),
-            "`{a}` → `{b}` ({why}) is gone: remove it from KNOWN_UPWARD"
-        );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

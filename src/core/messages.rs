@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::core::crypto::sha256_hex;
 pub use crate::core::send_group::Sent;
-use crate::core::send_group::{Keyed, SendRequest};
+use crate::core::send_group::{self, Keyed, SendRequest};
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, MessageBody, Role, RoomKind, Time};
 use crate::error::{Error, Result};
@@ -85,16 +85,18 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             .as_bytes(),
         ),
     });
-    writer
-        .send(SendRequest {
+    send_group::submit(
+        writer,
+        SendRequest {
             author,
             room: send.room,
             body,
             reply_to: send.reply_to,
             attachment_ids,
             key,
-        })
-        .await
+        },
+    )
+    .await
 }
 
 /// Where a history page starts.

@@ -1,5 +1,5 @@
-//! Message sends, written together. The writer hands over every send that queued up one after
-//! another; they are checked and written with one statement per table for the whole group
+//! Message sends, written together: a [`SendGroup`] is one kind of group the writer runs (see
+//! `events::writer::Group`), so every send that queued up one after another is checked and written with one statement per table for the whole group
 //! instead of about eight per send, which is what a send costs on PostgreSQL (each statement is
 //! a round trip) and most of what it costs on SQLite (each statement is parsed and stepped).
 //!
@@ -15,15 +15,60 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+use tokio::sync::oneshot;
 
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, RoomKind, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Batch, Kind};
+use crate::events::writer::{finish_with, same_kind, Finish, Group};
+use crate::events::{self, Batch, Kind, Writer};
 use crate::store::{
     self, attachments::AttachmentRow, distinct, idempotency::IdempotencyRow, messages::MessageRow,
     messages::NewMessage, DbConnection,
 };
+
+/// Sends a message, checked and written with the sends next to it in the writer's batch, and
+/// returns its answer once the batch has committed.
+pub async fn submit(writer: &Writer, request: SendRequest) -> Result<Sent> {
+    let (tx, rx) = oneshot::channel();
+    let group = SendGroup {
+        sends: vec![(Box::new(request), tx)],
+    };
+    writer.group(Box::new(group), rx).await
+}
+
+/// Consecutive sends of one batch, each with its caller's reply channel.
+struct SendGroup {
+    sends: Vec<(Box<SendRequest>, oneshot::Sender<Result<Sent>>)>,
+}
+
+impl Group for SendGroup {
+    fn absorb(&mut self, next: Box<dyn Group>) -> std::result::Result<(), Box<dyn Group>> {
+        self.sends.extend(same_kind::<SendGroup>(next)?.sends);
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (bool, Vec<Finish>) {
+        let (requests, replies): (Vec<_>, Vec<_>) = self.sends.into_iter().unzip();
+        match write(batch, &requests) {
+            Ok(outcomes) => {
+                let finishes = replies
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|(tx, outcome)| finish_with(tx, outcome))
+                    .collect();
+                (true, finishes)
+            }
+            Err(e) => {
+                let finishes = replies
+                    .into_iter()
+                    .map(|tx| finish_with(tx, Err(e.for_another())))
+                    .collect();
+                (false, finishes)
+            }
+        }
+    }
+}
 
 /// A send, checked as far as it can be without the database.
 pub struct SendRequest {

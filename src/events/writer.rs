@@ -4,11 +4,13 @@
 //!
 //! A batch is made of units, each in its own savepoint (when the batch has more than one), so
 //! one unit's failure rolls back only that unit. A unit is either one job (any closure that
-//! writes), or all the message sends that came one after another: those are checked and written
-//! together, one statement per table for the whole group (see `core::send_group`), which is
-//! what makes a send cheap. A caller hears back only after COMMIT returned: ack ⇒ durable. Then
+//! writes), or a [`Group`]: consecutive jobs of one kind that run together. The writer doesn't
+//! know what a group does; core supplies them (its message sends are checked and written one
+//! statement per table for the whole group, `core::send_group`, which is what makes a send
+//! cheap). A caller hears back only after COMMIT returned: ack ⇒ durable. Then
 //! the doorbell rings with the newest event id, and the tailer wakes.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -16,7 +18,6 @@ use std::time::Instant;
 use diesel::connection::{Connection, TransactionManager};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::core::send_group::{self, SendRequest, Sent};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::{self, DbConnection, Manager};
@@ -60,69 +61,69 @@ impl<'c> Batch<'c> {
 }
 
 /// Tells a caller how its write ended, given how the commit went.
-pub(crate) type Finish = Box<dyn FnOnce(Result<(), &Error>) + Send>;
+pub type Finish = Box<dyn FnOnce(Result<(), &Error>) + Send>;
 type Closure = Box<dyn FnOnce(&mut Batch<'_>) -> (bool, Finish) + Send>;
 
-enum Job {
-    Closure(Closure),
-    Send(Box<SendRequest>, oneshot::Sender<Result<Sent>>),
+/// Jobs of one kind that run together: consecutive ones in a batch become one group, in one
+/// savepoint and one call. Core supplies the kinds (a send group); the writer only merges and
+/// runs them.
+pub trait Group: Any + Send {
+    /// Takes `next` in when it is a group of the same kind; hands it back otherwise.
+    fn absorb(&mut self, next: Box<dyn Group>) -> std::result::Result<(), Box<dyn Group>>;
+
+    /// Runs the group: whether its writes should stay, and how to tell each of its callers.
+    fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (bool, Vec<Finish>);
 }
 
-/// What one savepoint covers: one closure, or consecutive sends.
-enum Unit {
-    Closure(Closure),
-    Sends(Vec<(Box<SendRequest>, oneshot::Sender<Result<Sent>>)>),
-}
-
-impl Unit {
-    /// Runs the unit: whether its writes should stay, and how to tell each caller.
-    fn run(self, batch: &mut Batch<'_>) -> (bool, Vec<Finish>) {
-        match self {
-            Unit::Closure(job) => {
-                let (ok, finish) = job(batch);
-                (ok, vec![finish])
-            }
-            Unit::Sends(sends) => {
-                let (requests, replies): (Vec<_>, Vec<_>) = sends.into_iter().unzip();
-                match send_group::write(batch, &requests) {
-                    Ok(outcomes) => {
-                        let finishes = replies
-                            .into_iter()
-                            .zip(outcomes)
-                            .map(|(tx, outcome)| finish_with(tx, outcome))
-                            .collect();
-                        (true, finishes)
-                    }
-                    Err(e) => {
-                        let finishes = replies
-                            .into_iter()
-                            .map(|tx| finish_with(tx, Err(e.for_another())))
-                            .collect();
-                        (false, finishes)
-                    }
-                }
-            }
-        }
+/// `next` as a `G`, when it is one (for [`Group::absorb`]); handed back otherwise.
+pub fn same_kind<G: Group>(next: Box<dyn Group>) -> std::result::Result<Box<G>, Box<dyn Group>> {
+    if (&*next as &dyn Any).is::<G>() {
+        let any: Box<dyn Any> = next;
+        Ok(any.downcast::<G>().expect("checked just above"))
+    } else {
+        Err(next)
     }
 }
 
-/// Groups consecutive sends into one unit; every other job is a unit of its own.
-fn units(jobs: &mut Vec<Job>) -> Vec<Unit> {
-    let mut units: Vec<Unit> = Vec::new();
+enum Job {
+    Closure(Closure),
+    Group(Box<dyn Group>),
+}
+
+/// Merges consecutive groups of one kind; every closure is a unit of its own.
+fn units(jobs: &mut Vec<Job>) -> Vec<Job> {
+    let mut units: Vec<Job> = Vec::new();
     for job in jobs.drain(..) {
-        match job {
-            Job::Closure(f) => units.push(Unit::Closure(f)),
-            Job::Send(request, reply) => match units.last_mut() {
-                Some(Unit::Sends(sends)) => sends.push((request, reply)),
-                _ => units.push(Unit::Sends(vec![(request, reply)])),
+        let job = match (units.last_mut(), job) {
+            (Some(Job::Group(group)), Job::Group(next)) => match group.absorb(next) {
+                Ok(()) => continue,
+                Err(next) => Job::Group(next),
             },
-        }
+            (_, job) => job,
+        };
+        units.push(job);
     }
     units
 }
 
+impl Job {
+    /// Runs the unit: whether its writes should stay, and how to tell each caller.
+    fn run(self, batch: &mut Batch<'_>) -> (bool, Vec<Finish>) {
+        match self {
+            Job::Closure(job) => {
+                let (ok, finish) = job(batch);
+                (ok, vec![finish])
+            }
+            Job::Group(group) => group.run(batch),
+        }
+    }
+}
+
 /// The caller's outcome, once the commit's is known: a failed commit fails a successful write.
-fn finish_with<T: Send + 'static>(tx: oneshot::Sender<Result<T>>, outcome: Result<T>) -> Finish {
+pub fn finish_with<T: Send + 'static>(
+    tx: oneshot::Sender<Result<T>>,
+    outcome: Result<T>,
+) -> Finish {
     Box::new(move |commit| {
         let outcome = match (outcome, commit) {
             (Err(e), _) => Err(e),
@@ -168,11 +169,14 @@ impl Writer {
         self.submit(job, rx).await
     }
 
-    /// Sends a message (checked and written with the other sends of its batch) and returns
-    /// the answer once the batch has committed.
-    pub async fn send(&self, request: SendRequest) -> Result<Sent> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Job::Send(Box::new(request), tx), rx).await
+    /// Runs `group` with the groups of its kind next to it in the next batch; `rx` hears its
+    /// caller's answer once the batch has committed.
+    pub async fn group<T>(
+        &self,
+        group: Box<dyn Group>,
+        rx: oneshot::Receiver<Result<T>>,
+    ) -> Result<T> {
+        self.submit(Job::Group(group), rx).await
     }
 
     async fn submit<T>(&self, job: Job, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
@@ -329,7 +333,7 @@ fn fail_all(jobs: &mut Vec<Job>, err: &Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::send_group::SendRequest;
+    use crate::core::send_group::{self, SendRequest};
     use crate::domain::{Id, Time};
     use crate::events::{self, Kind, To};
     use crate::store::testing::{room, stay, user};
@@ -344,6 +348,64 @@ mod tests {
             attachment_ids: Vec::new(),
             key: None,
         }
+    }
+
+    /// A kind of group for the tests: it records how many jobs each run took.
+    struct Counted(Vec<usize>, std::sync::mpsc::Sender<usize>);
+    /// Another kind, never merged with `Counted`.
+    struct Other;
+
+    impl Group for Counted {
+        fn absorb(&mut self, next: Box<dyn Group>) -> std::result::Result<(), Box<dyn Group>> {
+            self.0.extend(same_kind::<Counted>(next)?.0);
+            Ok(())
+        }
+        fn run(self: Box<Self>, _: &mut Batch<'_>) -> (bool, Vec<Finish>) {
+            let _ = self.1.send(self.0.len());
+            (true, Vec::new())
+        }
+    }
+
+    impl Group for Other {
+        fn absorb(&mut self, next: Box<dyn Group>) -> std::result::Result<(), Box<dyn Group>> {
+            same_kind::<Other>(next).map(|_| ())
+        }
+        fn run(self: Box<Self>, _: &mut Batch<'_>) -> (bool, Vec<Finish>) {
+            (true, Vec::new())
+        }
+    }
+
+    #[test]
+    fn consecutive_groups_of_one_kind_merge_and_others_stay_apart() {
+        let (tx, runs) = std::sync::mpsc::channel();
+        let counted = |n| Job::Group(Box::new(Counted(vec![n], tx.clone())));
+        let closure = || {
+            let finish: Finish = Box::new(|_: Result<(), &Error>| {});
+            Job::Closure(Box::new(move |_: &mut Batch<'_>| (true, finish)))
+        };
+        let mut jobs = vec![
+            counted(1),
+            counted(2),
+            counted(3),
+            Job::Group(Box::new(Other)),
+            counted(4),
+            closure(),
+            counted(5),
+            counted(6),
+        ];
+        let units = units(&mut jobs);
+        assert_eq!(units.len(), 5, "[1 2 3] [other] [4] [closure] [5 6]");
+        let dir = std::env::temp_dir().join(format!("hubbub-units-{}", crate::domain::Id::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manager = Manager::new(&dir.join("db.sqlite").to_string_lossy());
+        let mut conn = manager.open().unwrap();
+        let mut batch = Batch::for_test(&mut conn);
+        for unit in units {
+            unit.run(&mut batch);
+        }
+        drop(tx);
+        assert_eq!(runs.iter().collect::<Vec<_>>(), [3, 1, 2]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[actix_rt::test]
@@ -376,7 +438,7 @@ mod tests {
                 .await
         });
         running.await.unwrap();
-        let first = writer.send(send(alice, general, "first"));
+        let first = send_group::submit(&writer, send(alice, general, "first"));
         let failing = writer.run(move |batch| -> Result<()> {
             events::append(
                 batch,
@@ -387,7 +449,7 @@ mod tests {
             )?;
             Err(Error::conflict("nope", "this job fails after writing"))
         });
-        let second = writer.send(send(alice, general, "second"));
+        let second = send_group::submit(&writer, send(alice, general, "second"));
         let (first, failing, second) = tokio::join!(first, failing, second);
         let held = hold.await.unwrap();
 
