@@ -18,7 +18,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{self, ratelimit::Limits, session_store::DbSessionStore};
+use crate::api::{self, auth::SESSION_COOKIE, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
 use crate::core::attachments;
 use crate::core::credentials::Credentials;
@@ -31,9 +31,6 @@ use crate::state::AppState;
 use crate::store::{self, Db, Dedicated, Manager};
 use crate::stream::peer::Peer;
 use crate::upgrade::{Pumps, Upgrades};
-
-/// The name of the session cookie.
-pub const SESSION_COOKIE: &str = "hubbub_session";
 
 /// Opens the database and applies pending migrations.
 pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
@@ -111,12 +108,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.hash_queue,
             settings.work_wait,
         ),
-        limits: Arc::new(Limits::new(
-            settings.rate_login_per_min,
-            settings.rate_writes_per_s,
-        )),
     };
-    let limits = state.limits.clone();
+    // The rate limiter's buckets: app data of their own (the limiter is server-layer code that
+    // AppState doesn't need to know).
+    let limits = Arc::new(Limits::new(
+        settings.rate_login_per_min,
+        settings.rate_writes_per_s,
+    ));
+    let limits_data = web::Data::from(limits.clone());
     let (stop, stop_rx) = watch::channel(false);
     let remote = match &settings.redis_url {
         Some(url) => Some(doorbell::start(
@@ -158,6 +157,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .build();
         App::new()
             .app_data(data.clone())
+            .app_data(limits_data.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(max_json)

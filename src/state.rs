@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::api::ratelimit::Limits;
 use crate::config::Settings;
 use crate::core::credentials::Credentials;
 use crate::core::work::Pool;
@@ -19,7 +18,6 @@ pub struct AppState {
     pub writer: Writer,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
-    pub limits: Arc<Limits>,
     /// Live sessions and tokens, so that authentication needs no query.
     pub credentials: Arc<Credentials>,
     /// The cross-node doorbell's state, for `/readyz`.

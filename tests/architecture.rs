@@ -184,3 +184,161 @@ fn the_survey_sees_an_upward_import() {
     assert!(names_crate("use actix_web::web;", "actix_web"));
     assert!(!names_crate("tokio_actix_web::x", "actix_web"));
 }
+
+/// The module path of a file under `src/`: `api/rooms.rs` → `[api, rooms]`, `api/mod.rs` and
+/// `lib.rs` → their folder's.
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts
+}
+
+/// The file that defines the longest prefix of `path`, if any.
+fn file_of(files: &BTreeSet<PathBuf>, path: &[String]) -> Option<PathBuf> {
+    (1..=path.len()).rev().find_map(|n| {
+        let base = path[..n].join("/");
+        [format!("{base}.rs"), format!("{base}/mod.rs")]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|f| files.contains(f))
+    })
+}
+
+/// The paths a file names after `prefix` (`crate::`, `super::`), groups (`a::{b, c::d}`)
+/// expanded to one path per member (a nested group counts as its prefix).
+fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices(prefix) {
+        if code[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| ident(c) || c == ':')
+        {
+            continue;
+        }
+        let rest = &code[at + prefix.len()..];
+        let mut path = Vec::new();
+        let mut tail = rest;
+        loop {
+            let name: String = tail.chars().take_while(|c| ident(*c)).collect();
+            if name.is_empty() {
+                break;
+            }
+            tail = &tail[name.len()..];
+            path.push(name);
+            match tail.strip_prefix("::") {
+                Some(next) => tail = next,
+                None => break,
+            }
+        }
+        if let Some(group) = tail.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let item: Vec<String> = item
+                    .trim()
+                    .split("::")
+                    .map(|seg| seg.chars().take_while(|c| ident(*c)).collect::<String>())
+                    .take_while(|seg| !seg.is_empty() && seg != "self")
+                    .collect();
+                if !item.is_empty() {
+                    out.push([path.clone(), item].concat());
+                }
+            }
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn no_two_source_files_depend_on_each_other_even_indirectly() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    rust_files(&src, &mut all);
+    let files: BTreeSet<PathBuf> = all
+        .iter()
+        .map(|f| f.strip_prefix(&src).unwrap().to_path_buf())
+        .filter(|f| !f.starts_with("bin") && !f.starts_with("web"))
+        .collect();
+    let mut edges: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>> = Default::default();
+    for file in &files {
+        let code = code_of(&std::fs::read_to_string(src.join(file)).unwrap());
+        let me = module_path(file);
+        let parent = me[..me.len().saturating_sub(1)].to_vec();
+        let mut targets: Vec<Vec<String>> = paths_after(&code, "crate::");
+        targets.extend(
+            paths_after(&code, "super::")
+                .into_iter()
+                .map(|p| [parent.clone(), p].concat()),
+        );
+        // A folder's mod.rs (and lib.rs) names its own children by bare paths (`rooms::create`).
+        if file.ends_with("mod.rs") || file.ends_with("lib.rs") {
+            targets.extend(
+                paths_after(&code, "")
+                    .into_iter()
+                    .filter(|p| p.len() > 1)
+                    .map(|p| [me.clone(), p].concat()),
+            );
+        }
+        let deps = edges.entry(file.clone()).or_default();
+        for target in targets {
+            if let Some(dep) = file_of(&files, &target) {
+                if dep != *file {
+                    deps.insert(dep);
+                }
+            }
+        }
+    }
+    // A depth-first search from each file: reaching it again is a cycle.
+    for start in &files {
+        let mut stack: Vec<(PathBuf, Vec<PathBuf>)> = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, trail)) = stack.pop() {
+            for next in edges.get(&at).into_iter().flatten() {
+                if next == start {
+                    let names: Vec<String> =
+                        trail.iter().map(|f| f.display().to_string()).collect();
+                    panic!("a cycle: {} → {}", names.join(" → "), start.display());
+                }
+                if seen.insert(next.clone()) {
+                    stack.push((next.clone(), [trail.clone(), vec![next.clone()]].concat()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_cycle_check_resolves_paths_to_files() {
+    let files: BTreeSet<PathBuf> = [
+        "api/mod.rs",
+        "api/auth.rs",
+        "store/mod.rs",
+        "store/rooms.rs",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect();
+    let path = |p: &str| p.split("::").map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        file_of(&files, &path("api::auth::Caller")),
+        Some("api/auth.rs".into())
+    );
+    assert_eq!(
+        file_of(&files, &path("api::WithEvent")),
+        Some("api/mod.rs".into())
+    );
+    assert_eq!(module_path(Path::new("api/mod.rs")), ["api"]);
+    let found = paths_after("use crate::{store::rooms, api::auth::Caller};", "crate::");
+    assert!(found.contains(&path("store::rooms")) && found.contains(&path("api::auth::Caller")));
+}

@@ -12,6 +12,9 @@ use crate::domain::{Id, Time};
 use crate::error::Error;
 use crate::state::AppState;
 
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "hubbub_session";
+
 const USER: &str = "user_id";
 const SID: &str = "sid";
 

@@ -10,8 +10,8 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
+use crate::api::auth::SESSION_COOKIE;
 use crate::api::error::{for_status, request_id as current_request_id, REQUEST_ID};
-use crate::app::SESSION_COOKIE;
 use crate::config::Settings;
 use crate::domain::Id;
 use crate::error::Error;

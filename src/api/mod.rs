@@ -17,30 +17,13 @@ pub mod schema;
 pub mod session_store;
 pub mod social;
 pub mod tokens;
+pub mod with_event;
+
+pub use with_event::WithEvent;
 
 use actix_web::web;
-use serde::Serialize;
 
 use crate::stream;
-
-/// A write's answer: the object plus the id of the event the write appended, if any (the id
-/// the event's frame carries on the socket).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WithEvent<T: Serialize> {
-    #[serde(flatten)]
-    pub inner: T,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
-}
-
-impl<T: Serialize> WithEvent<T> {
-    pub fn new(inner: T, event: Option<i64>) -> WithEvent<T> {
-        WithEvent {
-            inner,
-            event_id: event.map(crate::events::cursor),
-        }
-    }
-}
 
 /// One resource: its path and a handler per method. Any other method is 405 with an `Allow` header
 /// that lists them (and HEAD wherever GET is: `middleware::request_id` serves a HEAD as a GET,

@@ -70,7 +70,9 @@ impl Modify for Extras {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::app::SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::api::auth::SESSION_COOKIE,
+            ))),
         );
         components.add_security_scheme(
             "bearer",

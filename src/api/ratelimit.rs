@@ -153,9 +153,11 @@ pub async fn limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let found = match req.app_data::<web::Data<AppState>>().cloned() {
-        Some(state) => verdict(&req, &state.limits, state.settings.trust_forwarded).await,
-        None => None,
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let limits = req.app_data::<web::Data<Limits>>().cloned();
+    let found = match (state, limits) {
+        (Some(state), Some(limits)) => verdict(&req, &limits, state.settings.trust_forwarded).await,
+        _ => None,
     };
     let Some(v) = found else {
         return next

@@ -5,9 +5,9 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::with_event::WithEvent;
 use crate::api::auth::Caller;
 use crate::api::error::ErrorBody;
-use crate::api::WithEvent;
 use crate::core::members::{self, ReadMarker};
 use crate::core::rooms;
 use crate::core::views::Room;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 
 use super::queue;
+pub use super::queue::{Close, Frame};
 
 use crate::core::credentials::Credentials;
 use crate::domain::Id;
@@ -40,22 +41,6 @@ pub enum Effect {
     /// Sockets bound to this credential close.
     Revoked(Id),
 }
-
-/// Why the server closes a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Close {
-    /// The queue overflowed: reconnect with `since=` the last cursor received.
-    Resume,
-    /// The credential was revoked (logout, token deleted): don't retry.
-    Revoked,
-    /// The credential expired: don't retry with it.
-    Expired,
-    /// The server is shutting down: reconnect (to another node, or later).
-    ShuttingDown,
-}
-
-/// A frame queued for a socket.
-pub type Frame = (i64, ByteString);
 
 /// What a socket (or a long poll) gets when it registers.
 pub struct Registration {

@@ -10,7 +10,23 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use super::hub::{Close, Frame};
+use bytestring::ByteString;
+
+/// Why the server closes a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// The queue overflowed: reconnect with `since=` the last cursor received.
+    Resume,
+    /// The credential was revoked (logout, token deleted): don't retry.
+    Revoked,
+    /// The credential expired: don't retry with it.
+    Expired,
+    /// The server is shutting down: reconnect (to another node, or later).
+    ShuttingDown,
+}
+
+/// A frame queued for a socket.
+pub type Frame = (i64, ByteString);
 
 struct Inner {
     frames: VecDeque<Frame>,

@@ -22,14 +22,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub use connection::{connect, redact, Backend, Db, Dedicated, Manager, Pool};
-
-/// A connection to either backend; queries are written once against it.
-#[derive(diesel::MultiConnection)]
-pub enum DbConnection {
-    Postgresql(diesel::PgConnection),
-    Sqlite(diesel::SqliteConnection),
-}
+pub use connection::{connect, redact, Backend, Db, DbConnection, Dedicated, Manager, Pool};
 
 /// Inserts many rows: one multi-row statement on PostgreSQL, one prepared statement per row on
 /// SQLite (see below). diesel's `MultiConnection` has no batch insert, so the statement is built

@@ -13,7 +13,7 @@ use diesel::sql_types::{self, HasSqlType};
 use diesel::sqlite::Sqlite;
 use uuid::Uuid;
 
-use super::MultiBackend;
+use super::connection::MultiBackend;
 use crate::domain::{Id, Time};
 
 // The column types themselves are declared beside the values they hold (`domain::id`), so that
