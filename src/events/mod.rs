@@ -145,21 +145,30 @@ pub fn parse_cursor(raw: &str) -> Option<i64> {
 }
 
 /// The socket frame of an event row, serialized once however many sockets receive it.
-/// The payload is already JSON and goes in as it is.
+/// The payload is already JSON and goes in as it is (a `RawValue`: not parsed again).
 pub fn frame(row: &EventRow) -> String {
-    let quote = |s: &str| serde_json::Value::from(s).to_string();
-    let room = row
-        .room_id
-        .map(|r| quote(&r.to_string()))
-        .unwrap_or_else(|| "null".into());
-    format!(
-        r#"{{"type":"event","id":"{}","event":{},"room_id":{},"created_at":"{}","data":{}}}"#,
-        row.id,
-        quote(&row.kind),
-        room,
-        row.created_at,
-        row.payload
-    )
+    #[derive(serde::Serialize)]
+    struct Frame<'a> {
+        r#type: &'static str,
+        id: String,
+        event: &'a str,
+        room_id: Option<Id>,
+        created_at: Time,
+        data: &'a serde_json::value::RawValue,
+    }
+    // Payloads are written by `append` from a Serialize value, so they are JSON; a row that
+    // isn't (a hand-edited database) is sent with `null` data rather than a broken frame.
+    let null = serde_json::value::RawValue::NULL;
+    let data = serde_json::from_str::<&serde_json::value::RawValue>(&row.payload).unwrap_or(null);
+    let frame = Frame {
+        r#type: "event",
+        id: cursor(row.id),
+        event: &row.kind,
+        room_id: row.room_id,
+        created_at: row.created_at,
+        data,
+    };
+    serde_json::to_string(&frame).expect("a frame serializes")
 }
 
 #[cfg(test)]
