@@ -97,8 +97,19 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// itself stops at 96 headers or 128 KiB (431, no body).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// 414 or 431 for a request whose target or headers are larger than the server serves.
+/// 414 or 431 for a request whose target or headers are larger than the server serves; 411 for
+/// a request that asks to upgrade with a body of unstated length. (actix-http hands every
+/// request with `Upgrade` to hubbub's upgrade path, which frames a body by `Content-Length`
+/// only: a chunked one would be read as empty.)
 fn oversized(req: &ServiceRequest) -> Option<Error> {
+    let headers = req.headers();
+    if headers.contains_key(header::UPGRADE) && headers.contains_key(header::TRANSFER_ENCODING) {
+        return Some(Error::new(
+            411,
+            "length_required",
+            "a request that asks to upgrade must give its body's Content-Length, not a chunked body",
+        ));
+    }
     let uri = req.uri();
     let target = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
     if target > MAX_URI_BYTES {
@@ -108,8 +119,7 @@ fn oversized(req: &ServiceRequest) -> Option<Error> {
             format!("the request target is longer than {MAX_URI_BYTES} bytes"),
         ));
     }
-    let headers: usize = req
-        .headers()
+    let headers: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();

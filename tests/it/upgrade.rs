@@ -124,6 +124,32 @@ async fn an_upgrade_header_on_a_rest_request_gets_the_usual_answer() {
 }
 
 #[actix_web::test]
+async fn a_chunked_body_with_an_upgrade_header_is_411_in_the_envelope_not_read_as_empty() {
+    // Arrange: the upgrade path frames a body by Content-Length only.
+    let app = TestApp::spawn().await;
+    app.register("alice").await;
+    let body = br#"{"username":"alice","password":"pw-alice-secret"}"#;
+    let mut raw = Raw::connect(&app).await;
+    let mut bytes = b"POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    bytes.extend(format!("{:x}\r\n", body.len()).into_bytes());
+    bytes.extend_from_slice(body);
+    bytes.extend_from_slice(b"\r\n0\r\n\r\n");
+
+    // Act
+    raw.write(&bytes).await;
+    let head = raw.head().await;
+    let answer = raw.rest().await;
+
+    // Assert
+    assert_eq!(head.status, 411, "{}", String::from_utf8_lossy(&answer));
+    let envelope: serde_json::Value = serde_json::from_slice(&answer).expect("the envelope");
+    assert_eq!(envelope["error"]["code"], "length_required");
+    assert!(head.header("set-cookie").is_none(), "nothing signed in");
+}
+
+#[actix_web::test]
 async fn a_post_with_an_upgrade_header_gets_its_body_read_and_its_usual_answer() {
     // Arrange: actix-http hands any request with `Upgrade: websocket` to the upgrade path,
     // body included; the body is the next Content-Length bytes.
