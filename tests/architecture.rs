@@ -54,37 +54,10 @@ fn code_of(text: &str) -> String {
 
 /// Every `crate::<module>` a file names, as the modules it depends on.
 fn crate_modules(code: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        let after = &rest[at + "crate::".len()..];
-        let name: String = after
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if !name.is_empty() {
-            out.insert(name);
-        }
-        rest = after;
-    }
-    // `use crate::{a, b::c}` names several.
-    let mut rest = code;
-    while let Some(at) = rest.find("crate::{") {
-        let after = &rest[at + "crate::{".len()..];
-        let group = &after[..after.find('}').unwrap_or(after.len())];
-        for item in group.split(',') {
-            let name: String = item
-                .trim()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                out.insert(name);
-            }
-        }
-        rest = after;
-    }
-    out
+    paths_after(code, "crate::")
+        .into_iter()
+        .filter_map(|path| path.into_iter().next())
+        .collect()
 }
 
 /// Whether `code` names the crate `krate` (`krate::…` not preceded by an identifier character).
