@@ -55,6 +55,8 @@ pub struct Settings {
     pub max_streams_per_user: usize,
     /// Personal API tokens one user may hold (bots' tokens are their own).
     pub max_tokens_per_user: usize,
+    /// Bots one person may own (each is a user with its own write bucket and tokens).
+    pub max_bots_per_user: usize,
     /// The most pixels (width × height) an uploaded image may declare.
     pub max_image_pixels: u64,
     /// Image decodes run at once, and uploads that may wait for one beyond those.
@@ -158,6 +160,7 @@ impl Settings {
             attachment_ttl: secs("HUBBUB_ATTACHMENT_TTL_SECS", 24 * 3600)?,
             max_streams_per_user: number("HUBBUB_MAX_STREAMS_PER_USER", 20)?,
             max_tokens_per_user: number("HUBBUB_MAX_TOKENS_PER_USER", 50)?,
+            max_bots_per_user: number("HUBBUB_MAX_BOTS_PER_USER", 20)?,
             max_image_pixels: number("HUBBUB_MAX_IMAGE_PIXELS", 32_000_000)? as u64,
             image_workers: number("HUBBUB_IMAGE_WORKERS", half_the_cores())?,
             image_queue: number("HUBBUB_IMAGE_QUEUE", 4)?,

@@ -33,7 +33,15 @@ pub async fn create_bot(
     body: Json<BotBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    let bot = tokens::create_bot(&state.db, caller.user, &body.username, body.display_name).await?;
+    let max = state.settings.max_bots_per_user;
+    let bot = tokens::create_bot(
+        &state.db,
+        max,
+        caller.user,
+        &body.username,
+        body.display_name,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(bot))
 }
 

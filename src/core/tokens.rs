@@ -239,6 +239,7 @@ pub struct NewBot {
 /// Creates a bot owned by `owner` (a person: bots can't create bots).
 pub async fn create_bot(
     db: &Db,
+    max: usize,
     owner: Id,
     username: &str,
     display_name: Option<String>,
@@ -255,6 +256,15 @@ pub async fn create_bot(
             let creator = store::users::find(conn, owner)?.ok_or_else(Error::unauthenticated)?;
             if creator.kind == UserKind::Bot {
                 return Err(Error::not_allowed("bots can't create bots"));
+            }
+            // Each bot has its own write bucket and tokens: uncapped, they would multiply the
+            // owner's.
+            if store::users::count_bots_locking(conn, owner)? >= max as i64 {
+                return Err(Error::new(
+                    422,
+                    "too_many_bots",
+                    format!("you may own at most {max} bots"),
+                ));
             }
             let row = UserRow {
                 id: Id::new(),

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{api_tokens, stream_tickets, users};
+use super::schema::{api_tokens, stream_tickets};
 use super::DbConnection;
 use crate::domain::{Id, Time};
 
@@ -30,13 +30,7 @@ pub fn insert(conn: &mut DbConnection, row: &TokenRow) -> QueryResult<()> {
 /// behind each other: in a write transaction, SQLite has one writer already; PostgreSQL locks
 /// the user's row until the transaction ends.
 pub fn count_locking(conn: &mut DbConnection, user: Id) -> QueryResult<i64> {
-    if let DbConnection::Postgresql(c) = conn {
-        users::table
-            .find(user)
-            .select(users::id)
-            .for_update()
-            .load::<Id>(c)?;
-    }
+    super::users::lock(conn, user)?;
     api_tokens::table
         .filter(api_tokens::user_id.eq(user))
         .count()

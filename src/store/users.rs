@@ -29,6 +29,29 @@ pub fn insert(conn: &mut DbConnection, row: &UserRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
+/// Makes concurrent writes that count what `user` owns queue behind each other until the
+/// transaction ends: SQLite has one writer in a write transaction already; PostgreSQL locks the
+/// user's row.
+pub fn lock(conn: &mut DbConnection, user: Id) -> QueryResult<()> {
+    if let DbConnection::Postgresql(c) = conn {
+        users::table
+            .find(user)
+            .select(users::id)
+            .for_update()
+            .load::<Id>(c)?;
+    }
+    Ok(())
+}
+
+/// How many bots `owner` has, counted under `lock`.
+pub fn count_bots_locking(conn: &mut DbConnection, owner: Id) -> QueryResult<i64> {
+    lock(conn, owner)?;
+    users::table
+        .filter(users::owner_id.eq(owner))
+        .count()
+        .get_result(conn)
+}
+
 pub fn find(conn: &mut DbConnection, id: Id) -> QueryResult<Option<UserRow>> {
     users::table
         .find(id)

@@ -56,6 +56,8 @@ impl Server {
             // The benchmark measures the server, not its abuse limits.
             .env("HUBBUB_RATE_WRITES_PER_SEC", "0")
             .env("HUBBUB_RATE_LOGIN_PER_MIN", "0")
+            // One owner's bots are the benchmark's clients (a thousand in `fanout`).
+            .env("HUBBUB_MAX_BOTS_PER_USER", "1000000")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

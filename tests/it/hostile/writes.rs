@@ -82,6 +82,40 @@ async fn a_user_writes_from_one_bucket_whatever_credentials_they_use() {
 }
 
 #[actix_web::test]
+async fn bots_are_capped_per_owner_so_they_cant_multiply_a_write_budget() {
+    // Arrange: each bot has its own write bucket.
+    let app = TestApp::builder()
+        .env("HUBBUB_MAX_BOTS_PER_USER", "2")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+
+    // Act: four at once, racing for the two places.
+    let bodies: Vec<_> = (0..4)
+        .map(|i| json!({ "username": format!("alice-bot-{i}") }))
+        .collect();
+    let more = join_all(bodies.iter().map(|b| alice.post(&app, "/api/v1/bots", b))).await;
+
+    // Assert
+    let created = more.iter().filter(|r| r.status == 201).count();
+    assert_eq!(created, 2, "exactly the places there were");
+    for refused in more.iter().filter(|r| r.status != 201) {
+        refused.expect_error(422, "too_many_bots");
+    }
+    let search = alice
+        .get(&app, "/api/v1/users?prefix=alice-bot")
+        .await
+        .expect(200);
+    assert_eq!(
+        search["users"].as_array().map(Vec::len),
+        Some(2),
+        "no refused bot exists"
+    );
+    Bearer::create_bot(&app, &bob, "bob-bot").await;
+}
+
+#[actix_web::test]
 async fn personal_tokens_are_capped_per_user() {
     // Arrange
     let app = TestApp::builder()
