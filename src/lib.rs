@@ -1,17 +1,12 @@
 //! hubbub: a self-hostable chat backend. Clients send through REST and receive through a
 //! read-only WebSocket that pushes only events already persisted.
 
-pub mod api;
-pub mod app;
 pub mod config;
 pub mod core;
 pub mod domain;
 pub mod error;
 pub mod events;
-pub mod limits;
 pub mod metrics;
 pub mod realtime;
-pub mod state;
+pub mod server;
 pub mod store;
-pub mod stream;
-pub mod upgrade;

@@ -39,9 +39,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match command.as_str() {
-        "serve" => actix_web::rt::System::new().block_on(hubbub::app::serve(settings)),
+        "serve" => actix_web::rt::System::new().block_on(hubbub::server::app::serve(settings)),
         "migrate" => {
-            hubbub::app::migrate(&settings).map(|_| println!("hubbub: migrations applied"))
+            hubbub::server::app::migrate(&settings).map(|_| println!("hubbub: migrations applied"))
         }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

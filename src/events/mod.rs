@@ -207,9 +207,9 @@ mod tests {
             .iter()
             .filter(|k| **k != Kind::CredentialRevoked)
             .count();
-        assert_eq!(crate::api::openapi::EVENT_SCHEMAS.len(), public);
+        assert_eq!(crate::server::api::openapi::EVENT_SCHEMAS.len(), public);
         // ALL is written by hand: every documented kind must be in it.
-        for (name, _) in crate::api::openapi::EVENT_SCHEMAS {
+        for (name, _) in crate::server::api::openapi::EVENT_SCHEMAS {
             assert!(
                 Kind::parse(name).is_some(),
                 "{name} is missing from Kind::ALL"

@@ -1,5 +1,5 @@
 //! The upgraded connection, byte by byte: after `101` the socket leaves actix-http's
-//! dispatcher for hubbub's own pump (src/upgrade/), and every other answer to an upgrade
+//! dispatcher for hubbub's own pump (src/server/upgrade/), and every other answer to an upgrade
 //! request is written whole and the connection closed.
 
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@ use crate::core::{accounts, messages, reactions, rooms, tokens};
 use crate::domain::{
     allowed_in_bodies, refused_in_names, DisplayName, Label, Password, Role, RoomName, Username,
 };
-use crate::stream::poll;
+use crate::server::stream::poll;
 
 /// Builds the body of a regex character class from characters fed in ascending order: ranges of
 /// the characters themselves (`\`, `]`, `[`, `^` and `-` escaped).
@@ -330,7 +330,8 @@ mod tests {
 
     #[test]
     fn every_constraint_lands_in_the_document() {
-        let mut doc = serde_json::to_value(crate::api::openapi::ApiDoc::generated()).unwrap();
+        let mut doc =
+            serde_json::to_value(crate::server::api::openapi::ApiDoc::generated()).unwrap();
         tighten(&mut doc);
         let role = &doc["components"]["schemas"]["RoleBody"]["properties"]["role"];
         assert_eq!(role["enum"], json!(["owner", "admin", "member"]));
@@ -342,7 +343,7 @@ mod refs {
     /// Every `$ref` of the document names a schema it defines (a typed field's enum included).
     #[test]
     fn every_reference_resolves() {
-        let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
+        let doc = serde_json::to_value(crate::server::api::openapi::document()).unwrap();
         let mut refs = Vec::new();
         fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
             match v {

@@ -1,6 +1,6 @@
 //! The reference web client (`src/web/`), embedded in the binary and served at `/` and
 //! `/web/{file}` under a Content-Security-Policy that allows only this server's own scripts.
-//! After editing `src/web/`, `touch src/api/client.rs` before a release build so the embedded
+//! After editing `src/web/`, `touch src/server/api/client.rs` before a release build so the embedded
 //! copy is refreshed (debug builds read the folder directly).
 
 use actix_web::http::header::{self, HeaderValue};

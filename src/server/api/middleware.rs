@@ -10,12 +10,12 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use crate::api::auth::SESSION_COOKIE;
-use crate::api::error::{for_status, request_id as current_request_id, REQUEST_ID};
 use crate::config::Settings;
 use crate::domain::Id;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::auth::SESSION_COOKIE;
+use crate::server::api::error::{for_status, request_id as current_request_id, REQUEST_ID};
+use crate::server::state::AppState;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -7,13 +7,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::auth::{start_session, Caller};
-use crate::api::error::ErrorBody;
 use crate::core::views::User;
 use crate::core::{accounts, sessions};
 use crate::domain::Id;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::auth::{start_session, Caller};
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {

@@ -6,11 +6,11 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
-use crate::api::error::ErrorBody;
-use crate::api::{accounts, attachments, ops, rooms, social, tokens};
 use crate::core::views::{Message, Room};
 use crate::core::{accounts as core_accounts, members, reactions, social as core_social};
-use crate::stream;
+use crate::server::api::error::ErrorBody;
+use crate::server::api::{accounts, attachments, ops, rooms, social, tokens};
+use crate::server::stream;
 
 /// Each event type and the component schema of its `data`.
 pub const EVENT_SCHEMAS: &[(&str, &str)] = &[
@@ -47,8 +47,8 @@ pub const EVENT_SCHEMAS: &[(&str, &str)] = &[
         social::friends, social::unfriend, social::block, social::unblock, social::blocks,
         rooms::create, rooms::open_direct, rooms::list, rooms::get, rooms::rename,
         rooms::add_member, rooms::remove_member, rooms::set_role, rooms::mark_read,
-        crate::api::messages::send, crate::api::messages::history, crate::api::messages::edit,
-        crate::api::messages::delete, crate::api::messages::react, crate::api::messages::unreact,
+        crate::server::api::messages::send, crate::server::api::messages::history, crate::server::api::messages::edit,
+        crate::server::api::messages::delete, crate::server::api::messages::react, crate::server::api::messages::unreact,
         attachments::upload, attachments::get, attachments::thumbnail,
         tokens::create_bot, tokens::create, tokens::list, tokens::delete, tokens::ticket,
         stream::connect, stream::poll::events,
@@ -71,7 +71,7 @@ impl Modify for Extras {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
-                crate::api::auth::SESSION_COOKIE,
+                crate::server::api::auth::SESSION_COOKIE,
             ))),
         );
         components.add_security_scheme(
@@ -104,6 +104,6 @@ impl ApiDoc {
 /// validators' own constants (`api::schema`).
 pub fn document() -> Document {
     let mut doc = serde_json::to_value(ApiDoc::generated()).expect("the document is JSON");
-    crate::api::schema::tighten(&mut doc);
+    crate::server::api::schema::tighten(&mut doc);
     serde_json::from_value(doc).expect("the tightened document is still a document")
 }

@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::with_event::WithEvent;
-use crate::api::auth::Caller;
-use crate::api::error::ErrorBody;
 use crate::core::members::{self, ReadMarker};
 use crate::core::rooms;
 use crate::core::views::Room;
 use crate::domain::{Id, Role};
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::auth::Caller;
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateBody {

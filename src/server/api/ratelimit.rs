@@ -24,10 +24,10 @@ use governor::{Quota, RateLimiter};
 
 use actix_web::HttpMessage;
 
-use crate::api::auth::Caller;
 use crate::domain::Id;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::auth::Caller;
+use crate::server::state::AppState;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 

@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::core::tokens::{self, Scopes};
 use crate::domain::{Id, Time};
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "hubbub_session";

@@ -9,9 +9,9 @@ mod subscribe;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::api::error::ErrorBody;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
 use subscribe::subscribe;
 
 pub use socket::close_codes;

@@ -3,14 +3,14 @@
 
 use actix_web::HttpRequest;
 
-use crate::api::auth::Caller;
-use crate::api::middleware::origin_allowed;
 use crate::core::tokens::{self, Scopes};
 use crate::domain::Time;
 use crate::error::Error;
 use crate::events;
 use crate::realtime::hub::{Refused, Registration};
-use crate::state::AppState;
+use crate::server::api::auth::Caller;
+use crate::server::api::middleware::origin_allowed;
+use crate::server::state::AppState;
 use crate::store;
 
 /// A caller registered with the hub, and where their stream starts.

@@ -23,7 +23,7 @@ pub use with_event::WithEvent;
 
 use actix_web::web;
 
-use crate::stream;
+use crate::server::stream;
 
 /// One resource: its path and a handler per method. Any other method is 405 with an `Allow` header
 /// that lists them (and HEAD wherever GET is: `middleware::request_id` serves a HEAD as a GET,

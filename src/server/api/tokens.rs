@@ -6,12 +6,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::auth::Caller;
-use crate::api::error::ErrorBody;
 use crate::core::tokens::{self, NewBot, NewToken, Scopes, Ticket, Token};
 use crate::domain::Id;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::auth::Caller;
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct BotBody {

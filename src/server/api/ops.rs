@@ -5,9 +5,9 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
 
-use crate::api::error::ErrorBody;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
 
 #[utoipa::path(operation_id = "ops_healthz", get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn healthz() -> HttpResponse {

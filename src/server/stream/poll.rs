@@ -9,13 +9,13 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::api::error::ErrorBody;
 use crate::error::Error;
 use crate::events;
-use crate::state::AppState;
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
+use crate::server::stream::peer;
+use crate::server::stream::subscribe::{subscribe, Subscription};
 use crate::store;
-use crate::stream::peer;
-use crate::stream::subscribe::{subscribe, Subscription};
 
 /// The longest a poll may wait.
 pub const MAX_TIMEOUT_S: u64 = 60;

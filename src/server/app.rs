@@ -18,7 +18,6 @@ use rand::RngCore;
 use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{self, auth::SESSION_COOKIE, ratelimit::Limits, session_store::DbSessionStore};
 use crate::config::Settings;
 use crate::core::attachments;
 use crate::core::credentials::Credentials;
@@ -27,10 +26,13 @@ use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
 use crate::realtime::{doorbell, hub, tailer, Close, Hub};
-use crate::state::AppState;
+use crate::server::api::{
+    self, auth::SESSION_COOKIE, ratelimit::Limits, session_store::DbSessionStore,
+};
+use crate::server::state::AppState;
+use crate::server::stream::peer::Peer;
+use crate::server::upgrade::{Pumps, Upgrades};
 use crate::store::{self, Db, Dedicated, Manager};
-use crate::stream::peer::Peer;
-use crate::upgrade::{Pumps, Upgrades};
 
 /// Opens the database and applies pending migrations.
 pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
@@ -62,10 +64,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let memberships = store::rooms::memberships_at(&mut conn, head)?;
     drop(conn);
 
-    let fd_limit = crate::limits::raise_fd_limit();
+    let fd_limit = crate::server::limits::raise_fd_limit();
     let max_sockets = settings
         .max_sockets
-        .unwrap_or_else(|| crate::limits::default_socket_cap(fd_limit));
+        .unwrap_or_else(|| crate::server::limits::default_socket_cap(fd_limit));
     tracing::info!(fd_limit, max_sockets, "socket cap");
     let metrics = Arc::new(Metrics::default());
     let credentials = Arc::new(Credentials::default());
@@ -190,7 +192,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .local_addr()
         .context("the server bound no address")?;
     // What actix-web's HttpServer builds, plus actix-http's upgrade hook: upgraded
-    // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/upgrade/).
+    // connections (the WebSocket) leave the HTTP dispatcher and its buffers (src/server/upgrade/).
     let upgrades = pumps.clone();
     let builder = actix_server::Server::build();
     // Tells idle keep-alive connections to close when shutdown starts, as HttpServer does.

@@ -8,12 +8,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use crate::api::auth::Caller;
-use crate::api::error::ErrorBody;
 use crate::core::attachments::{self, Attachment};
 use crate::domain::Id;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::server::api::auth::Caller;
+use crate::server::api::error::ErrorBody;
+use crate::server::state::AppState;
 
 /// The upload form: one field, `file`.
 #[derive(utoipa::ToSchema)]

@@ -9,14 +9,14 @@ use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::api::auth::Caller;
 use crate::domain::{Id, Time};
 use crate::events;
 use crate::realtime::hub::{Close, Registration};
 use crate::realtime::queue;
-use crate::state::AppState;
+use crate::server::api::auth::Caller;
+use crate::server::state::AppState;
+use crate::server::stream::subscribe::Subscription;
 use crate::store;
-use crate::stream::subscribe::Subscription;
 
 /// Close codes: 4000–4099 mean "reconnect and resume with since=", 4100–4199 "don't retry".
 pub mod close_codes {

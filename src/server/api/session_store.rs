@@ -11,10 +11,10 @@ use actix_web::cookie::time::Duration;
 
 use std::sync::Arc;
 
-use crate::api::auth::session_ids;
 use crate::core::credentials::{Credentials, Entry};
 use crate::core::crypto::sha256_hex;
 use crate::domain::Time;
+use crate::server::api::auth::session_ids;
 use crate::store::{self, sessions::SessionRow, Db};
 
 /// Sessions in the `sessions` table.

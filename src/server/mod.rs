@@ -1,0 +1,11 @@
+//! The server layer: everything that speaks HTTP. The REST handlers (`api`), the read side
+//! (`stream`: the WebSocket and the long poll), the upgrade path that takes sockets out of
+//! actix-http's dispatcher (`upgrade`), the shared state and start-up (`state`, `app`), and the
+//! process limits set at start (`limits`). Nothing below this folder knows actix or HTTP.
+
+pub mod api;
+pub mod app;
+pub mod limits;
+pub mod state;
+pub mod stream;
+pub mod upgrade;
