@@ -2,11 +2,12 @@
 //! bounded hashing pool (`core::work`), never while holding a database connection.
 
 use crate::core::crypto;
+use crate::core::event::{self, Event, UserUpdated};
 use crate::core::views::User;
 use crate::core::work::Pool;
 use crate::domain::{DisplayName, Id, Password, Time, UserKind, Username};
 use crate::error::{Error, Result};
-use crate::events::{self, Kind, To, Writer};
+use crate::events::{To, Writer};
 use crate::store::{self, users::UserRow, Db};
 
 /// What a registration form carries, unvalidated.
@@ -117,12 +118,6 @@ pub async fn get(db: &Db, id: Id) -> Result<User> {
     .await
 }
 
-/// The payload of `user.updated`.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct UserUpdated {
-    user: User,
-}
-
 /// Changes the caller's profile. `user.updated` goes to the user, their friends and everyone
 /// who shares a room with them.
 /// `avatar` must be an image the user uploaded; once set, anyone signed in may fetch it.
@@ -170,11 +165,10 @@ pub async fn update_profile(
                     .map(|(id, _)| id),
             );
             audience.push(me);
-            events::append(
+            event::append(
                 batch,
-                Kind::UserUpdated,
+                &Event::UserUpdated(UserUpdated { user: user.clone() }),
                 To::Users(&audience),
-                &UserUpdated { user: user.clone() },
                 now,
             )?;
             Ok(user)

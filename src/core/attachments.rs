@@ -25,7 +25,7 @@ pub const THUMB_SIDE: u32 = 320;
 pub const MAX_SIDE: u32 = 10_000;
 
 /// An attachment as clients see it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Attachment {
     pub id: Id,
     pub content_type: String,

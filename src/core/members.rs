@@ -5,13 +5,13 @@
 //! always keeps an owner while it has members: the last owner hands over before leaving.
 //! Direct rooms have exactly their two members: no renaming, adding or leaving.
 
-use serde::Serialize;
-
+pub use crate::core::event::ReadMarker;
+use crate::core::event::{self, Event, MemberEvent};
 use crate::core::rooms::load;
 use crate::core::views::{Room, User};
 use crate::domain::{Id, Role, RoomKind, RoomName, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Batch, Kind, To, Writer};
+use crate::events::{Batch, To, Writer};
 use crate::store::{self, rooms::MembershipRow, rooms::RoomRow};
 
 /// The caller's room and stay, or 404.
@@ -49,8 +49,12 @@ pub async fn rename(writer: &Writer, user: Id, room: Id, name: String) -> Result
             let row = store::rooms::find_for_member(batch.conn(), room, user)?
                 .ok_or_else(Error::room_not_found)?;
             let view = load(batch.conn(), row, None)?;
-            let event =
-                events::append(batch, Kind::RoomUpdated, To::Room(room), &view, Time::now())?;
+            let event = event::append(
+                batch,
+                &Event::RoomUpdated(view),
+                To::Room(room),
+                Time::now(),
+            )?;
             let row = store_row(batch, room, user)?;
             let mine = load(batch.conn(), row, Some(user))?;
             Ok((mine, event))
@@ -60,17 +64,6 @@ pub async fn rename(writer: &Writer, user: Id, room: Id, name: String) -> Result
 
 fn store_row(batch: &mut Batch<'_>, room: Id, user: Id) -> Result<RoomRow> {
     store::rooms::find_for_member(batch.conn(), room, user)?.ok_or_else(Error::room_not_found)
-}
-
-/// The payload of `member.joined`, `member.left` and `member.updated`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct MemberEvent {
-    room_id: Id,
-    user_id: Id,
-    user: User,
-    role: Role,
-    /// Who added, removed or changed the member (absent when they left by themselves).
-    by: Option<Id>,
 }
 
 /// Adds a user to a group room (owner or admin). `None` when they were already a member.
@@ -94,11 +87,10 @@ pub async fn add(writer: &Writer, user: Id, room: Id, new_member: Id) -> Result<
                 role: Role::Member,
                 by: Some(user),
             };
-            let event = events::append(
+            let event = event::append(
                 batch,
-                Kind::MemberJoined,
+                &Event::MemberJoined(payload),
                 To::Room(room),
-                &payload,
                 Time::now(),
             )?;
             store::rooms::insert_memberships(
@@ -155,11 +147,10 @@ pub async fn remove(writer: &Writer, user: Id, room: Id, member: Id) -> Result<i
                 role: target.role,
                 by: (member != user).then_some(user),
             };
-            let event = events::append(
+            let event = event::append(
                 batch,
-                Kind::MemberLeft,
+                &Event::MemberLeft(payload),
                 To::Room(room),
-                &payload,
                 Time::now(),
             )?;
             store::rooms::end_stay(batch.conn(), room, member, event)?;
@@ -210,24 +201,15 @@ pub async fn set_role(
                 role,
                 by: Some(user),
             };
-            events::append(
+            event::append(
                 batch,
-                Kind::MemberUpdated,
+                &Event::MemberUpdated(payload),
                 To::Room(room),
-                &payload,
                 Time::now(),
             )
         })
         .await
         .map(|event| (role, event))
-}
-
-/// The caller's read position in a room.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReadMarker {
-    pub room_id: Id,
-    pub message_id: Id,
-    pub unread_count: i64,
 }
 
 /// Moves the caller's read marker forward to `message` (never back). `read.updated` goes to
@@ -254,11 +236,10 @@ pub async fn mark_read(
                 unread_count,
             };
             let event = if moved {
-                Some(events::append(
+                Some(event::append(
                     batch,
-                    Kind::ReadUpdated,
+                    &Event::ReadUpdated(marker.clone()),
                     To::Users(&[user]),
-                    &marker,
                     Time::now(),
                 )?)
             } else {

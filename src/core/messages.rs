@@ -5,12 +5,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::core::crypto::sha256_hex;
+use crate::core::event::{self, Event};
 pub use crate::core::send_group::Sent;
 use crate::core::send_group::{self, Keyed, SendRequest};
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, MessageBody, Role, RoomKind, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Kind, To, Writer};
+use crate::events::{self, To, Writer};
 use crate::store::rooms::MembershipRow;
 use crate::store::{self, messages::MessageRow, messages::Page, Db, DbConnection};
 
@@ -252,7 +253,12 @@ pub async fn edit(
             let updated = store::messages::find_in_room(batch.conn(), room, message)?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("edited message vanished")))?;
             let view = views(batch.conn(), std::slice::from_ref(&updated))?.remove(0);
-            let event = events::append(batch, Kind::MessageUpdated, To::Room(room), &view, now)?;
+            let event = event::append(
+                batch,
+                &Event::MessageUpdated(view.clone()),
+                To::Room(room),
+                now,
+            )?;
             Ok(serde_json::to_string(&Edited {
                 message: &view,
                 event_id: events::cursor(event),
@@ -292,7 +298,7 @@ pub async fn delete(
             let gone = store::messages::find_in_room(batch.conn(), room, message)?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("deleted message vanished")))?;
             let view = Message::from(&gone);
-            events::append(batch, Kind::MessageDeleted, To::Room(room), &view, now)?;
+            event::append(batch, &Event::MessageDeleted(view), To::Room(room), now)?;
             Ok(files)
         })
         .await?;

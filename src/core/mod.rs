@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod attachments;
 pub mod credentials;
 pub mod crypto;
+pub mod event;
 pub mod members;
 pub mod messages;
 pub mod reactions;

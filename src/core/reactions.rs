@@ -1,21 +1,11 @@
 //! Reactions: one emoji per user per message, added and removed idempotently.
 
-use serde::Serialize;
-
+use crate::core::event::{self, Event, ReactionEvent};
 use crate::core::messages::for_change;
 use crate::domain::{Id, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Kind, To, Writer};
+use crate::events::{To, Writer};
 use crate::store;
-
-/// The payload of `reaction.added` and `reaction.removed`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReactionEvent {
-    message_id: Id,
-    room_id: Id,
-    user_id: Id,
-    emoji: String,
-}
 
 /// The longest reaction, in characters.
 pub const MAX_EMOJI_CHARS: usize = 32;
@@ -65,18 +55,18 @@ pub async fn set(
                 store::messages::remove_reaction(batch.conn(), message, user, &emoji)?
             };
             if changed {
-                let kind = if add {
-                    Kind::ReactionAdded
-                } else {
-                    Kind::ReactionRemoved
-                };
                 let payload = ReactionEvent {
                     message_id: message,
                     room_id: room,
                     user_id: user,
                     emoji: emoji.clone(),
                 };
-                events::append(batch, kind, To::Room(room), &payload, now)?;
+                let reacted = if add {
+                    Event::ReactionAdded(payload)
+                } else {
+                    Event::ReactionRemoved(payload)
+                };
+                event::append(batch, &reacted, To::Room(room), now)?;
             }
             Ok(())
         })

@@ -4,11 +4,12 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::config::DmPolicy;
+use crate::core::event::{self, Event};
 use crate::core::messages;
 use crate::core::views::{Member, Message, Room, User};
 use crate::domain::{Id, Role, RoomKind, RoomName, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Batch, Kind, To, Writer};
+use crate::events::{Batch, To, Writer};
 use crate::store::{self, rooms::MembershipRow, rooms::RoomRow, Db, DbConnection};
 
 /// The most members a room can be created with.
@@ -131,11 +132,10 @@ fn create(batch: &mut Batch<'_>, row: RoomRow, mut users: Vec<User>) -> Result<(
         })
         .collect();
     let room = Room::new(&row, members, None);
-    let event = events::append(
+    let event = event::append(
         batch,
-        Kind::RoomCreated,
+        &Event::RoomCreated(room.clone()),
         To::Room(row.id),
-        &room,
         row.created_at,
     )?;
     let stays: Vec<MembershipRow> = room

@@ -17,11 +17,12 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::core::event::Kind;
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, RoomKind, Time};
 use crate::error::{Error, Result};
 use crate::events::writer::{finish_with, same_kind, Finish, Group};
-use crate::events::{self, Batch, Kind, Writer};
+use crate::events::{self, Batch, Writer};
 use crate::store::{
     self, attachments::AttachmentRow, distinct, idempotency::IdempotencyRow, messages::MessageRow,
     messages::NewMessage, DbConnection,

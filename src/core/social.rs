@@ -7,10 +7,11 @@
 
 use serde::Serialize;
 
+use crate::core::event::{self, Event, Pair, RequestGone};
 use crate::core::views::{Friend, FriendRequest, User};
-use crate::domain::{Id, Time};
+use crate::domain::{Id, RequestStatus, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, Batch, Kind, To, Writer};
+use crate::events::{Batch, To, Writer};
 use crate::store::{self, social::RequestRow, Db, DbConnection};
 
 fn user(conn: &mut DbConnection, id: Id) -> Result<User> {
@@ -22,7 +23,7 @@ fn user(conn: &mut DbConnection, id: Id) -> Result<User> {
 fn request_view(
     conn: &mut DbConnection,
     row: &RequestRow,
-    status: &'static str,
+    status: RequestStatus,
 ) -> Result<FriendRequest> {
     Ok(FriendRequest {
         id: row.id,
@@ -31,21 +32,6 @@ fn request_view(
         status,
         created_at: row.created_at,
     })
-}
-
-/// The payload of `friend.accepted` and `friend.removed`: the two users.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Pair {
-    user_ids: [Id; 2],
-    request_id: Option<Id>,
-}
-
-/// The payload of `friend.declined` and `friend.cancelled`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct RequestGone {
-    request_id: Id,
-    from_user_id: Id,
-    to_user_id: Id,
 }
 
 /// What `request` did.
@@ -76,20 +62,20 @@ pub async fn request(writer: &Writer, me: Id, other: Id) -> Result<Requested> {
                     created_at: since,
                 };
                 return Ok(Requested::Existing(
-                    request_view(batch.conn(), &row, "accepted")?,
+                    request_view(batch.conn(), &row, RequestStatus::Accepted)?,
                     None,
                 ));
             }
             if let Some(mine) = store::social::find_request_between(batch.conn(), me, other)? {
                 return Ok(Requested::Existing(
-                    request_view(batch.conn(), &mine, "pending")?,
+                    request_view(batch.conn(), &mine, RequestStatus::Pending)?,
                     None,
                 ));
             }
             if let Some(theirs) = store::social::find_request_between(batch.conn(), other, me)? {
                 let event = befriend(batch, &theirs, now)?;
                 return Ok(Requested::Existing(
-                    request_view(batch.conn(), &theirs, "accepted")?,
+                    request_view(batch.conn(), &theirs, RequestStatus::Accepted)?,
                     Some(event),
                 ));
             }
@@ -100,12 +86,11 @@ pub async fn request(writer: &Writer, me: Id, other: Id) -> Result<Requested> {
                 created_at: now,
             };
             store::social::insert_request(batch.conn(), &row)?;
-            let view = request_view(batch.conn(), &row, "pending")?;
-            let event = events::append(
+            let view = request_view(batch.conn(), &row, RequestStatus::Pending)?;
+            let event = event::append(
                 batch,
-                Kind::FriendRequested,
+                &Event::FriendRequested(view.clone()),
                 To::Users(&[me, other]),
-                &view,
                 now,
             )?;
             Ok(Requested::Created(view, event))
@@ -122,11 +107,10 @@ fn befriend(batch: &mut Batch<'_>, request: &RequestRow, now: Time) -> Result<i6
         user_ids: users,
         request_id: Some(request.id),
     };
-    events::append(
+    event::append(
         batch,
-        Kind::FriendAccepted,
+        &Event::FriendAccepted(payload),
         To::Users(&users),
-        &payload,
         now,
     )
 }
@@ -165,7 +149,7 @@ pub async fn decline(writer: &Writer, me: Id, id: Id) -> Result<i64> {
         .run(move |batch| {
             let row = request_to_me(batch, me, id, false)?;
             store::social::delete_request(batch.conn(), row.id)?;
-            request_gone(batch, &row, Kind::FriendDeclined, &[me])
+            request_gone(batch, &row, Event::FriendDeclined, &[me])
         })
         .await
 }
@@ -179,7 +163,7 @@ pub async fn cancel(writer: &Writer, me: Id, id: Id) -> Result<i64> {
             request_gone(
                 batch,
                 &row,
-                Kind::FriendCancelled,
+                Event::FriendCancelled,
                 &[row.from_user, row.to_user],
             )
         })
@@ -187,13 +171,18 @@ pub async fn cancel(writer: &Writer, me: Id, id: Id) -> Result<i64> {
 }
 
 /// Announces that a pending request is gone (`friend.declined` or `friend.cancelled`) to `to`.
-fn request_gone(batch: &mut Batch<'_>, row: &RequestRow, kind: Kind, to: &[Id]) -> Result<i64> {
+fn request_gone(
+    batch: &mut Batch<'_>,
+    row: &RequestRow,
+    kind: fn(RequestGone) -> Event,
+    to: &[Id],
+) -> Result<i64> {
     let payload = RequestGone {
         request_id: row.id,
         from_user_id: row.from_user,
         to_user_id: row.to_user,
     };
-    events::append(batch, kind, To::Users(to), &payload, Time::now())
+    event::append(batch, &kind(payload), To::Users(to), Time::now())
 }
 
 /// Ends a friendship (nothing happens if there was none).
@@ -211,11 +200,10 @@ fn end_friendship(batch: &mut Batch<'_>, a: Id, b: Id) -> Result<Option<i64>> {
         user_ids: [a, b],
         request_id: None,
     };
-    events::append(
+    event::append(
         batch,
-        Kind::FriendRemoved,
+        &Event::FriendRemoved(payload),
         To::Users(&[a, b]),
-        &payload,
         Time::now(),
     )
     .map(Some)
@@ -234,11 +222,11 @@ pub async fn requests(db: &Db, me: Id) -> Result<Requests> {
         Ok(Requests {
             incoming: incoming
                 .iter()
-                .map(|r| request_view(conn, r, "pending"))
+                .map(|r| request_view(conn, r, RequestStatus::Pending))
                 .collect::<Result<_>>()?,
             outgoing: outgoing
                 .iter()
-                .map(|r| request_view(conn, r, "pending"))
+                .map(|r| request_view(conn, r, RequestStatus::Pending))
                 .collect::<Result<_>>()?,
         })
     })
@@ -285,7 +273,7 @@ pub async fn block(writer: &Writer, me: Id, other: Id) -> Result<()> {
             // Pending requests go quietly: only the blocker's sessions hear of it, so the
             // blocked user isn't told about a request they never withdrew.
             for row in store::social::delete_requests_between(batch.conn(), me, other)? {
-                request_gone(batch, &row, Kind::FriendCancelled, &[me])?;
+                request_gone(batch, &row, Event::FriendCancelled, &[me])?;
             }
             Ok(())
         })

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use crate::core::credentials::{Credentials, Entry};
 use crate::core::crypto::sha256_hex;
+use crate::core::event::{self, Event, Revoked};
 use crate::core::views::User;
 use crate::domain::{DisplayName, Id, Label, Time, UserKind, Username};
 use crate::error::{Error, Result};
-use crate::events::{self, Kind, To, Writer};
+use crate::events::{self, To, Writer};
 use crate::store::{self, tokens::TokenRow, users::UserRow, Db};
 
 /// How long a stream ticket lives.
@@ -194,22 +195,16 @@ pub async fn list(db: &Db, user: Id) -> Result<Vec<Token>> {
     .await
 }
 
-#[derive(Serialize)]
-struct Revoked {
-    credential_id: Id,
-}
-
 /// Ends a credential (a session or a token) and appends `credential.revoked` in the same
 /// transaction, so that every node closes the sockets bound to it.
 pub(crate) fn revoke_in(batch: &mut events::Batch<'_>, credential: Id) -> Result<()> {
     let revoked = Revoked {
         credential_id: credential,
     };
-    events::append(
+    event::append(
         batch,
-        Kind::CredentialRevoked,
+        &Event::CredentialRevoked(revoked),
         To::Server,
-        &revoked,
         Time::now(),
     )?;
     Ok(())

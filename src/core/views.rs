@@ -1,16 +1,16 @@
 //! The shapes clients see, in REST responses and in event payloads alike.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use crate::core::attachments::Attachment;
-use crate::domain::{Id, Role, RoomKind, Time, UserKind};
+use crate::domain::{Id, RequestStatus, Role, RoomKind, Time, UserKind};
 use crate::store::messages::MessageRow;
 use crate::store::rooms::RoomRow;
 use crate::store::users::UserRow;
 
 /// A user as anyone may see them.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: Id,
     pub username: String,
@@ -35,7 +35,7 @@ impl From<&UserRow> for User {
 }
 
 /// A message. A deleted one keeps its place with `body: null` (a tombstone).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: Id,
     pub room_id: Id,
@@ -50,7 +50,7 @@ pub struct Message {
 }
 
 /// One emoji on a message: how many reacted with it, and who (oldest first).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Reaction {
     pub emoji: String,
     pub count: usize,
@@ -95,7 +95,7 @@ impl Message {
 }
 
 /// A member of a room: the user and their role (`owner`, `admin` or `member`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Member {
     #[serde(flatten)]
     pub user: User,
@@ -103,7 +103,7 @@ pub struct Member {
 }
 
 /// A room with its current members and its newest message.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Room {
     pub id: Id,
     pub kind: RoomKind,
@@ -134,19 +134,19 @@ impl Room {
 }
 
 /// A friend: the user and when the friendship began.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Friend {
     pub user: User,
     pub since: Time,
 }
 
 /// A pending (or just accepted) friend request.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FriendRequest {
     pub id: Id,
     pub from: User,
     pub to: User,
     /// `pending`, or `accepted` when the request answered one the other user had already sent.
-    pub status: &'static str,
+    pub status: RequestStatus,
     pub created_at: Time,
 }

@@ -95,6 +95,15 @@ impl Serialize for Time {
     }
 }
 
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Time(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::ops::Add<chrono::Duration> for Time {
     type Output = Time;
     fn add(self, d: chrono::Duration) -> Time {

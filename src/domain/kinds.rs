@@ -103,6 +103,15 @@ words! {
     }
 }
 
+words! {
+    /// Where a friend request stands when it is shown.
+    RequestStatus {
+        Pending = "pending",
+        /// It answered one the other user had already sent: they are friends now.
+        Accepted = "accepted",
+    }
+}
+
 impl Role {
     /// Higher roles outrank lower ones (owner > admin > member).
     pub fn rank(self) -> u8 {

@@ -5,7 +5,7 @@ mod kinds;
 mod text;
 
 pub use id::{DbTime, DbUuid, Id, Time};
-pub use kinds::{Role, RoomKind, UserKind};
+pub use kinds::{RequestStatus, Role, RoomKind, UserKind};
 pub use text::{
     allowed_in_bodies, refused_in_names, DisplayName, Label, MessageBody, Password, RoomName,
     Username,

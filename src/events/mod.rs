@@ -1,97 +1,15 @@
-//! The event log: what kinds of events exist, how one is appended (inside a writer batch), and
-//! the frame a socket receives for it. Every change a client can see is an event row first.
+//! The event log: how an event is appended (inside a writer batch), and the frame a socket
+//! receives for it. Every change a client can see is an event row first. The log holds each
+//! event as a kind's name and a JSON payload; what the kinds are and what their payloads hold
+//! is core's event model (`core::event`).
 
 pub mod writer;
-
-use serde::Serialize;
 
 use crate::domain::{Id, Time};
 use crate::error::Result;
 use crate::store::{self, events::EventRow};
 
 pub use writer::{Batch, Writer};
-
-/// The kinds of events. The names are part of the API (`docs/events.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    MessageCreated,
-    MessageUpdated,
-    MessageDeleted,
-    ReactionAdded,
-    ReactionRemoved,
-    RoomCreated,
-    RoomUpdated,
-    MemberJoined,
-    MemberLeft,
-    MemberUpdated,
-    ReadUpdated,
-    FriendRequested,
-    FriendAccepted,
-    FriendDeclined,
-    FriendCancelled,
-    FriendRemoved,
-    UserUpdated,
-    /// Internal: a session or token ended; sockets bound to it close. Never sent to clients.
-    CredentialRevoked,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::MessageCreated => "message.created",
-            Kind::MessageUpdated => "message.updated",
-            Kind::MessageDeleted => "message.deleted",
-            Kind::ReactionAdded => "reaction.added",
-            Kind::ReactionRemoved => "reaction.removed",
-            Kind::RoomCreated => "room.created",
-            Kind::RoomUpdated => "room.updated",
-            Kind::MemberJoined => "member.joined",
-            Kind::MemberLeft => "member.left",
-            Kind::MemberUpdated => "member.updated",
-            Kind::ReadUpdated => "read.updated",
-            Kind::FriendRequested => "friend.requested",
-            Kind::FriendAccepted => "friend.accepted",
-            Kind::FriendDeclined => "friend.declined",
-            Kind::FriendCancelled => "friend.cancelled",
-            Kind::FriendRemoved => "friend.removed",
-            Kind::UserUpdated => "user.updated",
-            Kind::CredentialRevoked => "credential.revoked",
-        }
-    }
-
-    /// Every kind.
-    pub const ALL: [Kind; 18] = [
-        Kind::MessageCreated,
-        Kind::MessageUpdated,
-        Kind::MessageDeleted,
-        Kind::ReactionAdded,
-        Kind::ReactionRemoved,
-        Kind::RoomCreated,
-        Kind::RoomUpdated,
-        Kind::MemberJoined,
-        Kind::MemberLeft,
-        Kind::MemberUpdated,
-        Kind::ReadUpdated,
-        Kind::FriendRequested,
-        Kind::FriendAccepted,
-        Kind::FriendDeclined,
-        Kind::FriendCancelled,
-        Kind::FriendRemoved,
-        Kind::UserUpdated,
-        Kind::CredentialRevoked,
-    ];
-
-    /// The kind a stored name stands for.
-    pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
-    /// Whether clients receive events stored under `name` (internal kinds only drive the
-    /// server; a kind this node doesn't know, from a newer node, is passed on).
-    pub fn is_public(name: &str) -> bool {
-        Kind::parse(name) != Some(Kind::CredentialRevoked)
-    }
-}
 
 /// Who receives an event: the members of a room (during their stay), or listed users.
 #[derive(Debug, Clone, Copy)]
@@ -102,15 +20,15 @@ pub enum To<'a> {
     Server,
 }
 
-/// Appends an event in the batch's transaction and returns its id (the client's cursor).
+/// Appends an event of kind `kind` with the JSON `payload` in the batch's transaction and
+/// returns its id (the client's cursor).
 pub fn append(
     batch: &mut Batch<'_>,
-    kind: Kind,
+    kind: &'static str,
     to: To<'_>,
-    data: &impl Serialize,
+    payload: &str,
     at: Time,
 ) -> Result<i64> {
-    let payload = serde_json::to_string(data)?;
     let room_id = match to {
         To::Room(room) => Some(room),
         To::Users(_) | To::Server => None,
@@ -118,9 +36,9 @@ pub fn append(
     let id = store::events::insert(
         batch.conn(),
         &store::events::NewEvent {
-            kind: kind.as_str(),
+            kind,
             room_id,
-            payload: &payload,
+            payload,
             created_at: at,
         },
     )?;
@@ -156,7 +74,7 @@ pub fn frame(row: &EventRow) -> String {
         created_at: Time,
         data: &'a serde_json::value::RawValue,
     }
-    // Payloads are written by `append` from a Serialize value, so they are JSON; a row that
+    // Payloads are written by `core::event::append` from a typed event, so they are JSON; a row that
     // isn't (a hand-edited database) is sent with `null` data rather than a broken frame.
     let null = serde_json::value::RawValue::NULL;
     let data = serde_json::from_str::<&serde_json::value::RawValue>(&row.payload).unwrap_or(null);
@@ -190,31 +108,6 @@ mod tests {
         assert_eq!(v["id"], "42");
         assert_eq!(v["event"], "message.created");
         assert_eq!(v["data"]["body"], "hi \"there\"");
-    }
-
-    #[test]
-    fn every_kind_parses_back_from_its_name_and_only_revocations_are_internal() {
-        for kind in Kind::ALL {
-            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
-            assert_eq!(
-                Kind::is_public(kind.as_str()),
-                kind != Kind::CredentialRevoked
-            );
-        }
-        assert_eq!(Kind::parse("message.exploded"), None);
-        // The OpenAPI document names a schema for every kind clients see.
-        let public = Kind::ALL
-            .iter()
-            .filter(|k| **k != Kind::CredentialRevoked)
-            .count();
-        assert_eq!(crate::server::api::openapi::EVENT_SCHEMAS.len(), public);
-        // ALL is written by hand: every documented kind must be in it.
-        for (name, _) in crate::server::api::openapi::EVENT_SCHEMAS {
-            assert!(
-                Kind::parse(name).is_some(),
-                "{name} is missing from Kind::ALL"
-            );
-        }
     }
 
     #[test]

@@ -335,7 +335,7 @@ mod tests {
     use super::*;
     use crate::core::send_group::{self, SendRequest};
     use crate::domain::{Id, Time};
-    use crate::events::{self, Kind, To};
+    use crate::events::{self, To};
     use crate::store::testing::{room, stay, user};
     use diesel::prelude::*;
 
@@ -440,13 +440,7 @@ mod tests {
         running.await.unwrap();
         let first = send_group::submit(&writer, send(alice, general, "first"));
         let failing = writer.run(move |batch| -> Result<()> {
-            events::append(
-                batch,
-                Kind::RoomUpdated,
-                To::Room(general),
-                &"x",
-                Time::now(),
-            )?;
+            events::append(batch, "room.updated", To::Room(general), "{}", Time::now())?;
             Err(Error::conflict("nope", "this job fails after writing"))
         });
         let second = send_group::submit(&writer, send(alice, general, "second"));

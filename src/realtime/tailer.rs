@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytestring::ByteString;
-use serde::Deserialize;
 use tokio::sync::{watch, Notify};
 
+use crate::core::event::{Event, Kind};
 use crate::domain::Id;
 use crate::error::Result;
-use crate::events::{self, Kind};
+use crate::events;
 use crate::realtime::hub::{Dispatch, Effect, Hub};
 use crate::store::{self, events::EventRow, DbConnection, Dedicated};
 
@@ -88,52 +88,40 @@ fn read(conn: &mut DbConnection, position: i64) -> Result<(Vec<EventRow>, Audien
     Ok((rows, audiences))
 }
 
-#[derive(Deserialize)]
-struct Members {
-    members: Vec<MemberRef>,
-}
-
-#[derive(Deserialize)]
-struct MemberRef {
-    id: Id,
-}
-
-#[derive(Deserialize)]
-struct UserRef {
-    user_id: Id,
-}
-
-#[derive(Deserialize)]
-struct SessionRef {
-    credential_id: Id,
-}
-
 /// What the hub needs of a row: its frame (serialized here, once) and its effect on membership.
 pub fn to_dispatch(row: &EventRow, audiences: &Audiences) -> Dispatch {
-    let payload = row.payload.as_str();
-    let effect = match Kind::parse(&row.kind) {
-        Some(Kind::RoomCreated) => serde_json::from_str::<Members>(payload)
-            .map(|m| Effect::Joined(m.members.into_iter().map(|m| m.id).collect())),
-        Some(Kind::MemberJoined) => {
-            serde_json::from_str::<UserRef>(payload).map(|u| Effect::Joined(vec![u.user_id]))
-        }
-        Some(Kind::MemberLeft) => {
-            serde_json::from_str::<UserRef>(payload).map(|u| Effect::Left(u.user_id))
-        }
-        Some(Kind::CredentialRevoked) => {
-            serde_json::from_str::<SessionRef>(payload).map(|s| Effect::Revoked(s.credential_id))
-        }
-        _ => Ok(Effect::None),
+    let kind = Kind::parse(&row.kind);
+    // Only these kinds change what the hub holds: the others (most of the log, every message)
+    // are not parsed at all.
+    let effect = match kind {
+        Some(
+            kind @ (Kind::RoomCreated
+            | Kind::MemberJoined
+            | Kind::MemberLeft
+            | Kind::CredentialRevoked),
+        ) => match Event::parse(kind, &row.payload) {
+            Ok(Event::RoomCreated(room)) => {
+                Effect::Joined(room.members.iter().map(|m| m.user.id).collect())
+            }
+            Ok(Event::MemberJoined(member)) => Effect::Joined(vec![member.user_id]),
+            Ok(Event::MemberLeft(member)) => Effect::Left(member.user_id),
+            Ok(Event::CredentialRevoked(revoked)) => Effect::Revoked(revoked.credential_id),
+            Ok(_) => Effect::None,
+            Err(e) => {
+                tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");
+                Effect::None
+            }
+        },
+        _ => Effect::None,
     };
-    let effect = effect.unwrap_or_else(|e| {
-        tracing::error!(event = row.id, kind = %row.kind, error = %e, "unreadable event payload");
-        Effect::None
-    });
     Dispatch {
         id: row.id,
         room: row.room_id,
         audience: audiences.get(&row.id).cloned().unwrap_or_default(),
-        frame: Kind::is_public(&row.kind).then(|| ByteString::from(events::frame(row))),
+        // A kind from a newer node is passed on; internal ones are never framed.
+        frame: kind
+            .is_none_or(Kind::is_public)
+            .then(|| ByteString::from(events::frame(row))),
         effect,
     }
 }

@@ -1,37 +1,17 @@
 //! The OpenAPI document, generated from the handlers' annotations and the types they return,
 //! served at `/api/v1/openapi.json`, with Swagger UI (assets vendored: it works offline) at
-//! `/docs/`. The payload schema of each event type is named in the `x-hubbub-events` extension.
+//! `/docs/`. The payload schema of each event type (`core::event::Kind::schema`) is named in the
+//! `x-hubbub-events` extension.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
+use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
-use crate::core::{accounts as core_accounts, members, reactions, social as core_social};
 use crate::server::api::error::ErrorBody;
 use crate::server::api::{accounts, attachments, ops, rooms, social, tokens};
 use crate::server::stream;
-
-/// Each event type and the component schema of its `data`.
-pub const EVENT_SCHEMAS: &[(&str, &str)] = &[
-    ("message.created", "Message"),
-    ("message.updated", "Message"),
-    ("message.deleted", "Message"),
-    ("reaction.added", "ReactionEvent"),
-    ("reaction.removed", "ReactionEvent"),
-    ("room.created", "Room"),
-    ("room.updated", "Room"),
-    ("member.joined", "MemberEvent"),
-    ("member.left", "MemberEvent"),
-    ("member.updated", "MemberEvent"),
-    ("read.updated", "ReadMarker"),
-    ("friend.requested", "FriendRequest"),
-    ("friend.accepted", "Pair"),
-    ("friend.removed", "Pair"),
-    ("friend.declined", "RequestGone"),
-    ("friend.cancelled", "RequestGone"),
-    ("user.updated", "UserUpdated"),
-];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,9 +35,8 @@ pub const EVENT_SCHEMAS: &[(&str, &str)] = &[
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
-        ErrorBody, Message, Room, reactions::ReactionEvent, members::MemberEvent, members::ReadMarker,
-        core_social::Pair, core_social::RequestGone, core_accounts::UserUpdated,
-        crate::core::views::FriendRequest,
+        ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,
+        event::Pair, event::RequestGone, event::UserUpdated, crate::core::views::FriendRequest,
     )),
     modifiers(&Extras),
 )]
@@ -78,12 +57,13 @@ impl Modify for Extras {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        let events: serde_json::Map<String, serde_json::Value> = EVENT_SCHEMAS
+        let events: serde_json::Map<String, serde_json::Value> = Kind::ALL
             .iter()
-            .map(|(event, schema)| {
+            .filter(|kind| kind.is_public())
+            .map(|kind| {
                 (
-                    event.to_string(),
-                    format!("#/components/schemas/{schema}").into(),
+                    kind.as_str().to_string(),
+                    format!("#/components/schemas/{}", kind.schema()).into(),
                 )
             })
             .collect();

@@ -101,11 +101,7 @@ async fn poll(
             } else {
                 upto
             };
-            let frames: Vec<String> = rows
-                .iter()
-                .filter(|r| events::Kind::is_public(&r.kind))
-                .map(events::frame)
-                .collect();
+            let frames: Vec<String> = rows.iter().map(events::frame).collect();
             return Ok(page(&frames, cursor));
         }
     }

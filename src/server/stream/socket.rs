@@ -243,7 +243,7 @@ async fn catch_up(
             _ => {} // the last page: everything visible up to `position` has been read
         }
         for row in &rows {
-            if events::Kind::is_public(&row.kind) && ws.text(events::frame(row)).await.is_err() {
+            if ws.text(events::frame(row)).await.is_err() {
                 return Err(End::Gone);
             }
             last = row.id;
