@@ -16,6 +16,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("server", &["server", "main", "lib"]),
 ];
 
+/// The server reaches the database through core. It may name the store's handle (to hold it and
+/// pass it to core); only start-up (`server/app.rs`: connect, migrate, load the hub's picture)
+/// calls the store itself.
+const SERVER_MAY_NAME_FROM_STORE: &[&str] = &["Db"];
+const SERVER_FILES_THAT_MAY_CALL_THE_STORE: &[&str] = &["server/app.rs"];
+
 /// Modules below the server layer may not use these crates.
 const SERVER_ONLY_CRATES: &[&str] = &["actix", "actix_web", "actix_ws", "actix_http", "awc"];
 
@@ -132,6 +138,29 @@ fn imports_only_point_down_and_actix_stays_in_the_server_layer() {
                     "{}: `{krate}` below the server layer",
                     file.display()
                 ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_server_reaches_the_database_through_core() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut problems = Vec::new();
+    for (file, module, _, _) in survey() {
+        let rel = file.display().to_string();
+        if module != "server" || SERVER_FILES_THAT_MAY_CALL_THE_STORE.contains(&rel.as_str()) {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(src.join(&file)).unwrap());
+        for path in paths_after(&code, "crate::") {
+            if path.first().map(String::as_str) != Some("store") {
+                continue;
+            }
+            let named = path.get(1).map(String::as_str);
+            if !named.is_some_and(|n| SERVER_MAY_NAME_FROM_STORE.contains(&n)) {
+                problems.push(format!("{rel}: uses crate::{}", path.join("::")));
             }
         }
     }

@@ -3,6 +3,7 @@
 mod id;
 mod kinds;
 mod text;
+pub mod visibility;
 
 pub use id::{DbTime, DbUuid, Id, Time};
 pub use kinds::{RequestStatus, Role, RoomKind, UserKind};

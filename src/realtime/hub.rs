@@ -1,11 +1,12 @@
 //! The hub: which sockets on this node may see each event, and their bounded queues.
 //!
-//! It holds the membership of every room as of its position in the log (loaded once at start,
-//! then kept current by the membership events it dispatches), so registering a socket costs no
-//! query and the picture can't race the log. Dispatch never waits: a full queue marks the
-//! socket a slow consumer, which closes and resumes from the database.
+//! It holds the stays of every room's members as of its position in the log (loaded once at
+//! start, then kept current by the membership events it dispatches), so registering a socket
+//! costs no query and the picture can't race the log. Who receives an event is decided by the
+//! same rule as the replay's (`domain::visibility::may_see`). Dispatch never waits: a full
+//! queue marks the socket a slow consumer, which closes and resumes from the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,7 +15,7 @@ use bytestring::ByteString;
 use super::queue;
 pub use super::queue::{Close, Frame};
 
-use crate::core::credentials::Credentials;
+use crate::domain::visibility::{may_see, Addressed, Stay};
 use crate::domain::Id;
 use crate::metrics::Metrics;
 
@@ -95,7 +96,8 @@ struct Socket {
 #[derive(Default)]
 struct State {
     position: i64,
-    rooms: HashMap<Id, HashSet<Id>>,
+    /// Each room's current members and when their stay began.
+    rooms: HashMap<Id, HashMap<Id, Stay>>,
     sockets: HashMap<Id, Vec<Socket>>,
     /// Live leases per user, and in all (a socket the hub already dropped from `sockets`,
     /// a slow consumer say, holds its lease until its task ends).
@@ -109,22 +111,23 @@ struct State {
 pub struct Hub {
     state: Mutex<State>,
     metrics: Arc<Metrics>,
-    credentials: Arc<Credentials>,
     caps: Caps,
 }
 
 impl Hub {
-    /// A hub at `position` with the memberships `(room, user)` as they stood there.
+    /// A hub at `position` with the stays `(room, user, joined)` current there.
     pub fn new(
         position: i64,
-        memberships: Vec<(Id, Id)>,
+        memberships: Vec<(Id, Id, i64)>,
         metrics: Arc<Metrics>,
-        credentials: Arc<Credentials>,
         caps: Caps,
     ) -> Hub {
-        let mut rooms: HashMap<Id, HashSet<Id>> = HashMap::new();
-        for (room, user) in memberships {
-            rooms.entry(room).or_default().insert(user);
+        let mut rooms: HashMap<Id, HashMap<Id, Stay>> = HashMap::new();
+        for (room, user, joined) in memberships {
+            rooms
+                .entry(room)
+                .or_default()
+                .insert(user, Stay::from(joined));
         }
         Hub {
             state: Mutex::new(State {
@@ -133,7 +136,6 @@ impl Hub {
                 ..State::default()
             }),
             metrics,
-            credentials,
             caps,
         }
     }
@@ -232,25 +234,35 @@ impl Hub {
             }
             state.position = event.id;
             if let (Effect::Joined(users), Some(room)) = (&event.effect, event.room) {
-                state
-                    .rooms
-                    .entry(room)
-                    .or_default()
-                    .extend(users.iter().copied());
+                let members = state.rooms.entry(room).or_default();
+                for user in users {
+                    members.entry(*user).or_insert(Stay::from(event.id));
+                }
             }
             if let Some(frame) = &event.frame {
+                // The candidates are the users with a socket here who are in the event's room
+                // or audience; the rule decides which of them see it.
+                let to = Addressed::of(event.room);
                 let mut recipients: Vec<Id> = Vec::new();
-                if let Some(room) = event.room {
-                    if let Some(members) = state.rooms.get(&room) {
-                        recipients.extend(members.iter().filter(|u| state.sockets.contains_key(u)));
+                let connected = |user: &Id| state.sockets.contains_key(user);
+                match to {
+                    Addressed::Room(room) => {
+                        let members = state.rooms.get(&room).into_iter().flatten();
+                        recipients.extend(
+                            members
+                                .filter(|(user, stay)| {
+                                    connected(user) && may_see(event.id, to, Some(**stay), false)
+                                })
+                                .map(|(user, _)| *user),
+                        );
                     }
+                    Addressed::Audience => recipients.extend(
+                        event
+                            .audience
+                            .iter()
+                            .filter(|user| connected(user) && may_see(event.id, to, None, true)),
+                    ),
                 }
-                recipients.extend(
-                    event
-                        .audience
-                        .iter()
-                        .filter(|u| state.sockets.contains_key(u)),
-                );
                 for user in recipients {
                     deliveries += deliver(&mut state, &self.metrics, user, event.id, frame);
                 }
@@ -262,7 +274,6 @@ impl Hub {
                     }
                 }
                 Effect::Revoked(credential) => {
-                    self.credentials.revoke(*credential);
                     close_where(&mut state, |s| s.credential == *credential, Close::Revoked)
                 }
                 Effect::None | Effect::Joined(_) => {}
@@ -331,13 +342,11 @@ mod tests {
     };
 
     fn hub(memberships: Vec<(Id, Id)>) -> Arc<Hub> {
-        Arc::new(Hub::new(
-            0,
-            memberships,
-            Arc::default(),
-            Arc::default(),
-            CAPS,
-        ))
+        let stays = memberships
+            .into_iter()
+            .map(|(room, user)| (room, user, 0))
+            .collect();
+        Arc::new(Hub::new(0, stays, Arc::default(), CAPS))
     }
 
     fn message(id: i64, room: Id) -> Dispatch {

@@ -1,6 +1,7 @@
 //! The tailer: the one reader of new events on this node. It wakes on this node's doorbell,
 //! on the cross-node doorbell (Redis), or on a slow poll (a lost ring costs latency, never an
-//! event), reads the events after its position once, and hands them to the hub in order.
+//! event), reads the events after its position once, and hands them to the hub in order. A
+//! revocation reaches the credential cache first, then the hub, which closes the sockets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 use tokio::sync::{watch, Notify};
 
+use crate::core::credentials::Credentials;
 use crate::core::event::{Event, Kind};
 use crate::domain::Id;
 use crate::error::Result;
@@ -23,6 +25,7 @@ const PAGE: i64 = 1000;
 pub async fn run(
     mut db: Dedicated,
     hub: Arc<Hub>,
+    credentials: Arc<Credentials>,
     mut doorbell: watch::Receiver<i64>,
     remote: Option<Arc<Notify>>,
     poll: Duration,
@@ -40,6 +43,11 @@ pub async fn run(
                         .iter()
                         .map(|row| to_dispatch(row, &audiences))
                         .collect();
+                    for event in &batch {
+                        if let Effect::Revoked(credential) = event.effect {
+                            credentials.revoke(credential);
+                        }
+                    }
                     hub.dispatch(&batch);
                 }
                 if full {

@@ -19,10 +19,9 @@ use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
-use crate::core::attachments;
 use crate::core::credentials::Credentials;
+use crate::core::maintenance::{self, Pruned, Retention};
 use crate::core::work::Pool;
-use crate::domain::Time;
 use crate::events::Writer;
 use crate::metrics::Metrics;
 use crate::realtime::{doorbell, hub, tailer, Close, Hub};
@@ -75,7 +74,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         head,
         memberships,
         metrics.clone(),
-        credentials.clone(),
         hub::Caps {
             node: max_sockets,
             per_user: settings.max_streams_per_user,
@@ -130,6 +128,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(tailer::run(
         Dedicated::new(Manager::new(&settings.database_url)),
         hub.clone(),
+        credentials.clone(),
         doorbell_rx,
         remote,
         settings.poll_interval,
@@ -276,8 +275,7 @@ async fn wait_for_signal() {
     }
 }
 
-/// Periodic clean-up: events past retention, expired sessions, tokens and tickets, old
-/// idempotency keys, unattached uploads (their files after the commit).
+/// Runs the periodic clean-up (`core::maintenance`) and shrinks the rate limiter's buckets.
 async fn maintain(
     db: Db,
     settings: Arc<Settings>,
@@ -286,34 +284,19 @@ async fn maintain(
 ) {
     loop {
         limits.shrink();
-        let s = settings.clone();
-        let result = db
-            .run(move |conn| {
-                let now = Time::now();
-                let ago = |d: std::time::Duration| {
-                    let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                    Time(now.0.checked_sub_signed(d).unwrap_or(now.0))
-                };
-                let (counts, uploads) = store::write_tx(conn, |conn| {
-                    let events = store::events::prune(conn, ago(s.event_retention))?;
-                    let sessions = store::sessions::delete_expired(conn, now)?.len();
-                    store::tokens::delete_expired(conn, now)?;
-                    store::tokens::prune_tickets(conn, now)?;
-                    let keys = store::idempotency::prune(conn, ago(s.idempotency_ttl))?;
-                    let uploads = attachments::prune_rows(conn, ago(s.attachment_ttl))?;
-                    Ok::<_, crate::error::Error>(((events, sessions, keys), uploads))
-                })?;
-                for id in &uploads {
-                    attachments::remove_files(&s.data_dir, *id);
-                }
-                Ok((counts, uploads.len()))
-            })
-            .await;
-        match result {
-            Ok(((0, 0, 0), 0)) => {}
-            Ok(((events, sessions, keys), uploads)) => {
-                tracing::info!(events, sessions, keys, uploads, "pruned")
-            }
+        let keep = Retention {
+            events: settings.event_retention,
+            idempotency_keys: settings.idempotency_ttl,
+            unattached_uploads: settings.attachment_ttl,
+        };
+        match maintenance::prune(&db, keep, &settings.data_dir).await {
+            Ok(pruned) if pruned == Pruned::default() => {}
+            Ok(Pruned {
+                events,
+                sessions,
+                keys,
+                uploads,
+            }) => tracing::info!(events, sessions, keys, uploads, "pruned"),
             Err(e) => tracing::warn!(error = %e, "maintenance failed"),
         }
         tokio::select! {

@@ -1,5 +1,6 @@
 //! The event log table: appends, the per-user replay query, the head, and pruning.
 
+use crate::domain::visibility::{may_see, Addressed, Stay};
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
@@ -129,10 +130,8 @@ pub fn range(
 /// How many event ids one query of [`visible_range`] looks at, at most.
 const SCAN_WINDOW: i64 = 1000;
 
-/// Events in `(after, upto]` that `user` may see, oldest first, at most `limit`: events
-/// addressed to the user (their audience), and events of rooms during the user's stays in them
-/// (from the join event to the leave event, both included). Fewer than `limit` means every
-/// visible event up to `upto` is there.
+/// Events in `(after, upto]` that `user` may see (`domain::visibility::may_see`), oldest
+/// first, at most `limit`. Fewer than `limit` means every visible event up to `upto` is there.
 ///
 /// The user's stays that overlap the range are read first (a handful of rows); the events
 /// query then only tests membership in a list of rooms and in the user's audience rows, both
@@ -164,12 +163,23 @@ pub fn visible_range(
         ))
         .load(conn)?;
     let rooms = super::distinct(stays.iter().map(|(room, _, _)| *room));
-    let during_a_stay = |row: &EventRow| match row.room_id {
-        // Only the audience clause matches events without a room.
-        None => true,
-        Some(room) => stays.iter().any(|(r, joined, left)| {
-            *r == room && *joined <= row.id && left.is_none_or(|left| row.id <= left)
-        }),
+    // The query finds the candidates; the rule decides. A user may have stayed in a room more
+    // than once: any of the stays may cover the event.
+    let visible = |row: &EventRow| {
+        let to = Addressed::of(row.room_id);
+        // Only the audience clause selects events without a room.
+        let in_audience = row.room_id.is_none();
+        stays
+            .iter()
+            .filter(|(room, _, _)| Some(*room) == row.room_id)
+            .map(|(_, joined, left)| {
+                Some(Stay {
+                    joined: *joined,
+                    left: *left,
+                })
+            })
+            .chain([None])
+            .any(|stay| may_see(row.id, to, stay, in_audience))
     };
     let mut rows: Vec<EventRow> = Vec::new();
     let mut from = after;
@@ -198,7 +208,7 @@ pub fn visible_range(
             Some(last) if window.len() as i64 == wanted => last.id,
             _ => until,
         };
-        rows.extend(window.into_iter().filter(|row| during_a_stay(row)));
+        rows.extend(window.into_iter().filter(|row| visible(row)));
     }
     Ok(rows)
 }

@@ -145,7 +145,7 @@ pub fn current_members(
 }
 
 /// Every membership as it stood just after event `at`: the hub's starting picture.
-pub fn memberships_at(conn: &mut DbConnection, at: i64) -> QueryResult<Vec<(Id, Id)>> {
+pub fn memberships_at(conn: &mut DbConnection, at: i64) -> QueryResult<Vec<(Id, Id, i64)>> {
     room_memberships::table
         .filter(room_memberships::joined_event_id.le(at))
         .filter(
@@ -153,7 +153,11 @@ pub fn memberships_at(conn: &mut DbConnection, at: i64) -> QueryResult<Vec<(Id, 
                 .is_null()
                 .or(room_memberships::left_event_id.assume_not_null().gt(at)),
         )
-        .select((room_memberships::room_id, room_memberships::user_id))
+        .select((
+            room_memberships::room_id,
+            room_memberships::user_id,
+            room_memberships::joined_event_id,
+        ))
         .load(conn)
 }
 

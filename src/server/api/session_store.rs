@@ -11,11 +11,12 @@ use actix_web::cookie::time::Duration;
 
 use std::sync::Arc;
 
-use crate::core::credentials::{Credentials, Entry};
+use crate::core::credentials::Credentials;
 use crate::core::crypto::sha256_hex;
+use crate::core::sessions;
 use crate::domain::Time;
 use crate::server::api::auth::session_ids;
-use crate::store::{self, sessions::SessionRow, Db};
+use crate::store::Db;
 
 /// Sessions in the `sessions` table.
 #[derive(Clone)]
@@ -39,32 +40,16 @@ fn expiry(ttl: &Duration) -> Time {
     Time::now() + chrono::Duration::seconds(ttl.whole_seconds().max(1))
 }
 
+/// What actix-session's errors carry: the error as text (its cause is logged where it arose).
+fn other(e: crate::error::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
 impl SessionStore for DbSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let hash = key_hash(key);
-        if let Some(hit) = self.credentials.sessions.get(&hash) {
-            return Ok(Some(hit.value));
-        }
-        let lookup = hash.clone();
-        let row = self
-            .db
-            .run(move |conn| Ok(store::sessions::find_live(conn, &lookup, Time::now())?))
+        sessions::find_live(&self.db, &self.credentials, key_hash(key))
             .await
-            .map_err(|e| LoadError::Other(anyhow::anyhow!("{e}")))?;
-        let Some(row) = row else { return Ok(None) };
-        let state: HashMap<String, String> =
-            serde_json::from_str(&row.state).map_err(|e| LoadError::Deserialization(e.into()))?;
-        if !self.credentials.was_revoked(row.id) {
-            self.credentials.sessions.put(
-                hash,
-                Entry {
-                    id: row.id,
-                    expires: Some(row.expires_at),
-                    value: state.clone(),
-                },
-            );
-        }
-        Ok(Some(state))
+            .map_err(|e| LoadError::Other(other(e)))
     }
 
     async fn save(
@@ -74,20 +59,10 @@ impl SessionStore for DbSessionStore {
     ) -> Result<SessionKey, SaveError> {
         let (user_id, id) = session_ids(&state)
             .ok_or_else(|| SaveError::Other(anyhow::anyhow!("a session needs a signed-in user")))?;
-        let json = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = generate_session_key();
-        let row = SessionRow {
-            id,
-            key_hash: key_hash(&key),
-            user_id,
-            state: json,
-            expires_at: expiry(ttl),
-            created_at: Time::now(),
-        };
-        self.db
-            .run(move |conn| store::write_tx(conn, |conn| Ok(store::sessions::insert(conn, &row)?)))
+        sessions::create(&self.db, id, user_id, key_hash(&key), &state, expiry(ttl))
             .await
-            .map_err(|e| SaveError::Other(anyhow::anyhow!("{e}")))?;
+            .map_err(|e| SaveError::Other(other(e)))?;
         Ok(key)
     }
 
@@ -97,19 +72,15 @@ impl SessionStore for DbSessionStore {
         state: HashMap<String, String>,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let json =
-            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
-        let hash = key_hash(&key);
-        let expires = expiry(ttl);
-        let found = self
-            .db
-            .run(move |conn| {
-                store::write_tx(conn, |conn| {
-                    Ok(store::sessions::update(conn, &hash, Some(&json), expires)?)
-                })
-            })
-            .await
-            .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))?;
+        let found = sessions::extend(
+            &self.db,
+            &self.credentials,
+            key_hash(&key),
+            Some(&state),
+            expiry(ttl),
+        )
+        .await
+        .map_err(|e| UpdateError::Other(other(e)))?;
         if found {
             Ok(key)
         } else {
@@ -120,31 +91,21 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
-        let hash = key_hash(key);
-        self.credentials.sessions.forget_hash(&hash);
-        let expires = expiry(ttl);
-        self.db
-            .run(move |conn| {
-                store::write_tx(conn, |conn| {
-                    Ok(store::sessions::update(conn, &hash, None, expires)?)
-                })
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        sessions::extend(
+            &self.db,
+            &self.credentials,
+            key_hash(key),
+            None,
+            expiry(ttl),
+        )
+        .await
+        .map(|_| ())
+        .map_err(other)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        let hash = key_hash(key);
-        self.credentials.sessions.forget_hash(&hash);
-        self.db
-            .run(move |conn| {
-                store::write_tx(conn, |conn| {
-                    Ok(store::sessions::delete_by_key(conn, &hash)?)
-                })
-            })
+        sessions::end(&self.db, &self.credentials, key_hash(key))
             .await
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(other)
     }
 }

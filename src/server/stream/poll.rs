@@ -9,13 +9,13 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::core::replay;
 use crate::error::Error;
 use crate::events;
 use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
 use crate::server::stream::peer;
 use crate::server::stream::subscribe::{subscribe, Subscription};
-use crate::store;
 
 /// The longest a poll may wait.
 pub const MAX_TIMEOUT_S: u64 = 60;
@@ -91,17 +91,10 @@ async fn poll(
     let start = sub.start();
     if start < upto {
         let user = sub.caller.user;
-        let rows = state
-            .db
-            .run(move |conn| Ok(store::events::visible_range(conn, user, start, upto, PAGE)?))
-            .await?;
-        if !rows.is_empty() {
-            let cursor = if rows.len() as i64 == PAGE {
-                rows.last().map_or(upto, |r| r.id)
-            } else {
-                upto
-            };
-            let frames: Vec<String> = rows.iter().map(events::frame).collect();
+        let missed = replay::page(&state.db, user, start, upto, PAGE).await?;
+        if let Some(&(last, _)) = missed.frames.last() {
+            let cursor = if missed.full { last } else { upto };
+            let frames: Vec<String> = missed.frames.into_iter().map(|(_, f)| f).collect();
             return Ok(page(&frames, cursor));
         }
     }

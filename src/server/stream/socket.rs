@@ -9,6 +9,7 @@ use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::core::replay;
 use crate::domain::{Id, Time};
 use crate::events;
 use crate::realtime::hub::{Close, Registration};
@@ -16,7 +17,6 @@ use crate::realtime::queue;
 use crate::server::api::auth::Caller;
 use crate::server::state::AppState;
 use crate::server::stream::subscribe::Subscription;
-use crate::store;
 
 /// Close codes: 4000–4099 mean "reconnect and resume with since=", 4100–4199 "don't retry".
 pub mod close_codes {
@@ -212,41 +212,29 @@ async fn catch_up(
     }
     // Replay what the client missed, up to where the hub queue takes over. The next page is
     // read while this one is sent.
-    let page = |after: i64| {
-        let user = ctx.caller.user;
-        ctx.state.db.start(move |conn| {
-            Ok(store::events::visible_range(
-                conn,
-                user,
-                after,
-                position,
-                REPLAY_PAGE,
-            )?)
-        })
-    };
-    let mut next = (last < position).then(|| page(last));
+    let page_after =
+        |after: i64| replay::page(&ctx.state.db, ctx.caller.user, after, position, REPLAY_PAGE);
+    let mut next = (last < position).then(|| page_after(last));
     while let Some(reading) = next.take() {
         if let Some(why) = frames.closed() {
             return Err(closing(why, last));
         }
-        let rows = match reading.await {
-            Ok(rows) => rows,
+        let page = match reading.await {
+            Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "replay failed");
                 return Err(reason(CloseCode::Error, format!("resume from {last}")));
             }
         };
-        match rows.last() {
-            Some(row) if rows.len() as i64 == REPLAY_PAGE && row.id < position => {
-                next = Some(page(row.id));
-            }
+        match page.frames.last() {
+            Some((id, _)) if page.full && *id < position => next = Some(page_after(*id)),
             _ => {} // the last page: everything visible up to `position` has been read
         }
-        for row in &rows {
-            if ws.text(events::frame(row)).await.is_err() {
+        for (id, frame) in page.frames {
+            if ws.text(frame).await.is_err() {
                 return Err(End::Gone);
             }
-            last = row.id;
+            last = id;
         }
     }
     Ok(last.max(position))
@@ -254,18 +242,10 @@ async fn catch_up(
 
 /// Whether the credential really is over (a session may have been extended since).
 async fn credential_expired(ctx: &Context) -> bool {
-    let id = ctx.caller.credential;
-    match ctx
-        .state
-        .db
-        .run(move |conn| Ok(store::tokens::credential_expiry(conn, id)?))
+    // A database that can't answer doesn't end the socket: the next tick asks again.
+    replay::credential_over(&ctx.state.db, ctx.caller.credential)
         .await
-    {
-        Ok(Some(Some(expires))) => expires <= Time::now(),
-        Ok(Some(None)) => false,
-        Ok(None) => true,
-        Err(_) => false,
-    }
+        .unwrap_or(false)
 }
 
 fn closing(why: Close, last: i64) -> End {

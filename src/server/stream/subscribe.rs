@@ -3,6 +3,7 @@
 
 use actix_web::HttpRequest;
 
+use crate::core::replay;
 use crate::core::tokens::{self, Scopes};
 use crate::domain::Time;
 use crate::error::Error;
@@ -11,7 +12,6 @@ use crate::realtime::hub::{Refused, Registration};
 use crate::server::api::auth::Caller;
 use crate::server::api::middleware::origin_allowed;
 use crate::server::state::AppState;
-use crate::store;
 
 /// A caller registered with the hub, and where their stream starts.
 pub struct Subscription {
@@ -85,33 +85,13 @@ pub async fn subscribe(
         .hub
         .register(caller.user, caller.credential, state.settings.stream_queue)
         .map_err(|why| refused(why, state.settings.max_streams_per_user))?;
-    let credential = caller.credential;
-    let checked = state
-        .db
-        .run(move |conn| {
-            Ok((
-                store::events::head(conn)?,
-                store::events::pruned_through(conn)?,
-                store::tokens::credential_expiry(conn, credential)?,
-            ))
-        })
-        .await;
-    let (head, pruned, expires) = checked?;
-    let Some(expires) = expires else {
-        return Err(Error::unauthenticated());
-    };
-    if since.is_some_and(|s| s > head) {
-        return Err(Error::bad_request(
-            "invalid_cursor",
-            "since is ahead of the event log",
-        ));
-    }
+    let opening = replay::open(&state.db, caller.credential, since).await?;
     Ok(Subscription {
         caller,
         since,
-        head,
-        resync: since.is_some_and(|s| s < pruned),
-        expires,
+        head: opening.head,
+        resync: opening.resync,
+        expires: opening.expires,
         registration,
     })
 }

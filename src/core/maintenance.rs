@@ -1,0 +1,59 @@
+//! Periodic clean-up, run by the server on a timer: events past retention, expired sessions,
+//! tokens and tickets, old idempotency keys, and uploads never attached (their files after the
+//! commit).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::core::attachments;
+use crate::domain::Time;
+use crate::error::{Error, Result};
+use crate::store::{self, Db};
+
+/// How long each kind of data is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub events: Duration,
+    pub idempotency_keys: Duration,
+    pub unattached_uploads: Duration,
+}
+
+/// What one round removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: usize,
+    pub sessions: usize,
+    pub keys: usize,
+    pub uploads: usize,
+}
+
+/// Removes what is past its time, in one write transaction, then the files of the uploads it
+/// removed.
+pub async fn prune(db: &Db, keep: Retention, data_dir: &Path) -> Result<Pruned> {
+    let data_dir = data_dir.to_path_buf();
+    db.run(move |conn| {
+        let now = Time::now();
+        let ago = |d: Duration| {
+            let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+            Time(now.0.checked_sub_signed(d).unwrap_or(now.0))
+        };
+        let (mut pruned, uploads) = store::write_tx(conn, |conn| {
+            let pruned = Pruned {
+                events: store::events::prune(conn, ago(keep.events))?,
+                sessions: store::sessions::delete_expired(conn, now)?.len(),
+                keys: store::idempotency::prune(conn, ago(keep.idempotency_keys))?,
+                uploads: 0,
+            };
+            store::tokens::delete_expired(conn, now)?;
+            store::tokens::prune_tickets(conn, now)?;
+            let uploads = attachments::prune_rows(conn, ago(keep.unattached_uploads))?;
+            Ok::<_, Error>((pruned, uploads))
+        })?;
+        for id in &uploads {
+            attachments::remove_files(&data_dir, *id);
+        }
+        pruned.uploads = uploads.len();
+        Ok(pruned)
+    })
+    .await
+}
