@@ -11,7 +11,7 @@ use crate::core::send_group::{self, Keyed, SendRequest};
 use crate::core::views::{Attachment, Message};
 use crate::domain::{Id, MessageBody, Role, RoomKind, Time};
 use crate::error::{Error, Result};
-use crate::events::{self, To, Writer};
+use crate::events::{To, Writer};
 use crate::store::rooms::MembershipRow;
 use crate::store::{self, messages::MessageRow, messages::Page, Db, DbConnection};
 
@@ -221,20 +221,8 @@ pub(crate) fn for_change(
     Ok((direct, stay, row))
 }
 
-#[derive(Serialize)]
-struct Edited<'a> {
-    message: &'a Message,
-    event_id: String,
-}
-
-/// Edits a message's body (author only). Returns the JSON answer `{message, event_id}`.
-pub async fn edit(
-    writer: &Writer,
-    user: Id,
-    room: Id,
-    message: Id,
-    body: String,
-) -> Result<String> {
+/// Edits a message's body (author only). Returns the edited message and its event.
+pub async fn edit(writer: &Writer, user: Id, room: Id, message: Id, body: String) -> Result<Sent> {
     let body = MessageBody::parse(&body).map_err(|why| Error::validation("body", why))?;
     writer
         .run(move |batch| {
@@ -259,10 +247,10 @@ pub async fn edit(
                 To::Room(room),
                 now,
             )?;
-            Ok(serde_json::to_string(&Edited {
-                message: &view,
-                event_id: events::cursor(event),
-            })?)
+            Ok(Sent {
+                message: view,
+                event,
+            })
         })
         .await
 }

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::core::event::Kind;
@@ -91,17 +91,29 @@ pub struct Keyed {
     pub request_hash: String,
 }
 
-/// The answer to a send: status and JSON body, stored as they are for a retry to get them back.
-#[derive(Debug, Clone)]
+/// A message as it was sent, and its event: the outcome of a send, and what a retry with the
+/// same `Idempotency-Key` gets back (stored as JSON with the key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sent {
-    pub status: u16,
-    pub body: String,
+    pub message: Message,
+    #[serde(rename = "event_id", deserialize_with = "event_id")]
+    pub event: i64,
 }
 
-#[derive(Serialize)]
-struct SentBody<'a> {
-    message: &'a Message,
-    event_id: String,
+/// An event id as stored: a number, or (in keys stored before 2026-12-06, which kept the HTTP
+/// answer) the cursor's text.
+fn event_id<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Id(i64),
+        Cursor(String),
+    }
+    match Stored::deserialize(d)? {
+        Stored::Id(id) => Ok(id),
+        Stored::Cursor(text) => events::parse_cursor(&text)
+            .ok_or_else(|| serde::de::Error::custom("not an event cursor")),
+    }
 }
 
 /// What the checks decided for one send.
@@ -182,19 +194,15 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
             Error::internal(anyhow::anyhow!("fewer messages written than checked"))
         })?;
         let sent = Sent {
-            status: 201,
-            body: serde_json::to_string(&SentBody {
-                message,
-                event_id: events::cursor(*id),
-            })?,
+            message: message.clone(),
+            event: *id,
         };
         if let Some(k) = &send.key {
             records.push(IdempotencyRow {
                 user_id: send.author,
                 key: k.key.clone(),
                 request_hash: k.request_hash.clone(),
-                status: i32::from(sent.status),
-                response: sent.body.clone(),
+                outcome: serde_json::to_string(&sent)?,
                 created_at: m.row.created_at,
             });
         }
@@ -328,10 +336,7 @@ fn check(
             if done.request_hash != *request_hash {
                 return Err(reused());
             }
-            return Ok(Verdict::Stored(Sent {
-                status: done.status as u16,
-                body: done.response.clone(),
-            }));
+            return Ok(Verdict::Stored(serde_json::from_str(&done.outcome)?));
         }
         if let Some(&(first, hash)) = keyed.get(&(send.author, key.as_str())) {
             if hash != request_hash {
@@ -403,10 +408,38 @@ mod tests {
         })
     }
 
-    fn status(answer: &Result<Sent>) -> u16 {
+    #[test]
+    fn an_outcome_stored_before_outcomes_were_stored_reads_back() {
+        // Keys stored by earlier versions kept the HTTP answer, whose event id is the cursor.
+        let sent = Sent {
+            message: Message::from(&MessageRow {
+                id: Id::new(),
+                room_id: Id::new(),
+                seq: 7,
+                author_id: Id::new(),
+                body: "hi".into(),
+                reply_to: None,
+                created_at: Time::now(),
+                edited_at: None,
+                deleted_at: None,
+            }),
+            event: 7,
+        };
+        let now = serde_json::to_string(&sent).unwrap();
+        let before = now.replace(r#""event_id":7"#, r#""event_id":"7""#);
+        assert_ne!(now, before);
+        let read: Sent = serde_json::from_str(&before).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), now);
+        assert!(
+            serde_json::from_str::<Sent>(&now.replace(r#""event_id":7"#, r#""event_id":"x""#))
+                .is_err()
+        );
+    }
+
+    fn outcome(answer: &Result<Sent>) -> &'static str {
         match answer {
-            Ok(sent) => sent.status,
-            Err(e) => e.status,
+            Ok(_) => "sent",
+            Err(e) => e.code,
         }
     }
 
@@ -461,9 +494,21 @@ mod tests {
         let head = batch.last_event();
 
         // Assert
-        let statuses: Vec<u16> = answers.iter().map(status).collect();
-        assert_eq!(statuses, [201, 201, 409, 404, 201, 422, 422, 201]);
-        let body = |i: usize| answers[i].as_ref().unwrap().body.clone();
+        let outcomes: Vec<&str> = answers.iter().map(outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                "sent",
+                "sent",
+                "idempotency_key_reused",
+                "room_not_found",
+                "sent",
+                "validation_failed",
+                "validation_failed",
+                "sent"
+            ]
+        );
+        let body = |i: usize| serde_json::to_string(answers[i].as_ref().unwrap()).unwrap();
         assert_eq!(
             body(1),
             body(0),
@@ -486,6 +531,7 @@ mod tests {
         let bodies: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         assert_eq!(bodies, ["x", "", "z"]);
         let sent: serde_json::Value = serde_json::from_str(&body(4)).unwrap();
+        assert_eq!(sent["event_id"], 2);
         let carrier = store::attachments::find(&mut conn, photo).unwrap().unwrap();
         assert_eq!(
             carrier.message_id.map(|m| m.to_string()).as_deref(),
@@ -508,10 +554,13 @@ mod tests {
         ];
         let mut batch = Batch::for_test(&mut conn);
         let answers = write(&mut batch, &again).unwrap();
-        assert_eq!(answers[0].as_ref().unwrap().body, body(0));
-        let w: serde_json::Value =
-            serde_json::from_str(&answers[1].as_ref().unwrap().body).unwrap();
-        assert_eq!(w["event_id"], "4");
+        let stored = serde_json::to_string(answers[0].as_ref().unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            body(0),
+            "a retry gets the outcome of the first send"
+        );
+        assert_eq!(answers[1].as_ref().unwrap().event, 4);
         let appended = store::events::insert(
             &mut conn,
             &store::events::NewEvent {

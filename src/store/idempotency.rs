@@ -1,5 +1,5 @@
-//! Stored responses of writes sent with an `Idempotency-Key`, written in the same transaction
-//! as the write itself.
+//! The outcomes of writes sent with an `Idempotency-Key` (as JSON: what core returned for the
+//! write), written in the same transaction as the write itself.
 
 use crate::domain::{Id, Time};
 use diesel::prelude::*;
@@ -13,12 +13,11 @@ pub struct IdempotencyRow {
     pub user_id: Id,
     pub key: String,
     pub request_hash: String,
-    pub status: i32,
-    pub response: String,
+    pub outcome: String,
     pub created_at: Time,
 }
 
-/// The stored answers for any of these users' keys (a superset of the pairs: the caller
+/// The stored outcomes for any of these users' keys (a superset of the pairs: the caller
 /// matches user and key together).
 pub fn find_any(conn: &mut DbConnection, pairs: &[(Id, &str)]) -> QueryResult<Vec<IdempotencyRow>> {
     match conn {
@@ -51,7 +50,7 @@ pub fn find_any(conn: &mut DbConnection, pairs: &[(Id, &str)]) -> QueryResult<Ve
     }
 }
 
-/// Stores many answers (`insert_many!`).
+/// Stores many outcomes (`insert_many!`).
 pub fn insert_many(conn: &mut DbConnection, rows: &[IdempotencyRow]) -> QueryResult<()> {
     super::insert_many!(conn, idempotency_keys::table, rows)
 }

@@ -126,8 +126,7 @@ diesel::table! {
         user_id -> DbUuid,
         key -> Text,
         request_hash -> Text,
-        status -> Integer,
-        response -> Text,
+        outcome -> Text,
         created_at -> DbTime,
     }
 }

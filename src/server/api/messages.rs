@@ -5,7 +5,7 @@ use super::json::Json;
 use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::core::messages::{self, Anchor, History};
@@ -13,6 +13,7 @@ use crate::core::reactions;
 use crate::core::views::Message;
 use crate::domain::Id;
 use crate::error::Error;
+use crate::events;
 use crate::server::api::auth::Caller;
 use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
@@ -27,11 +28,23 @@ pub struct SendBody {
 }
 
 /// A sent or edited message, with the id of its event.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents the stored JSON answer
-pub struct Sent {
-    message: Message,
+#[derive(Serialize, ToSchema)]
+pub struct Sent<'a> {
+    message: &'a Message,
+    /// The event's cursor.
     event_id: String,
+}
+
+/// The answer to a send or an edit: the same bytes for a first send and its retries, which
+/// get the same outcome back from core.
+fn answer(status: StatusCode, sent: &messages::Sent) -> Result<HttpResponse, Error> {
+    let body = serde_json::to_string(&Sent {
+        message: &sent.message,
+        event_id: events::cursor(sent.event),
+    })?;
+    Ok(HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 /// `POST /api/v1/rooms/{id}/messages` → 201 `{message, event_id}`; a retry with the same
@@ -74,10 +87,7 @@ pub async fn send(
         },
     )
     .await?;
-    let status = StatusCode::from_u16(sent.status).unwrap_or(StatusCode::CREATED);
-    Ok(HttpResponse::build(status)
-        .content_type(ContentType::json())
-        .body(sent.body))
+    answer(StatusCode::CREATED, &sent)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -141,7 +151,7 @@ pub async fn edit(
     body: Json<EditBody>,
 ) -> Result<HttpResponse, Error> {
     let (room, message) = path.into_inner();
-    let json = messages::edit(
+    let edited = messages::edit(
         &state.writer,
         caller.user,
         room,
@@ -149,9 +159,7 @@ pub async fn edit(
         body.into_inner().body,
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(json))
+    answer(StatusCode::OK, &edited)
 }
 
 /// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: the author, or an owner or admin,
