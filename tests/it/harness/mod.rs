@@ -92,7 +92,13 @@ impl Builder {
                 .filter(|u| !u.is_empty())
                 .map(|u| Arc::new(PgDb::create(&u)))
         });
+        // The server closes a keep-alive connection after 5 s idle (actix's default); awc keeps
+        // one for 15 s and would reuse it after the server closed it, and such a request fails
+        // with `Connect(Disconnected)` (a test that spends a few seconds making pictures hit
+        // it). The client lets go of idle connections first.
+        let connector = awc::Connector::new().conn_keep_alive(Duration::from_secs(2));
         let client = awc::Client::builder()
+            .connector(connector)
             .timeout(Duration::from_secs(30))
             .finish();
         TestApp {
