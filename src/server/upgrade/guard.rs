@@ -178,4 +178,68 @@ mod tests {
             assert!(out.is_empty());
         }
     }
+
+    #[test]
+    fn a_header_is_held_until_whole_and_a_payload_passes_as_it_arrives() {
+        let ping = masked(0x9, b"abc");
+        let mut guard = FrameGuard::default();
+        let mut out = Vec::new();
+
+        assert_eq!(guard.filter(&ping[..5], &mut out), Verdict::Pass);
+        assert!(out.is_empty(), "half a header is not passed on");
+        assert_eq!(guard.filter(&ping[5..7], &mut out), Verdict::Pass);
+        assert_eq!(
+            out,
+            ping[..7],
+            "the header, then the payload byte that came"
+        );
+        assert_eq!(guard.filter(&ping[7..], &mut out), Verdict::Pass);
+        assert_eq!(out, ping);
+    }
+
+    #[test]
+    fn a_control_frame_of_125_bytes_passes_and_one_of_126_does_not() {
+        let largest = masked(0x9, &[b'x'; MAX_CONTROL]);
+        let mut out = Vec::new();
+        assert_eq!(
+            FrameGuard::default().filter(&largest, &mut out),
+            Verdict::Pass
+        );
+        assert_eq!(out, largest);
+
+        let mut out = Vec::new();
+        assert_eq!(
+            FrameGuard::default().filter(&[0x89, 0x80 | 126], &mut out),
+            Verdict::Invalid
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_data_frame_behind_a_control_frame_in_one_read_keeps_the_control_frame() {
+        let close = masked(0x8, &[0x03, 0xe8]);
+        let mut bytes = close.clone();
+        bytes.extend(masked(0x2, b"payload"));
+        let mut guard = FrameGuard::default();
+        let mut out = Vec::new();
+
+        assert_eq!(guard.filter(&bytes, &mut out), Verdict::DataFrame);
+
+        let mut expected = close;
+        expected.extend(EMPTY_TEXT);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn once_stopped_the_guard_passes_nothing_even_a_valid_frame() {
+        let mut guard = FrameGuard::default();
+        let mut out = Vec::new();
+        assert_eq!(guard.filter(&[0x89, 0x01], &mut out), Verdict::Invalid);
+
+        assert_eq!(
+            guard.filter(&masked(0x9, b"ok"), &mut out),
+            Verdict::Invalid
+        );
+        assert!(out.is_empty());
+    }
 }
