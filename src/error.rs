@@ -1,5 +1,6 @@
-//! The one error type. Every layer returns `Error`; the API maps it to a status and the
-//! envelope `{"error": {code, message, request_id, fields?}}` (see `api::error`).
+//! The one error type. Every layer returns `Error`: a [`Class`] of failure, a stable `code` and
+//! a message. The server layer turns the class into an HTTP status and the error into the
+//! envelope `{"error": {code, message, request_id, fields?}}` (`server::api::error`).
 //!
 //! Client mistakes are built with the named constructors and carry a stable `code`. Database,
 //! pool and I/O faults convert with `?` into `internal`/`unavailable`, are logged with the
@@ -7,10 +8,46 @@
 
 use std::collections::BTreeMap;
 
+/// What kind of failure. The server layer answers each with one HTTP status
+/// (`server::api::error::status_of`); nothing below it knows the numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// The request can't be understood as it is.
+    BadRequest,
+    /// Nobody is signed in, or the credential is wrong.
+    Unauthenticated,
+    /// Signed in, but not allowed.
+    Forbidden,
+    /// No such thing (or one the caller may not know of).
+    NotFound,
+    MethodNotAllowed,
+    /// The request took too long to arrive.
+    TooSlow,
+    /// It clashes with the current state.
+    Conflict,
+    /// A body needs a length.
+    LengthRequired,
+    /// The body is too large.
+    TooLarge,
+    UriTooLong,
+    UnsupportedMediaType,
+    /// Well-formed, but some fields are invalid.
+    Invalid,
+    /// Past a rate or a budget: retry later.
+    TooMany,
+    HeadersTooLarge,
+    /// The client left before the answer.
+    ClientClosed,
+    /// Our fault.
+    Internal,
+    /// Not now: a dependency is down, or the node sheds load.
+    Unavailable,
+}
+
 /// What went wrong, how to tell the client, and (for our own faults) the cause to log.
 #[derive(Debug)]
 pub struct Error {
-    pub status: u16,
+    pub class: Class,
     pub code: &'static str,
     pub message: String,
     pub fields: Option<BTreeMap<String, String>>,
@@ -20,9 +57,9 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Error {
+    pub fn new(class: Class, code: &'static str, message: impl Into<String>) -> Error {
         Error {
-            status,
+            class,
             code,
             message: message.into(),
             fields: None,
@@ -31,26 +68,26 @@ impl Error {
         }
     }
 
-    /// A refusal under load or past a budget: `status` (429 or 503) with `Retry-After`.
+    /// A refusal under load or past a budget (`TooMany` or `Unavailable`), with `Retry-After`.
     pub fn busy(
-        status: u16,
+        class: Class,
         code: &'static str,
         message: impl Into<String>,
         retry_after_s: u64,
     ) -> Error {
         Error {
             retry_after: Some(retry_after_s.max(1)),
-            ..Error::new(status, code, message)
+            ..Error::new(class, code, message)
         }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Error {
-        Error::new(400, code, message)
+        Error::new(Class::BadRequest, code, message)
     }
 
     pub fn unauthenticated() -> Error {
         Error::new(
-            401,
+            Class::Unauthenticated,
             "unauthenticated",
             "sign in first: a session cookie or a bearer token is required",
         )
@@ -58,18 +95,18 @@ impl Error {
 
     pub fn invalid_credentials() -> Error {
         Error::new(
-            401,
+            Class::Unauthenticated,
             "invalid_credentials",
             "the username or the password is wrong",
         )
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Error {
-        Error::new(403, code, message)
+        Error::new(Class::Forbidden, code, message)
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Error {
-        Error::new(404, code, message)
+        Error::new(Class::NotFound, code, message)
     }
 
     /// The room doesn't exist or the caller isn't a member: the two look the same.
@@ -88,12 +125,17 @@ impl Error {
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Error {
-        Error::new(409, code, message)
+        Error::new(Class::Conflict, code, message)
     }
 
     /// One field (or several, with `and`) failed validation.
     pub fn validation(field: &str, reason: impl Into<String>) -> Error {
-        Error::new(422, "validation_failed", "some fields are invalid").and(field, reason)
+        Error::new(
+            Class::Invalid,
+            "validation_failed",
+            "some fields are invalid",
+        )
+        .and(field, reason)
     }
 
     /// Adds a field's reason to a validation error.
@@ -108,7 +150,7 @@ impl Error {
         Error {
             cause: Some(cause.into()),
             ..Error::new(
-                500,
+                Class::Internal,
                 "internal",
                 "something went wrong on our side; it has been logged",
             )
@@ -119,7 +161,7 @@ impl Error {
         Error {
             cause: Some(cause.into()),
             ..Error::new(
-                503,
+                Class::Unavailable,
                 "unavailable",
                 "the service is temporarily unavailable; retry shortly",
             )
@@ -130,7 +172,7 @@ impl Error {
     /// cause goes along as text.
     pub fn for_another(&self) -> Error {
         Error {
-            status: self.status,
+            class: self.class,
             code: self.code,
             message: self.message.clone(),
             fields: self.fields.clone(),
@@ -141,20 +183,20 @@ impl Error {
 
     /// Whether this is our fault (to be logged) rather than the client's.
     pub fn is_server_fault(&self) -> bool {
-        self.status >= 500
+        matches!(self.class, Class::Internal | Class::Unavailable)
     }
 
-    /// A 503 the server chose to give (a full pool or socket cap, with `Retry-After`), not a
+    /// A refusal the server chose to give (a full pool or socket cap, with `Retry-After`), not a
     /// failure: an attacker can make thousands a second, so it isn't logged as an error (the
     /// per-route status counts in `/metrics` show it).
     pub fn is_load_shed(&self) -> bool {
-        self.status == 503 && self.retry_after.is_some() && self.cause.is_none()
+        self.class == Class::Unavailable && self.retry_after.is_some() && self.cause.is_none()
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.message)?;
+        write!(f, "{:?} {}: {}", self.class, self.code, self.message)?;
         if let Some(cause) = &self.cause {
             write!(f, " ({cause:#})")?;
         }
@@ -191,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_is_load_shed_and_a_lost_database_a_fault() {
-        let busy = Error::busy(503, "server_busy", "try again", 2);
+        let busy = Error::busy(Class::Unavailable, "server_busy", "try again", 2);
         let down = Error::unavailable(anyhow::anyhow!("connection refused"));
         assert!(busy.is_load_shed());
         assert!(!down.is_load_shed() && down.is_server_fault());

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::core::work::{Admission, Pool};
 use crate::domain::{Id, Time};
-use crate::error::{Error, Result};
+use crate::error::{Class, Error, Result};
 use crate::store::{self, attachments::AttachmentRow, Db};
 
 /// Longest side of a thumbnail, in pixels.
@@ -62,7 +62,7 @@ fn path_of(data_dir: &Path, id: Id, thumb: bool) -> PathBuf {
 
 fn unsupported() -> Error {
     Error::new(
-        415,
+        Class::UnsupportedMediaType,
         "unsupported_media_type",
         "only JPEG, PNG, WebP and GIF images can be uploaded",
     )
@@ -70,7 +70,7 @@ fn unsupported() -> Error {
 
 fn invalid(why: impl std::fmt::Display) -> Error {
     Error::new(
-        422,
+        Class::Invalid,
         "invalid_image",
         format!("the image can't be read: {why}"),
     )
@@ -117,7 +117,7 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>> {
 
 fn too_large(width: u32, height: u32, max_pixels: u64) -> Error {
     Error::new(
-        422,
+        Class::Invalid,
         "image_too_large",
         format!(
             "the image is {width}×{height}; at most {MAX_SIDE} px on a side and {max_pixels} pixels \
@@ -198,7 +198,7 @@ fn process(bytes: Vec<u8>, max_pixels: u64) -> Result<Processed> {
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| match e {
         image::ImageError::Limits(_) => Error::new(
-            422,
+            Class::Invalid,
             "image_too_large",
             format!("the image is larger than {MAX_SIDE} px on a side"),
         ),
@@ -406,7 +406,7 @@ mod tests {
         let err = process(bytes.clone(), 300 * 200 - 1)
             .err()
             .expect("refused");
-        assert_eq!((err.status, err.code), (422, "image_too_large"));
+        assert_eq!((err.class, err.code), (Class::Invalid, "image_too_large"));
         let ok = process(bytes, 300 * 200).expect("accepted at the cap");
         assert_eq!((ok.width, ok.height), (300, 200));
     }

@@ -14,7 +14,7 @@ use crate::core::crypto::sha256_hex;
 use crate::core::event::{self, Event, Revoked};
 use crate::core::views::User;
 use crate::domain::{DisplayName, Id, Label, Time, UserKind, Username};
-use crate::error::{Error, Result};
+use crate::error::{Class, Error, Result};
 use crate::events::{self, To, Writer};
 use crate::store::{self, tokens::TokenRow, users::UserRow, Db};
 
@@ -170,7 +170,7 @@ pub async fn create(
         store::write_tx(conn, |conn| {
             if store::tokens::count_locking(conn, user)? >= max as i64 {
                 return Err(Error::new(
-                    422,
+                    Class::Invalid,
                     "too_many_tokens",
                     format!("a user may hold at most {max} tokens; delete one first"),
                 ));
@@ -256,7 +256,7 @@ pub async fn create_bot(
             // owner's.
             if store::users::count_bots_locking(conn, owner)? >= max as i64 {
                 return Err(Error::new(
-                    422,
+                    Class::Invalid,
                     "too_many_bots",
                     format!("you may own at most {max} bots"),
                 ));
@@ -365,7 +365,7 @@ pub async fn redeem_ticket(db: &Db, ticket: &str) -> Result<(Id, Id)> {
         })?
         .ok_or_else(|| {
             Error::new(
-                401,
+                Class::Unauthenticated,
                 "invalid_ticket",
                 "the ticket is unknown, used or expired",
             )

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{Error, Result};
+use crate::error::{Class, Error, Result};
 
 /// What a client is told to wait before retrying a refused request, in seconds.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -46,7 +46,7 @@ impl Pool {
 
     fn busy(&self) -> Error {
         Error::busy(
-            503,
+            Class::Unavailable,
             "server_busy",
             format!(
                 "the server is busy with other {} work; retry shortly",
@@ -124,7 +124,7 @@ mod tests {
             .call(|| Ok(()))
             .await
             .expect_err("no worker within the wait");
-        assert_eq!((err.status, err.code), (503, "server_busy"));
+        assert_eq!((err.class, err.code), (Class::Unavailable, "server_busy"));
         assert_eq!(err.retry_after, Some(RETRY_AFTER_SECS));
         release.send(()).unwrap();
         first.await.unwrap().unwrap();

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use crate::core::attachments::{self, Attachment};
 use crate::domain::Id;
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::server::api::auth::Caller;
 use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
@@ -25,7 +25,7 @@ pub struct UploadForm {
 
 fn too_large(limit: usize) -> Error {
     Error::new(
-        413,
+        Class::TooLarge,
         "payload_too_large",
         format!("uploads are limited to {limit} bytes"),
     )
@@ -34,7 +34,7 @@ fn too_large(limit: usize) -> Error {
 fn multipart_error(e: MultipartError) -> Error {
     match e {
         MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => Error::new(
-            415,
+            Class::UnsupportedMediaType,
             "unsupported_media_type",
             "send the file as multipart/form-data in a field named `file`",
         ),
@@ -99,7 +99,7 @@ pub async fn upload(
         .await
         .map_err(|_| {
             Error::new(
-                408,
+                Class::TooSlow,
                 "upload_too_slow",
                 format!("the upload must arrive within {} s", READ_WITHIN.as_secs()),
             )

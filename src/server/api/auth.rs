@@ -9,7 +9,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::core::tokens::{self, Scopes};
 use crate::domain::{Id, Time};
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::server::state::AppState;
 
 /// The name of the session cookie.
@@ -45,7 +45,7 @@ impl Caller {
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     Error::new(
-                        401,
+                        Class::Unauthenticated,
                         "invalid_token",
                         "Authorization must be `Bearer <token>`",
                     )
@@ -58,7 +58,7 @@ impl Caller {
                     .await?
                     .ok_or_else(|| {
                         Error::new(
-                            401,
+                            Class::Unauthenticated,
                             "invalid_token",
                             "the token is unknown, expired or revoked",
                         )

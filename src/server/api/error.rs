@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Class, Error};
 
 tokio::task_local! {
     /// The id of the request being served (set by the request-id middleware).
@@ -51,9 +51,33 @@ pub fn envelope(err: &Error, request_id: &str) -> serde_json::Value {
     json!({ "error": body })
 }
 
+/// The HTTP status of each class of error: the one place the numbers are chosen.
+pub fn status_of(class: Class) -> StatusCode {
+    match class {
+        Class::BadRequest => StatusCode::BAD_REQUEST,
+        Class::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Class::Forbidden => StatusCode::FORBIDDEN,
+        Class::NotFound => StatusCode::NOT_FOUND,
+        Class::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Class::TooSlow => StatusCode::REQUEST_TIMEOUT,
+        Class::Conflict => StatusCode::CONFLICT,
+        Class::LengthRequired => StatusCode::LENGTH_REQUIRED,
+        Class::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Class::UriTooLong => StatusCode::URI_TOO_LONG,
+        Class::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Class::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Class::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        Class::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        // nginx's "client closed request": logged and counted, never seen by the client.
+        Class::ClientClosed => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        status_of(self.class)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -76,12 +100,12 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     let e = match &err {
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => Error::new(
-            413,
+            Class::TooLarge,
             "payload_too_large",
             format!("the request body is larger than {limit} bytes"),
         ),
         JsonPayloadError::ContentType => Error::new(
-            415,
+            Class::UnsupportedMediaType,
             "unsupported_media_type",
             "send the body as JSON with Content-Type: application/json",
         ),
@@ -135,15 +159,24 @@ pub fn for_status(status: StatusCode) -> Error {
     match status.as_u16() {
         404 => Error::not_found("not_found", "no such endpoint"),
         405 => Error::new(
-            405,
+            Class::MethodNotAllowed,
             "method_not_allowed",
             "this endpoint doesn't take that method",
         ),
-        413 => Error::new(413, "payload_too_large", "the request body is too large"),
-        415 => Error::new(415, "unsupported_media_type", "unsupported content type"),
+        413 => Error::new(
+            Class::TooLarge,
+            "payload_too_large",
+            "the request body is too large",
+        ),
+        415 => Error::new(
+            Class::UnsupportedMediaType,
+            "unsupported_media_type",
+            "unsupported content type",
+        ),
         s if s >= 500 => Error::internal(anyhow::anyhow!("status {s} from the framework")),
-        s => Error::new(
-            s,
+        // Any other client error the framework makes (it makes the ones above): a bad request.
+        _ => Error::new(
+            Class::BadRequest,
             "bad_request",
             status.canonical_reason().unwrap_or("bad request"),
         ),

@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn an_array_is_not_an_object() {
         let err = refused(json!(["a room"]));
-        assert_eq!((err.status, err.code), (400, "invalid_body"));
+        assert_eq!(
+            (err.class, err.code),
+            (crate::error::Class::BadRequest, "invalid_body")
+        );
         assert!(err.message.contains("JSON object"), "{}", err.message);
         assert!(parse::<Body>(json!({"name": "a room"})).is_ok());
     }

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::Settings;
 use crate::domain::Id;
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::server::api::auth::SESSION_COOKIE;
 use crate::server::api::error::{for_status, request_id as current_request_id, REQUEST_ID};
 use crate::server::state::AppState;
@@ -105,7 +105,7 @@ fn oversized(req: &ServiceRequest) -> Option<Error> {
     let headers = req.headers();
     if headers.contains_key(header::UPGRADE) && headers.contains_key(header::TRANSFER_ENCODING) {
         return Some(Error::new(
-            411,
+            Class::LengthRequired,
             "length_required",
             "a request that asks to upgrade must give its body's Content-Length, not a chunked body",
         ));
@@ -114,7 +114,7 @@ fn oversized(req: &ServiceRequest) -> Option<Error> {
     let target = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
     if target > MAX_URI_BYTES {
         return Some(Error::new(
-            414,
+            Class::UriTooLong,
             "uri_too_long",
             format!("the request target is longer than {MAX_URI_BYTES} bytes"),
         ));
@@ -125,7 +125,7 @@ fn oversized(req: &ServiceRequest) -> Option<Error> {
         .sum();
     (headers > MAX_HEADER_BYTES).then(|| {
         Error::new(
-            431,
+            Class::HeadersTooLarge,
             "headers_too_large",
             format!("the request's headers are larger than {MAX_HEADER_BYTES} bytes"),
         )

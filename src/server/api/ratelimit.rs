@@ -25,7 +25,7 @@ use governor::{Quota, RateLimiter};
 use actix_web::HttpMessage;
 
 use crate::domain::Id;
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::server::api::auth::Caller;
 use crate::server::state::AppState;
 
@@ -168,7 +168,7 @@ pub async fn limit(
     let mut res = match v.retry_after_s {
         Some(wait) => {
             let err = Error::new(
-                429,
+                Class::TooMany,
                 "rate_limited",
                 format!("too many requests; retry in {wait} s"),
             );

@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::core::replay;
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::events;
 use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
@@ -123,7 +123,7 @@ async fn poll(
             },
             _ = &mut deadline => break,
             // Nobody to answer: end now, and the registration with it.
-            _ = peer::gone(req) => return Err(Error::new(499, "client_closed", "the client left")),
+            _ = peer::gone(req) => return Err(Error::new(Class::ClientClosed, "client_closed", "the client left")),
         }
     }
     Ok(page(&frames, cursor))

@@ -6,7 +6,7 @@ use actix_web::HttpRequest;
 use crate::core::replay;
 use crate::core::tokens::{self, Scopes};
 use crate::domain::Time;
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::events;
 use crate::realtime::hub::{Refused, Registration};
 use crate::server::api::auth::Caller;
@@ -101,13 +101,13 @@ fn refused(why: Refused, per_user: usize) -> Error {
     match why {
         Refused::ShuttingDown => Error::unavailable(anyhow::anyhow!("shutting down")),
         Refused::NodeFull => Error::busy(
-            503,
+            Class::Unavailable,
             "too_many_connections",
             "this server holds as many sockets as it can; retry later or on another node",
             5,
         ),
         Refused::UserFull => Error::busy(
-            429,
+            Class::TooMany,
             "too_many_streams",
             format!(
                 "you already hold {per_user} sockets and long polls on this server; close one first"
