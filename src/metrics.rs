@@ -1,25 +1,51 @@
 //! Counters the server keeps about itself (group-commit batches, events, sockets), read by the
-//! benchmarks and the operations endpoints.
+//! benchmarks and the operations endpoints. prometheus-client renders them at `/metrics`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
-/// Requests of one route: counts by status, and a latency histogram.
-#[derive(Debug, Default)]
-struct Route {
-    by_status: BTreeMap<u16, u64>,
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum_s: f64,
+/// The labels of `hubbub_http_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: u16,
 }
 
-/// Process-wide counters; shared by `Arc`, updated with relaxed atomics.
+/// The label of `hubbub_http_request_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+/// Requests by route: counts by status, and a latency histogram.
+#[derive(Debug)]
+struct Routes {
+    requests: Family<RouteStatus, Counter>,
+    latency: Family<RouteLabel, Histogram>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+        }
+    }
+}
+
+/// Process-wide counters; shared by `Arc`, updated with relaxed atomics and read into
+/// prometheus-client's constant metrics at each scrape.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub batches: AtomicU64,
@@ -35,7 +61,24 @@ pub struct Metrics {
     pub open_sockets: AtomicU64,
     /// Connections past a `101` whose bytes hubbub's pump carries (`upgrade::pump`).
     pub upgraded_connections: AtomicU64,
-    routes: Mutex<BTreeMap<String, Route>>,
+    routes: Routes,
+}
+
+/// `hubbub_commit_seconds_total`: one counter per phase, in seconds.
+#[derive(Debug)]
+struct Phases([(&'static str, f64); 3]);
+
+impl EncodeMetric for Phases {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (phase, seconds) in self.0 {
+            ConstCounter::new(seconds).encode(encoder.encode_family(&[("phase", phase)])?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
 }
 
 impl Metrics {
@@ -59,88 +102,85 @@ impl Metrics {
 
     /// Records one HTTP request (`route` is the route's pattern, so ids don't explode it).
     pub fn request(&self, route: &str, status: u16, took: Duration) {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = routes.entry(route.to_string()).or_default();
-        *entry.by_status.entry(status).or_default() += 1;
-        let secs = took.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                entry.buckets[i] += 1;
-            }
-        }
-        entry.count += 1;
-        entry.sum_s += secs;
+        let route = route.to_string();
+        (self.routes.latency)
+            .get_or_create(&RouteLabel {
+                route: route.clone(),
+            })
+            .observe(took.as_secs_f64());
+        (self.routes.requests)
+            .get_or_create(&RouteStatus { route, status })
+            .inc();
     }
 
-    /// The two per-route families, each with all its samples together (the exposition format
-    /// doesn't allow one family's samples to be interleaved with another's).
-    fn render_routes(&self) -> String {
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = String::from("# TYPE hubbub_http_requests_total counter\n");
-        for (route, r) in routes.iter() {
-            for (status, n) in &r.by_status {
-                let _ = writeln!(
-                    out,
-                    "hubbub_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        out.push_str("# TYPE hubbub_http_request_seconds histogram\n");
-        for (route, r) in routes.iter() {
-            for (bound, n) in BUCKETS.iter().zip(r.buckets.iter()) {
-                let _ = writeln!(
-                    out,
-                    "hubbub_http_request_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "hubbub_http_request_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                r.count
-            );
-            let _ = writeln!(
-                out,
-                "hubbub_http_request_seconds_sum{{route=\"{route}\"}} {}",
-                r.sum_s
-            );
-            let _ = writeln!(
-                out,
-                "hubbub_http_request_seconds_count{{route=\"{route}\"}} {}",
-                r.count
-            );
-        }
-        out
-    }
-
-    /// A plain-text snapshot in the Prometheus exposition format.
+    /// A plain-text snapshot in the Prometheus exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let secs = |a: &AtomicU64| g(a) as f64 / 1e6;
-        self.render_routes() + &format!(
-            "# TYPE hubbub_commit_batches_total counter\nhubbub_commit_batches_total {}\n\
-             # TYPE hubbub_commit_batched_writes_total counter\nhubbub_commit_batched_writes_total {}\n\
-             # TYPE hubbub_commit_largest_batch gauge\nhubbub_commit_largest_batch {}\n\
-             # TYPE hubbub_commit_seconds_total counter\n\
-             hubbub_commit_seconds_total{{phase=\"begin\"}} {}\n\
-             hubbub_commit_seconds_total{{phase=\"work\"}} {}\n\
-             hubbub_commit_seconds_total{{phase=\"commit\"}} {}\n\
-             # TYPE hubbub_events_dispatched_total counter\nhubbub_events_dispatched_total {}\n\
-             # TYPE hubbub_fanout_deliveries_total counter\nhubbub_fanout_deliveries_total {}\n\
-             # TYPE hubbub_slow_consumer_closes_total counter\nhubbub_slow_consumer_closes_total {}\n\
-             # TYPE hubbub_open_sockets gauge\nhubbub_open_sockets {}\n\
-             # TYPE hubbub_upgraded_connections gauge\nhubbub_upgraded_connections {}\n",
-            g(&self.batches),
-            g(&self.batched_jobs),
-            g(&self.largest_batch),
-            secs(&self.commit_begin_us),
-            secs(&self.commit_work_us),
-            secs(&self.commit_end_us),
-            g(&self.events_dispatched),
-            g(&self.deliveries),
-            g(&self.slow_consumer_closes),
-            g(&self.open_sockets),
-            g(&self.upgraded_connections),
-        )
+        let mut registry = Registry::default();
+        registry.register(
+            "hubbub_http_requests",
+            "Requests by route pattern and status",
+            self.routes.requests.clone(),
+        );
+        registry.register(
+            "hubbub_http_request_seconds",
+            "Request latency by route pattern",
+            self.routes.latency.clone(),
+        );
+        registry.register(
+            "hubbub_commit_batches",
+            "Group-commit transactions",
+            ConstCounter::new(g(&self.batches)),
+        );
+        registry.register(
+            "hubbub_commit_batched_writes",
+            "Writes (jobs) in the group-commit transactions",
+            ConstCounter::new(g(&self.batched_jobs)),
+        );
+        registry.register(
+            "hubbub_commit_largest_batch",
+            "Largest group-commit batch so far",
+            ConstGauge::new(g(&self.largest_batch)),
+        );
+        registry.register(
+            "hubbub_commit_seconds",
+            "The writer's time in its transactions, by phase",
+            Phases([
+                ("begin", secs(&self.commit_begin_us)),
+                ("work", secs(&self.commit_work_us)),
+                ("commit", secs(&self.commit_end_us)),
+            ]),
+        );
+        registry.register(
+            "hubbub_events_dispatched",
+            "Events the tailer handed to the hub",
+            ConstCounter::new(g(&self.events_dispatched)),
+        );
+        registry.register(
+            "hubbub_fanout_deliveries",
+            "Frames queued to sockets and long polls",
+            ConstCounter::new(g(&self.deliveries)),
+        );
+        registry.register(
+            "hubbub_slow_consumer_closes",
+            "Sockets closed with 4000 because their queue was full",
+            ConstCounter::new(g(&self.slow_consumer_closes)),
+        );
+        registry.register(
+            "hubbub_open_sockets",
+            "Open streams plus waiting long polls on this node",
+            ConstGauge::new(g(&self.open_sockets)),
+        );
+        registry.register(
+            "hubbub_upgraded_connections",
+            "WebSocket connections this node holds",
+            ConstGauge::new(g(&self.upgraded_connections)),
+        );
+        let mut text = String::new();
+        // Writing into a String can't fail, nor can any of the metrics above.
+        let _ = prometheus_text::encode(&mut text, &registry);
+        text
     }
 }
 
@@ -158,17 +198,26 @@ mod tests {
             .unwrap_or(name)
     }
 
-    #[test]
-    fn each_family_is_one_block_after_its_type_line() {
-        // Arrange: two routes, so that per-route output could interleave the families.
+    /// A registry with two routes and some of every process counter.
+    fn sample() -> Metrics {
         let metrics = Metrics::default();
         metrics.request("/a", 200, Duration::from_millis(2));
         metrics.request("/b", 404, Duration::from_millis(30));
+        metrics.request("/b", 404, Duration::from_millis(300));
+        metrics.batch(3);
         metrics.phases(
             Duration::from_micros(10),
             Duration::from_micros(200),
             Duration::from_micros(300),
         );
+        metrics.open_sockets.store(2, Ordering::Relaxed);
+        metrics
+    }
+
+    #[test]
+    fn each_family_is_one_block_after_its_help_and_type_lines() {
+        // Arrange: two routes, so that per-route output could interleave the families.
+        let metrics = sample();
 
         // Act
         let text = metrics.render();
@@ -176,9 +225,16 @@ mod tests {
         // Assert
         let mut seen: Vec<&str> = Vec::new();
         let mut typed: Vec<&str> = Vec::new();
+        let mut helped: Vec<&str> = Vec::new();
         for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.push(rest.split(' ').next().unwrap());
+                continue;
+            }
             if let Some(rest) = line.strip_prefix("# TYPE ") {
-                typed.push(rest.split(' ').next().unwrap());
+                let name = rest.split(' ').next().unwrap();
+                assert_eq!(helped.last(), Some(&name), "{name} has its # HELP line");
+                typed.push(name);
                 continue;
             }
             let f = family(line);
@@ -188,7 +244,47 @@ mod tests {
                 seen.push(f);
             }
         }
-        assert!(text.contains("hubbub_commit_seconds_total{phase=\"work\"} 0.0002\n"));
-        assert!(text.contains("hubbub_http_requests_total{route=\"/b\",status=\"404\"} 1\n"));
+        assert_eq!(seen.len(), 11, "every family is rendered:\n{text}");
+    }
+
+    #[test]
+    fn the_samples_keep_their_names_types_and_labels() {
+        let text = sample().render();
+        for line in [
+            "# TYPE hubbub_http_requests_total counter",
+            "hubbub_http_requests_total{route=\"/a\",status=\"200\"} 1",
+            "hubbub_http_requests_total{route=\"/b\",status=\"404\"} 2",
+            "# TYPE hubbub_http_request_seconds histogram",
+            "hubbub_http_request_seconds_bucket{route=\"/a\",le=\"0.001\"} 0",
+            "hubbub_http_request_seconds_bucket{route=\"/a\",le=\"0.0025\"} 1",
+            "hubbub_http_request_seconds_bucket{route=\"/b\",le=\"0.05\"} 1",
+            "hubbub_http_request_seconds_bucket{route=\"/b\",le=\"1\"} 2",
+            "hubbub_http_request_seconds_bucket{route=\"/b\",le=\"5\"} 2",
+            "hubbub_http_request_seconds_bucket{route=\"/b\",le=\"+Inf\"} 2",
+            "hubbub_http_request_seconds_count{route=\"/b\"} 2",
+            "# TYPE hubbub_commit_batches_total counter",
+            "hubbub_commit_batches_total 1",
+            "hubbub_commit_batched_writes_total 3",
+            "# TYPE hubbub_commit_largest_batch gauge",
+            "hubbub_commit_largest_batch 3",
+            "# TYPE hubbub_commit_seconds_total counter",
+            "hubbub_commit_seconds_total{phase=\"begin\"} 0.00001",
+            "hubbub_commit_seconds_total{phase=\"work\"} 0.0002",
+            "hubbub_commit_seconds_total{phase=\"commit\"} 0.0003",
+            "hubbub_events_dispatched_total 0",
+            "hubbub_fanout_deliveries_total 0",
+            "hubbub_slow_consumer_closes_total 0",
+            "# TYPE hubbub_open_sockets gauge",
+            "hubbub_open_sockets 2",
+            "# TYPE hubbub_upgraded_connections gauge",
+            "hubbub_upgraded_connections 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+        }
+        let sum = text
+            .lines()
+            .find_map(|l| l.strip_prefix("hubbub_http_request_seconds_sum{route=\"/b\"} "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(sum.is_some_and(|s| (s - 0.33).abs() < 1e-9), "{text}");
     }
 }
