@@ -19,6 +19,9 @@ use crate::stats::Row;
 #[derive(Clone, Copy)]
 pub struct Plan {
     pub sockets: usize,
+    /// The server's cap on one user's sockets: the sockets are spread over as many bots as
+    /// that takes (at least 10), as many users' sockets would be.
+    pub per_user: usize,
     pub per_ip: usize,
     pub threads: usize,
     pub hold: Duration,
@@ -113,7 +116,8 @@ async fn hold(
 /// Opens the sockets, measures, holds them for `plan.hold`, closes them.
 pub fn run(server: &Server, prefix: &str, plan: Plan) -> Result<Row, String> {
     let base = server.base.clone();
-    let bots = api::block(api::bots(&base, &format!("{prefix}c"), 10, 10))?;
+    let users = plan.sockets.div_ceil(plan.per_user.max(1)).max(10);
+    let bots = api::block(api::bots(&base, &format!("{prefix}c"), users, 10))?;
     std::thread::sleep(Duration::from_secs(1));
     let rss0 = server.rss_kib();
     let threads = plan.threads.max(1);

@@ -155,6 +155,7 @@ fn main() -> ExitCode {
             Scenario::Connections => {
                 let plan = conns::Plan {
                     sockets: opts.sockets,
+                    per_user: limits(&opts).streams,
                     per_ip: opts.per_ip,
                     threads: opts.threads,
                     hold: Duration::from_secs_f64(opts.hold),
