@@ -129,21 +129,6 @@ impl Metrics {
             self.routes.latency.clone(),
         );
         registry.register(
-            "hubbub_commit_batches",
-            "Group-commit transactions",
-            ConstCounter::new(g(&self.batches)),
-        );
-        registry.register(
-            "hubbub_commit_batched_writes",
-            "Writes (jobs) in the group-commit transactions",
-            ConstCounter::new(g(&self.batched_jobs)),
-        );
-        registry.register(
-            "hubbub_commit_largest_batch",
-            "Largest group-commit batch so far",
-            ConstGauge::new(g(&self.largest_batch)),
-        );
-        registry.register(
             "hubbub_commit_seconds",
             "The writer's time in its transactions, by phase",
             Phases([
@@ -152,31 +137,56 @@ impl Metrics {
                 ("commit", secs(&self.commit_end_us)),
             ]),
         );
-        registry.register(
-            "hubbub_events_dispatched",
-            "Events the tailer handed to the hub",
-            ConstCounter::new(g(&self.events_dispatched)),
-        );
-        registry.register(
-            "hubbub_fanout_deliveries",
-            "Frames queued to sockets and long polls",
-            ConstCounter::new(g(&self.deliveries)),
-        );
-        registry.register(
-            "hubbub_slow_consumer_closes",
-            "Sockets closed with 4000 because their queue was full",
-            ConstCounter::new(g(&self.slow_consumer_closes)),
-        );
-        registry.register(
-            "hubbub_open_sockets",
-            "Open streams plus waiting long polls on this node",
-            ConstGauge::new(g(&self.open_sockets)),
-        );
-        registry.register(
-            "hubbub_upgraded_connections",
-            "WebSocket connections this node holds",
-            ConstGauge::new(g(&self.upgraded_connections)),
-        );
+        let counters = [
+            (
+                "hubbub_commit_batches",
+                "Group-commit transactions",
+                &self.batches,
+            ),
+            (
+                "hubbub_commit_batched_writes",
+                "Writes (jobs) in the group-commit transactions",
+                &self.batched_jobs,
+            ),
+            (
+                "hubbub_events_dispatched",
+                "Events the tailer handed to the hub",
+                &self.events_dispatched,
+            ),
+            (
+                "hubbub_fanout_deliveries",
+                "Frames queued to sockets and long polls",
+                &self.deliveries,
+            ),
+            (
+                "hubbub_slow_consumer_closes",
+                "Sockets closed with 4000 because their queue was full",
+                &self.slow_consumer_closes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            registry.register(name, help, ConstCounter::new(g(value)));
+        }
+        let gauges = [
+            (
+                "hubbub_commit_largest_batch",
+                "Largest group-commit batch so far",
+                &self.largest_batch,
+            ),
+            (
+                "hubbub_open_sockets",
+                "Open streams plus waiting long polls on this node",
+                &self.open_sockets,
+            ),
+            (
+                "hubbub_upgraded_connections",
+                "WebSocket connections this node holds",
+                &self.upgraded_connections,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            registry.register(name, help, ConstGauge::new(g(value)));
+        }
         let mut text = String::new();
         // Writing into a String can't fail, nor can any of the metrics above.
         let _ = prometheus_text::encode(&mut text, &registry);
