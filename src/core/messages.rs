@@ -43,7 +43,7 @@ pub fn check_key(key: &str) -> Result<()> {
 }
 
 /// Sends a message: the message row, its `message.created` event and the idempotency record
-/// commit together. A retry with the same key gets the stored answer and writes nothing; the
+/// commit together. A retry with the same key gets the stored outcome (so the same answer) and writes nothing; the
 /// same key with another request is 409.
 pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
     // A photo may go without text; otherwise the body must be a valid one.

@@ -3,7 +3,7 @@
 //! instead of about eight per send, which is what a send costs on PostgreSQL (each statement is
 //! a round trip) and most of what it costs on SQLite (each statement is parsed and stepped).
 //!
-//! For a group of N sends the statements are: the stored answers of their idempotency keys (if
+//! For a group of N sends the statements are: the stored outcomes of their idempotency keys (if
 //! any has one), their authors' stays in their rooms, the reservation of the event ids, then
 //! one insert each for the events, the messages and the idempotency records, and one update
 //! per room. Replies, attachments and direct rooms add their own checks to the sends that
@@ -118,7 +118,7 @@ fn event_id<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, 
 
 /// What the checks decided for one send.
 enum Verdict {
-    /// A retry: the stored answer, nothing written.
+    /// A retry: the stored outcome, nothing written.
     Stored(Sent),
     /// A retry of a send earlier in this group (the answer is known once that one is written).
     SameAs(usize),
@@ -316,7 +316,7 @@ impl Known {
     }
 }
 
-/// Decides one send: a stored answer, a retry of an earlier send of the group, a new message,
+/// Decides one send: a stored outcome, a retry of an earlier send of the group, a new message,
 /// or a client error.
 fn check(
     conn: &mut DbConnection,
@@ -547,7 +547,7 @@ mod tests {
             last["message"]["id"].as_str()
         );
 
-        // A later group: the stored answer comes back, and ids go on after the last.
+        // A later group: the stored outcome comes back, and ids go on after the last.
         let again = vec![
             request(alice, room, "x", Some("k")),
             request(alice, room, "w", None),

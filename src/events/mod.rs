@@ -86,8 +86,20 @@ pub fn frame(row: &EventRow) -> String {
         created_at: row.created_at,
         data,
     };
-    // Strings, an id, a time and already-valid JSON: serializing them has no way to fail.
-    serde_json::to_string(&frame).expect("a frame serializes")
+    // Strings, an id, a time and already-valid JSON can't fail to serialize; were it ever to,
+    // the socket gets the event's kind and cursor with `null` data (and the log says why)
+    // rather than the tailer panicking.
+    serde_json::to_string(&frame).unwrap_or_else(|e| {
+        tracing::error!(event = row.id, error = %e, "an event frame did not serialize");
+        serde_json::json!({
+            "type": "event",
+            "id": cursor(row.id),
+            "event": row.kind,
+            "room_id": row.room_id,
+            "data": null,
+        })
+        .to_string()
+    })
 }
 
 #[cfg(test)]
