@@ -67,6 +67,36 @@ pub struct Settings {
     pub hash_queue: usize,
     /// How long a request may wait for an image or hashing worker before a 503.
     pub work_wait: Duration,
+    /// Push notifications (docs/notifications.md).
+    pub push: PushSettings,
+}
+
+/// Push notifications: where they go and how the worker behaves.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// Allow `http` endpoints and loopback or private addresses (development and tests only).
+    pub allow_insecure: bool,
+    /// The VAPID private key (base64url, the raw 32-byte P-256 scalar); `None`: the one
+    /// generated once and kept in the database.
+    pub vapid_private_key: Option<String>,
+    /// The VAPID `sub` claim: how a push service reaches the operator (`mailto:` or `https:`).
+    pub vapid_subject: String,
+    /// A Google service-account JSON file; `None`: FCM is off (FCM subscriptions are refused).
+    pub fcm_credentials: Option<PathBuf>,
+    /// FCM's base URL (requests go to `<base>/v1/projects/<project>/messages:send`).
+    pub fcm_endpoint: String,
+    /// How long after a message its recipients may read it elsewhere before they are pushed.
+    pub grace: Duration,
+    /// Put the sender's name and a preview of the body in the payload.
+    pub preview: bool,
+    /// Whether this node may run the push worker (one runs per deployment).
+    pub worker: bool,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Deliveries waiting beyond those; the worker reads no further events while it is full.
+    pub queue: usize,
+    /// How long one delivery (one HTTP request) may take.
+    pub timeout: Duration,
 }
 
 /// Half the cores, at least one: what CPU-heavy pools get by default, so that the other half
@@ -129,7 +159,39 @@ impl Settings {
                     .with_context(|| format!("{key}={v:?} is not a whole number")),
             }
         };
+        let flag = |key: &str, default: bool| -> anyhow::Result<bool> {
+            match var(key).as_deref() {
+                None => Ok(default),
+                Some("true") | Some("1") => Ok(true),
+                Some("false") | Some("0") => Ok(false),
+                Some(other) => bail!("{key}={other:?}: expected true or false"),
+            }
+        };
+        let push = PushSettings {
+            allow_insecure: flag("HUBBUB_PUSH_ALLOW_INSECURE", false)?,
+            vapid_private_key: var("HUBBUB_VAPID_PRIVATE_KEY"),
+            vapid_subject: var("HUBBUB_VAPID_SUBJECT")
+                .unwrap_or_else(|| "mailto:postmaster@localhost".into()),
+            fcm_credentials: var("HUBBUB_FCM_CREDENTIALS").map(PathBuf::from),
+            fcm_endpoint: var("HUBBUB_FCM_ENDPOINT")
+                .unwrap_or_else(|| "https://fcm.googleapis.com".into())
+                .trim_end_matches('/')
+                .to_string(),
+            grace: Duration::from_millis(number("HUBBUB_PUSH_GRACE_MS", 10_000)? as u64),
+            preview: flag("HUBBUB_PUSH_PREVIEW", false)?,
+            worker: flag("HUBBUB_PUSH_WORKER", true)?,
+            concurrency: number("HUBBUB_PUSH_CONCURRENCY", 32)?,
+            queue: number("HUBBUB_PUSH_QUEUE", 1024)?,
+            timeout: secs("HUBBUB_PUSH_TIMEOUT_SECS", 10)?,
+        };
+        if push.concurrency == 0 || push.queue == 0 || push.timeout.is_zero() {
+            bail!("HUBBUB_PUSH_CONCURRENCY, HUBBUB_PUSH_QUEUE and HUBBUB_PUSH_TIMEOUT_SECS must be above zero");
+        }
+        if !(push.vapid_subject.starts_with("mailto:") || push.vapid_subject.starts_with("https:")) {
+            bail!("HUBBUB_VAPID_SUBJECT={:?}: expected a mailto: or https: URL", push.vapid_subject);
+        }
         let settings = Settings {
+            push,
             listen,
             data_dir,
             database_url,

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod push;
 pub mod realtime;
 pub mod server;
 pub mod store;

@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("log", &["events"]),
     ("rules", &["core"]),
-    ("fan-out", &["realtime"]),
+    ("fan-out", &["realtime", "push"]),
     ("server", &["server", "main", "lib"]),
 ];
 

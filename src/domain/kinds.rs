@@ -112,6 +112,25 @@ words! {
     }
 }
 
+words! {
+    /// Which messages of a room notify a member's devices (push). Every room starts at `All`.
+    NotifyLevel {
+        All = "all",
+        /// Only messages that mention them.
+        Mentions = "mentions",
+        /// Nothing, mentions included.
+        None = "none",
+    }
+}
+
+words! {
+    /// Where a push subscription delivers: a browser's Web Push endpoint or a device's FCM token.
+    PushKind {
+        WebPush = "webpush",
+        Fcm = "fcm",
+    }
+}
+
 impl Role {
     /// Higher roles outrank lower ones (owner > admin > member).
     pub fn rank(self) -> u8 {

@@ -219,6 +219,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::DbUuid;
+
+    message_mentions (message_id, user_id) {
+        message_id -> DbUuid,
+        user_id -> DbUuid,
+        room_id -> DbUuid,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    room_notifications (room_id, user_id) {
+        room_id -> DbUuid,
+        user_id -> DbUuid,
+        level -> Text,
+        muted_until -> Nullable<DbTime>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    push_subscriptions (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        credential_id -> DbUuid,
+        kind -> Text,
+        target -> Text,
+        p256dh -> Nullable<Text>,
+        auth -> Nullable<Text>,
+        created_at -> DbTime,
+    }
+}
+
 diesel::joinable!(room_memberships -> rooms (room_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -237,4 +277,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     friendships,
     blocks,
     idempotency_keys,
+    message_mentions,
+    room_notifications,
+    push_subscriptions,
 );
