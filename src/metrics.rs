@@ -28,6 +28,13 @@ struct RouteLabel {
     route: String,
 }
 
+/// The labels of `hubbub_push_sent_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PushLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
 /// Requests by route: counts by status, and a latency histogram.
 #[derive(Debug)]
 struct Routes {
@@ -61,7 +68,14 @@ pub struct Metrics {
     pub open_sockets: AtomicU64,
     /// Connections past a `101` whose bytes hubbub's pump carries (`upgrade::pump`).
     pub upgraded_connections: AtomicU64,
+    /// Deliveries the push worker holds (in flight or waiting to be retried).
+    pub push_queue: AtomicU64,
+    /// Events between the push worker's cursor and the log's head, as of its last read.
+    pub push_lag_events: AtomicU64,
+    /// 1 while this node runs the deployment's push worker.
+    pub push_leader: AtomicU64,
     routes: Routes,
+    push_sent: Family<PushLabels, Counter>,
 }
 
 /// `hubbub_commit_seconds_total`: one counter per phase, in seconds.
@@ -113,6 +127,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Records one push request's outcome (`kind`: `webpush` or `fcm`; `outcome`: `delivered`,
+    /// `gone`, `retry` or `failed`).
+    pub fn push_sent(&self, kind: &'static str, outcome: &'static str) {
+        self.push_sent
+            .get_or_create(&PushLabels { kind, outcome })
+            .inc();
+    }
+
     /// A plain-text snapshot in the Prometheus exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -127,6 +149,11 @@ impl Metrics {
             "hubbub_http_request_seconds",
             "Request latency by route pattern",
             self.routes.latency.clone(),
+        );
+        registry.register(
+            "hubbub_push_sent",
+            "Push requests by subscription kind and outcome",
+            self.push_sent.clone(),
         );
         registry.register(
             "hubbub_commit_seconds",
@@ -183,6 +210,21 @@ impl Metrics {
                 "WebSocket connections this node holds",
                 &self.upgraded_connections,
             ),
+            (
+                "hubbub_push_queue",
+                "Push deliveries in flight or waiting for a retry",
+                &self.push_queue,
+            ),
+            (
+                "hubbub_push_lag_events",
+                "Events between the push worker's cursor and the log's head",
+                &self.push_lag_events,
+            ),
+            (
+                "hubbub_push_leader",
+                "1 while this node runs the deployment's push worker",
+                &self.push_leader,
+            ),
         ];
         for (name, help, value) in gauges {
             registry.register(name, help, ConstGauge::new(g(value)));
@@ -221,6 +263,7 @@ mod tests {
             Duration::from_micros(300),
         );
         metrics.open_sockets.store(2, Ordering::Relaxed);
+        metrics.push_sent("webpush", "delivered");
         metrics
     }
 
@@ -254,7 +297,7 @@ mod tests {
                 seen.push(f);
             }
         }
-        assert_eq!(seen.len(), 11, "every family is rendered:\n{text}");
+        assert_eq!(seen.len(), 15, "every family is rendered:\n{text}");
     }
 
     #[test]
@@ -286,6 +329,9 @@ mod tests {
             "hubbub_slow_consumer_closes_total 0",
             "# TYPE hubbub_open_sockets gauge",
             "hubbub_open_sockets 2",
+            "# TYPE hubbub_push_sent_total counter",
+            "hubbub_push_sent_total{kind=\"webpush\",outcome=\"delivered\"} 1",
+            "hubbub_push_lag_events 0",
             "# TYPE hubbub_upgraded_connections gauge",
             "hubbub_upgraded_connections 0",
         ] {

@@ -8,6 +8,7 @@ pub mod events;
 pub mod idempotency;
 pub mod messages;
 pub mod push;
+pub mod push_worker;
 pub mod rooms;
 pub mod schema;
 pub mod secrets;
