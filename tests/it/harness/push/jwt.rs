@@ -6,11 +6,14 @@ use base64::Engine;
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey, EcPoint};
 use openssl::ecdsa::EcdsaSig;
+use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
+use openssl::pkey::{PKey, Public};
+use openssl::sign::Verifier;
 use serde_json::{Map, Value};
 
 /// A JWT's header or claims.
-type Object = Map<String, Value>;
+pub(super) type Object = Map<String, Value>;
 
 /// A token's parts, decoded but not yet checked.
 struct Parts<'a> {
@@ -84,6 +87,26 @@ pub(super) fn verify_es256(token: &str, public_key: &[u8]) -> Result<Object, Str
         Ok(false) => Err("the JWT's ES256 signature does not verify with k".into()),
         Err(e) => Err(format!(
             "the JWT's ES256 signature could not be checked: {e}"
+        )),
+    }
+}
+
+/// Checks an RS256 token against an RSA public key; returns its header and claims.
+pub(super) fn verify_rs256(
+    token: &str,
+    public_key: &PKey<Public>,
+) -> Result<(Object, Object), String> {
+    let parts = split(token)?;
+    check_header(&parts.header, "RS256")?;
+    let mut verifier =
+        Verifier::new(MessageDigest::sha256(), public_key).map_err(|e| e.to_string())?;
+    match verifier.verify_oneshot(&parts.signature, parts.signing_input.as_bytes()) {
+        Ok(true) => Ok((parts.header, parts.claims)),
+        Ok(false) => Err(
+            "the assertion's RS256 signature does not verify with the service account's key".into(),
+        ),
+        Err(e) => Err(format!(
+            "the assertion's RS256 signature could not be checked: {e}"
         )),
     }
 }
