@@ -146,6 +146,7 @@ pub struct ReadMarker {
     /// Mentions of the caller after the marker (`read.updated` events written before
     /// mentions existed read back with 0).
     #[serde(default)]
+    #[schema(required = true)]
     pub mention_count: i64,
 }
 

@@ -50,6 +50,7 @@ pub struct Message {
     /// The users the message mentions, sorted by id (`[]` if none, and for a tombstone). An
     /// outcome stored before mentions existed reads back with `[]`.
     #[serde(default)]
+    #[schema(required = true)]
     pub mention_ids: Vec<Id>,
 }
 
