@@ -45,6 +45,24 @@ pub fn parse(level: &str, muted_until: Option<&str>) -> Result<Notifications> {
     }
 }
 
+/// Whether a member with this setting (`None`: no row, so `all`) is notified, at `now`, of a
+/// message by someone else that does or doesn't mention them: `none`, or a `muted_until` still
+/// ahead, silences everything, mentions included; `mentions` lets only mentions through. (The
+/// author of a message is never notified of it, whatever their setting: the caller skips them.)
+pub fn notifies(setting: Option<(NotifyLevel, Option<Time>)>, mentioned: bool, now: Time) -> bool {
+    let Some((level, muted_until)) = setting else {
+        return true;
+    };
+    if muted_until.is_some_and(|until| until > now) {
+        return false;
+    }
+    match level {
+        NotifyLevel::All => true,
+        NotifyLevel::Mentions => mentioned,
+        NotifyLevel::None => false,
+    }
+}
+
 /// Sets the caller's notification setting for a room they are a member of (404 otherwise).
 /// Returns the setting and, when it changed, the id of its `notifications.updated` event,
 /// addressed to the caller only.
@@ -96,6 +114,32 @@ pub async fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn none_or_a_mute_ahead_silences_mentions_too_and_mentions_lets_only_them_through() {
+        let now = Time::now();
+        let (later, earlier) = (
+            Some(now + chrono::Duration::hours(1)),
+            Some(now - chrono::Duration::hours(1)),
+        );
+        let cases = [
+            (None, [true, true]),
+            (Some((NotifyLevel::All, None)), [true, true]),
+            (Some((NotifyLevel::Mentions, None)), [false, true]),
+            (Some((NotifyLevel::None, None)), [false, false]),
+            (Some((NotifyLevel::All, later)), [false, false]),
+            (Some((NotifyLevel::All, earlier)), [true, true]),
+            (Some((NotifyLevel::Mentions, earlier)), [false, true]),
+        ];
+        for (setting, [plain, mention]) in cases {
+            assert_eq!(notifies(setting, false, now), plain, "{setting:?}, plain");
+            assert_eq!(
+                notifies(setting, true, now),
+                mention,
+                "{setting:?}, mention"
+            );
+        }
+    }
 
     #[test]
     fn a_setting_parses_and_every_bad_field_is_named() {
