@@ -30,9 +30,16 @@ pub struct SettingRow {
     pub muted_until: Option<Time>,
 }
 
+/// The most mentions one statement inserts: at 4 parameters each, below PostgreSQL's 65,535. A
+/// full writer batch (256 sends of 50 mentions: 12,800) is still one statement.
+const MENTIONS_PER_INSERT: usize = 16_000;
+
 /// Inserts the mentions of a group of sends (`insert_many!`).
 pub fn insert_mentions(conn: &mut DbConnection, rows: &[MentionRow]) -> QueryResult<()> {
-    super::insert_many!(conn, message_mentions::table, rows)
+    for chunk in rows.chunks(MENTIONS_PER_INSERT) {
+        super::insert_many!(&mut *conn, message_mentions::table, chunk)?;
+    }
+    Ok(())
 }
 
 /// The mentions of these messages, as (message, user), in one query.
