@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod loadgen;
 mod messages;
+mod notifications;
 mod openapi;
 mod photos;
 mod push_receivers;

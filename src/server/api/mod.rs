@@ -9,6 +9,7 @@ pub mod error;
 pub mod json;
 pub mod messages;
 pub mod middleware;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
@@ -88,6 +89,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/rooms/{id}/members/{user_id}", delete => rooms::remove_member, patch => rooms::set_role),
                 )
                 .service(resource!("/rooms/{id}/read", post => rooms::mark_read))
+                .service(
+                    resource!("/rooms/{id}/notifications", put => notifications::set),
+                )
                 .service(resource!("/dms", post => rooms::open_direct))
                 .service(
                     resource!("/rooms/{id}/messages/{message_id}", patch => messages::edit, delete => messages::delete),

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::core::{accounts, messages, reactions, rooms, tokens};
 use crate::domain::{
-    allowed_in_bodies, refused_in_names, DisplayName, Label, Password, Role, RoomName, Username,
+    allowed_in_bodies, refused_in_names, DisplayName, Label, NotifyLevel, Password, Role, RoomName,
+    Username,
 };
 use crate::server::stream::poll;
 
@@ -219,7 +220,22 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
             "attachment_ids",
             json!({ "maxItems": messages::MAX_ATTACHMENTS }),
         ),
+        (
+            "SendBody",
+            "mention_ids",
+            json!({ "maxItems": messages::MAX_MENTIONS }),
+        ),
         ("EditBody", "body", message_body()),
+        (
+            "NotificationsBody",
+            "level",
+            json!({ "enum": NotifyLevel::names() }),
+        ),
+        (
+            "NotificationsBody",
+            "muted_until",
+            json!({ "format": "date-time" }),
+        ),
         ("TokenBody", "name", name(Label::MAX_CHARS)),
         ("TokenBody", "scopes", scopes),
         (
