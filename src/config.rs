@@ -187,8 +187,12 @@ impl Settings {
         if push.concurrency == 0 || push.queue == 0 || push.timeout.is_zero() {
             bail!("HUBBUB_PUSH_CONCURRENCY, HUBBUB_PUSH_QUEUE and HUBBUB_PUSH_TIMEOUT_SECS must be above zero");
         }
-        if !(push.vapid_subject.starts_with("mailto:") || push.vapid_subject.starts_with("https:")) {
-            bail!("HUBBUB_VAPID_SUBJECT={:?}: expected a mailto: or https: URL", push.vapid_subject);
+        if !(push.vapid_subject.starts_with("mailto:") || push.vapid_subject.starts_with("https:"))
+        {
+            bail!(
+                "HUBBUB_VAPID_SUBJECT={:?}: expected a mailto: or https: URL",
+                push.vapid_subject
+            );
         }
         let settings = Settings {
             push,
