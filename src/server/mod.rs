@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod limits;
+pub mod outbound;
 pub mod state;
 pub mod stream;
 pub mod upgrade;
