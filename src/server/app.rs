@@ -24,6 +24,8 @@ use crate::core::maintenance::{self, Pruned, Retention};
 use crate::core::work::Pool;
 use crate::events::Writer;
 use crate::metrics::Metrics;
+use crate::push::deliver::Senders;
+use crate::push::webpush::{self, WebPush};
 use crate::realtime::{doorbell, hub, tailer, Close, Hub};
 use crate::server::api::{
     self, auth::SESSION_COOKIE, ratelimit::Limits, session_store::DbSessionStore,
@@ -58,6 +60,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     })?;
     let cookie_key =
         Key::try_from(cookie_key.as_slice()).context("the stored session key is too short")?;
+    // Every node signs pushes with the same VAPID key: the configured one or the stored one.
+    let vapid = webpush::private_key(settings.push.vapid_private_key.as_deref(), &mut conn)?;
+    let push = Arc::new(Senders::new(
+        WebPush::new(&vapid, &settings.push.vapid_subject)?,
+        &settings.push,
+    )?);
     // The hub starts from the log's head with the memberships as they stand there.
     let head = store::events::head(&mut conn)?;
     let memberships = store::rooms::memberships_at(&mut conn, head)?;
@@ -108,6 +116,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.hash_queue,
             settings.work_wait,
         ),
+        push,
     };
     // The rate limiter's buckets: app data of their own (the limiter is server-layer code that
     // AppState doesn't need to know).
