@@ -13,6 +13,7 @@ mod loadgen;
 mod messages;
 mod openapi;
 mod photos;
+mod push_subscriptions;
 mod room_life;
 mod rooms;
 mod social;
