@@ -10,6 +10,7 @@ use jwt_simple::prelude::{ECDSAP256PublicKeyLike, ES256KeyPair};
 use serde_json::{json, Value};
 
 use crate::harness::{send, Bearer, SharedDb, TestApp, TestUser};
+use crate::openapi::{document, fits};
 
 const SUBSCRIPTIONS: &str = "/api/v1/push/subscriptions";
 
@@ -153,6 +154,11 @@ async fn a_subscription_is_201_with_its_id_and_listed_for_its_owner() {
     let list = alice.get(&app, SUBSCRIPTIONS).await.expect(200);
 
     // Assert
+    let doc = document(&app).await;
+    fits(&doc, "post", SUBSCRIPTIONS, 201, &created);
+    fits(&doc, "get", SUBSCRIPTIONS, 200, &list);
+    let vapid = send(app.get("/api/v1/push/vapid"), None).await.expect(200);
+    fits(&doc, "get", "/api/v1/push/vapid", 200, &vapid);
     assert!(created["id"].is_string(), "{created}");
     assert_eq!(created["kind"], "webpush");
     assert!(created["created_at"].is_string(), "{created}");
