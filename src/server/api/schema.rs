@@ -228,7 +228,11 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
             "expires_in_s",
             range(1, tokens::MAX_EXPIRES_IN_S),
         ),
-        ("SubscribeBody", "kind", json!({ "enum": PushKind::names() })),
+        (
+            "SubscribeBody",
+            "kind",
+            json!({ "enum": PushKind::names() }),
+        ),
         (
             "SubscribeBody",
             "endpoint",
