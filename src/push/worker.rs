@@ -53,7 +53,7 @@ const PREVIEW_CHARS: usize = 120;
 /// Everything the worker needs.
 pub struct Worker {
     pub manager: Manager,
-    pub senders: Senders,
+    pub senders: Arc<Senders>,
     pub transport: Box<dyn Transport>,
     pub settings: PushSettings,
     pub metrics: Arc<Metrics>,
@@ -360,7 +360,7 @@ fn for_message(
         return Ok(Vec::new());
     }
     let users: Vec<Id> = readers.iter().map(|r| r.user).collect();
-    let subscriptions = store::push::for_users(conn, &users)?;
+    let subscriptions = store::push::for_users_live(conn, &users, now)?;
     if subscriptions.is_empty() {
         return Ok(Vec::new());
     }

@@ -85,7 +85,7 @@ fn check_in(
     Ok(())
 }
 
-async fn document(app: &TestApp) -> Value {
+pub(crate) async fn document(app: &TestApp) -> Value {
     send(app.get("/api/v1/openapi.json"), None)
         .await
         .expect(200)
@@ -93,7 +93,7 @@ async fn document(app: &TestApp) -> Value {
 
 /// Asserts `body` fits the documented response of `method path status`.
 #[track_caller]
-fn fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+pub(crate) fn fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
     let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]
         ["application/json"]["schema"];
     assert!(

@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod schema;
@@ -111,6 +112,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource!("/tokens", post => tokens::create, get => tokens::list),
                 )
-                .service(resource!("/tokens/{id}", delete => tokens::delete)),
+                .service(resource!("/tokens/{id}", delete => tokens::delete))
+                .service(resource!("/push/vapid", get => push::vapid))
+                .service(
+                    resource!("/push/subscriptions", post => push::subscribe, get => push::list),
+                )
+                .service(resource!("/push/subscriptions/{id}", delete => push::unsubscribe)),
         );
 }

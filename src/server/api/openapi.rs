@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
-use crate::server::api::{accounts, attachments, notifications, ops, rooms, social, tokens};
+use crate::server::api::{accounts, attachments, notifications, ops, push, rooms, social, tokens};
 use crate::server::stream;
 
 #[derive(OpenApi)]
@@ -33,6 +33,7 @@ use crate::server::stream;
         attachments::upload, attachments::get, attachments::thumbnail,
         tokens::create_bot, tokens::create, tokens::list, tokens::delete, tokens::ticket,
         stream::connect, stream::poll::events,
+        push::vapid, push::subscribe, push::list, push::unsubscribe,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
