@@ -145,7 +145,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.poll_interval,
         stop_rx.clone(),
     ));
-    tokio::spawn(maintain(db.clone(), settings.clone(), limits, stop_rx.clone()));
+    tokio::spawn(maintain(
+        db.clone(),
+        settings.clone(),
+        limits,
+        stop_rx.clone(),
+    ));
     if settings.push.worker {
         // On this thread: the HTTP client it sends with (awc) is not `Send`.
         let worker = Worker {

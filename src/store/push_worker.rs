@@ -13,7 +13,8 @@ const CURSOR: &str = "push_cursor";
 const LEASE_HOLDER: &str = "push_lease_holder";
 const LEASE_UNTIL: &str = "push_lease_until_ms";
 /// The session-level advisory lock whose holder is the deployment's push worker (PostgreSQL).
-const LOCK_KEY: i64 = 7242470;
+/// The other keys in use: 7242469 (appends, `begin_append`), 7242470 (migrations).
+const LOCK_KEY: i64 = 7242471;
 
 fn get(conn: &mut DbConnection, name: &str) -> QueryResult<Option<i64>> {
     server_state::table
