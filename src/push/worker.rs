@@ -448,13 +448,27 @@ mod tests {
         crate::config::Settings::from_lookup(|_| None).unwrap().push
     }
 
-    fn subscribe(conn: &mut DbConnection, user: Id) -> Id {
+    /// A subscription made by a new session of `user` that ends at `expires_at`.
+    fn subscribe_until(conn: &mut DbConnection, user: Id, expires_at: Time) -> Id {
+        let session = Id::new();
+        store::sessions::insert(
+            conn,
+            &store::sessions::SessionRow {
+                id: session,
+                key_hash: session.to_string(),
+                user_id: user,
+                state: "{}".into(),
+                expires_at,
+                created_at: Time::now(),
+            },
+        )
+        .unwrap();
         let id = Id::new();
         diesel::insert_into(push_subscriptions::table)
             .values(&SubscriptionRow {
                 id,
                 user_id: user,
-                credential_id: Id::new(),
+                credential_id: session,
                 kind: PushKind::WebPush,
                 target: format!("https://push.example/{id}"),
                 p256dh: Some("k".into()),
@@ -464,6 +478,10 @@ mod tests {
             .execute(conn)
             .unwrap();
         id
+    }
+
+    fn subscribe(conn: &mut DbConnection, user: Id) -> Id {
+        subscribe_until(conn, user, Time(Time::now().0 + chrono::Duration::days(1)))
     }
 
     /// Sends a message as `author` in `room` mentioning `mentions`; returns its event row.
@@ -513,7 +531,7 @@ mod tests {
     fn a_message_is_pushed_to_the_members_who_should_hear_of_it_and_to_no_one_else() {
         let mut conn = database();
         let c = &mut conn;
-        let [author, plain, mentions_only, mentioned, silent, muted, was_muted, blocker, reader, newcomer, gone, unsubscribed] =
+        let [author, plain, mentions_only, mentioned, silent, muted, was_muted, blocker, reader, newcomer, gone, unsubscribed, expired] =
             [
                 "author",
                 "plain",
@@ -527,6 +545,7 @@ mod tests {
                 "newcomer",
                 "gone",
                 "unsub",
+                "expired",
             ]
             .map(|name| user(c, name));
         let r = room(c, author);
