@@ -560,10 +560,17 @@ mod tests {
             blocker,
             reader,
             unsubscribed,
+            expired,
         ] {
             stay(c, r, u, 0, None);
         }
         stay(c, r, gone, 0, Some(0));
+        // Signed in on a session that has expired (not yet pruned): that device hears nothing.
+        subscribe_until(
+            c,
+            expired,
+            Time(Time::now().0 - chrono::Duration::seconds(1)),
+        );
         for u in [
             author,
             plain,

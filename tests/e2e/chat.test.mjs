@@ -250,6 +250,24 @@ async function main() {
     await register(bob, 'bob', 'Bob B.', 'correct horse bob');
     log('registered alice and bob');
 
+    // 1b. Push notifications: the "Notify me" button is offered, and the service worker it would
+    // register is served under the CSP and starts (a push itself needs a browser vendor's push
+    // service, which a closed network lacks; tests/it/push.rs covers delivery).
+    await alice.page.getByTestId('notify').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    const worker = await alice.page.evaluate(async () => {
+      const registration = await navigator.serviceWorker.register('/web/sw.js', { scope: '/web/' });
+      const sw = registration.installing || registration.waiting || registration.active;
+      if (sw && sw.state !== 'activated') {
+        await new Promise((resolve) => sw.addEventListener('statechange', () => {
+          if (sw.state === 'activated' || sw.state === 'redundant') resolve();
+        }));
+      }
+      const state = (registration.active || sw)?.state;
+      await registration.unregister();
+      return state;
+    });
+    assert(worker === 'activated', `the service worker starts (state ${worker})`);
+
     // 2. Alice finds bob and sends a friend request; bob accepts it in the UI.
     await alice.page.getByLabel('Find people by username').fill('bo');
     await alice.page.getByRole('button', { name: 'Search' }).click();
