@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::core::views::{FriendRequest, Message, Room, User};
-use crate::domain::{Id, Role, Time};
+use crate::domain::{Id, NotifyLevel, Role, Time};
 use crate::error::Result;
 use crate::events::{self, Batch, To};
 
@@ -91,6 +91,8 @@ model! {
     FriendCancelled = "friend.cancelled" (RequestGone),
     FriendRemoved = "friend.removed" (Pair),
     UserUpdated = "user.updated" (UserUpdated),
+    /// A member changed their notification setting for a room: to their own devices only.
+    NotificationsUpdated = "notifications.updated" (NotificationSettings),
     /// Internal: a session or token ended; sockets bound to it close. Never sent to clients
     /// (it is addressed to nobody).
     CredentialRevoked = "credential.revoked" (Revoked),
@@ -141,6 +143,21 @@ pub struct ReadMarker {
     pub room_id: Id,
     pub message_id: Id,
     pub unread_count: i64,
+    /// Mentions of the caller after the marker (`read.updated` events written before
+    /// mentions existed read back with 0).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub mention_count: i64,
+}
+
+/// A member's notification setting for a room: the payload of `notifications.updated`, and
+/// the answer to setting it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NotificationSettings {
+    pub room_id: Id,
+    pub level: NotifyLevel,
+    /// Silent until then (RFC 3339, UTC), or null.
+    pub muted_until: Option<Time>,
 }
 
 /// The payload of `friend.accepted` and `friend.removed`: the two users.

@@ -1,6 +1,6 @@
 //! Periodic clean-up, run by the server on a timer: events past retention, expired sessions,
-//! tokens and tickets, old idempotency keys, and uploads never attached (their files after the
-//! commit).
+//! tokens and tickets (and the push subscriptions made with them), old idempotency keys, and
+//! uploads never attached (their files after the commit).
 
 use std::path::Path;
 use std::time::Duration;
@@ -38,13 +38,17 @@ pub async fn prune(db: &Db, keep: Retention, data_dir: &Path) -> Result<Pruned> 
             Time(now.0.checked_sub_signed(d).unwrap_or(now.0))
         };
         let (mut pruned, uploads) = store::write_tx(conn, |conn| {
+            let sessions = store::sessions::delete_expired(conn, now)?;
+            let tokens = store::tokens::delete_expired(conn, now)?;
+            // A credential's push subscriptions end with it.
+            store::push::delete_for_credentials(conn, &sessions)?;
+            store::push::delete_for_credentials(conn, &tokens)?;
             let pruned = Pruned {
                 events: store::events::prune(conn, ago(keep.events))?,
-                sessions: store::sessions::delete_expired(conn, now)?.len(),
+                sessions: sessions.len(),
                 keys: store::idempotency::prune(conn, ago(keep.idempotency_keys))?,
                 uploads: 0,
             };
-            store::tokens::delete_expired(conn, now)?;
             store::tokens::prune_tickets(conn, now)?;
             let uploads = attachments::prune_rows(conn, ago(keep.unattached_uploads))?;
             Ok::<_, Error>((pruned, uploads))

@@ -154,6 +154,8 @@ pub async fn remove(writer: &Writer, user: Id, room: Id, member: Id) -> Result<i
                 Time::now(),
             )?;
             store::rooms::end_stay(batch.conn(), room, member, event)?;
+            // A later stay starts from the default setting, as a new member's would.
+            store::notifications::forget(batch.conn(), room, member)?;
             Ok(event)
         })
         .await
@@ -230,10 +232,15 @@ pub async fn mark_read(
                 .first()
                 .map(|(_, n)| *n)
                 .unwrap_or(0);
+            let mention_count = store::notifications::mention_counts(batch.conn(), user, &[room])?
+                .first()
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
             let marker = ReadMarker {
                 room_id: room,
                 message_id: message,
                 unread_count,
+                mention_count,
             };
             let event = if moved {
                 Some(event::append(

@@ -24,11 +24,16 @@ pub struct Send {
     pub body: String,
     pub reply_to: Option<Id>,
     pub attachment_ids: Vec<Id>,
+    /// Users to mention: current members of the room (the author may be one).
+    pub mention_ids: Vec<Id>,
     pub idempotency_key: Option<String>,
 }
 
 /// The most attachments one message carries.
 pub const MAX_ATTACHMENTS: usize = 10;
+
+/// The most users one message mentions (each is checked, stored and counted).
+pub const MAX_MENTIONS: usize = 50;
 
 /// Checks a client's idempotency key: 1–255 printable ASCII characters.
 pub fn check_key(key: &str) -> Result<()> {
@@ -69,22 +74,34 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             format!("at most {MAX_ATTACHMENTS} attachments"),
         ));
     }
+    // Sorted: the order of mentions means nothing, and history reads them back sorted.
+    let mention_ids = store::distinct(send.mention_ids.iter().copied());
+    if mention_ids.len() > MAX_MENTIONS {
+        return Err(Error::validation(
+            "mention_ids",
+            format!("at most {MAX_MENTIONS} users"),
+        ));
+    }
     if let Some(key) = &send.idempotency_key {
         check_key(key)?;
     }
     // Only a keyed send is ever compared with another.
-    let key = send.idempotency_key.map(|key| Keyed {
-        key,
-        request_hash: sha256_hex(
-            serde_json::json!({
-                "room": send.room,
-                "body": body,
-                "reply_to": send.reply_to,
-                "attachment_ids": attachment_ids,
-            })
-            .to_string()
-            .as_bytes(),
-        ),
+    let key = send.idempotency_key.map(|key| {
+        let mut request = serde_json::json!({
+            "room": send.room,
+            "body": body,
+            "reply_to": send.reply_to,
+            "attachment_ids": attachment_ids,
+        });
+        // Only when there are some, so that keys stored before mentions existed still match
+        // their retries.
+        if !mention_ids.is_empty() {
+            request["mention_ids"] = serde_json::json!(mention_ids);
+        }
+        Keyed {
+            key,
+            request_hash: sha256_hex(request.to_string().as_bytes()),
+        }
     });
     send_group::submit(
         writer,
@@ -94,6 +111,7 @@ pub async fn send(writer: &Writer, author: Id, send: Send) -> Result<Sent> {
             body,
             reply_to: send.reply_to,
             attachment_ids,
+            mention_ids,
             key,
         },
     )
@@ -155,11 +173,16 @@ pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) ->
     .await
 }
 
-/// Message views with their reactions, in one query for all of them.
+/// Message views with their reactions, attachments and mentions: one query each for all of
+/// them.
 pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<Message>> {
     let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
     let reactions = store::messages::reactions_on(conn, &ids)?;
     let attachments = store::attachments::of_messages(conn, &ids)?;
+    let mut mentions: std::collections::HashMap<Id, Vec<Id>> = std::collections::HashMap::new();
+    for (message, user) in store::notifications::mentions_on(conn, &ids)? {
+        mentions.entry(message).or_default().push(user);
+    }
     Ok(rows
         .iter()
         .map(|row| {
@@ -174,6 +197,8 @@ pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<
                     .filter(|a| a.message_id == Some(row.id))
                     .map(Attachment::from)
                     .collect();
+                message.mention_ids = mentions.remove(&row.id).unwrap_or_default();
+                message.mention_ids.sort();
             }
             message
         })

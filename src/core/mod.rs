@@ -9,6 +9,8 @@ pub mod event;
 pub mod maintenance;
 pub mod members;
 pub mod messages;
+pub mod notifications;
+pub mod push;
 pub mod reactions;
 pub mod replay;
 pub mod rooms;

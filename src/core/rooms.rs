@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::config::DmPolicy;
 use crate::core::event::{self, Event};
 use crate::core::messages;
-use crate::core::views::{Member, Message, Room, User};
+use crate::core::views::{Member, Message, Notifications, Room, User};
 use crate::domain::{Id, Role, RoomKind, RoomName, Time};
 use crate::error::{Error, Result};
 use crate::events::{Batch, To, Writer};
@@ -179,7 +179,8 @@ pub(crate) fn load(conn: &mut DbConnection, row: RoomRow, viewer: Option<Id>) ->
     rooms.pop().ok_or_else(Error::room_not_found)
 }
 
-/// Fills in members and last messages for many rooms in three queries, whatever their number.
+/// Fills in members and last messages for many rooms (and the viewer's counts and setting) in a
+/// fixed number of queries, whatever their number.
 fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>, viewer: Option<Id>) -> Result<Vec<Room>> {
     let room_ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
     let stays = store::rooms::current_members(conn, &room_ids)?;
@@ -199,12 +200,27 @@ fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>, viewer: Option<Id>) ->
         .into_iter()
         .map(|m| (m.id, m))
         .collect();
-    let unread: HashMap<Id, i64> = match viewer {
-        Some(viewer) => store::messages::unread_counts(conn, viewer, &room_ids)?
-            .into_iter()
-            .collect(),
-        None => HashMap::new(),
-    };
+    // The viewer's own figures: one grouped query each for all the rooms.
+    let mut unread: HashMap<Id, i64> = HashMap::new();
+    let mut mentions: HashMap<Id, i64> = HashMap::new();
+    let mut settings: HashMap<Id, Notifications> = HashMap::new();
+    if let Some(viewer) = viewer {
+        unread.extend(store::messages::unread_counts(conn, viewer, &room_ids)?);
+        mentions.extend(store::notifications::mention_counts(
+            conn, viewer, &room_ids,
+        )?);
+        settings.extend(
+            store::notifications::settings_of(conn, viewer, &room_ids)?
+                .into_iter()
+                .map(|s| {
+                    let setting = Notifications {
+                        level: s.level,
+                        muted_until: s.muted_until,
+                    };
+                    (s.room_id, setting)
+                }),
+        );
+    }
     let mut members: HashMap<Id, Vec<Member>> = HashMap::new();
     for stay in &stays {
         if let Some(user) = users.get(&stay.user_id) {
@@ -223,6 +239,8 @@ fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>, viewer: Option<Id>) ->
             let mut room = Room::new(row, list, last_message);
             if viewer.is_some() {
                 room.unread_count = Some(unread.get(&row.id).copied().unwrap_or(0));
+                room.mention_count = Some(mentions.get(&row.id).copied().unwrap_or(0));
+                room.notifications = Some(settings.get(&row.id).copied().unwrap_or_default());
             }
             room
         })

@@ -7,7 +7,8 @@
 //! any has one), their authors' stays in their rooms, the reservation of the event ids, then
 //! one insert each for the events, the messages and the idempotency records, and one update
 //! per room. Replies, attachments and direct rooms add their own checks to the sends that
-//! have them.
+//! have them. Mentions add two statements to the group, whatever the number of sends that have
+//! them: the mentioned users' stays in the rooms, and the insert of the mentions.
 //!
 //! A send that fails its checks (404, 403, 409, 422) writes nothing, so it needs no savepoint;
 //! the group fails as a whole only when the database does, and then every caller hears it.
@@ -25,7 +26,7 @@ use crate::events::writer::{finish_with, same_kind, Finish, Group};
 use crate::events::{self, Batch, Writer};
 use crate::store::{
     self, attachments::AttachmentRow, distinct, idempotency::IdempotencyRow, messages::MessageRow,
-    messages::NewMessage, DbConnection,
+    messages::NewMessage, notifications::MentionRow, DbConnection,
 };
 
 /// Sends a message, checked and written with the sends next to it in the writer's batch, and
@@ -80,6 +81,8 @@ pub struct SendRequest {
     pub reply_to: Option<Id>,
     /// Distinct, at most `MAX_ATTACHMENTS`.
     pub attachment_ids: Vec<Id>,
+    /// Distinct, sorted, at most `MAX_MENTIONS`; each must be a current member of the room.
+    pub mention_ids: Vec<Id>,
     /// The client's `Idempotency-Key`, if it sent one.
     pub key: Option<Keyed>,
 }
@@ -162,6 +165,7 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 .filter_map(|id| files.iter().find(|f| f.id == *id))
                 .map(Attachment::from)
                 .collect();
+            message.mention_ids = send.mention_ids.clone();
             new.push(NewMessage {
                 row: (**row).clone(),
                 payload: serde_json::to_string(&message)?,
@@ -173,6 +177,7 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
 
     let mut written = new.iter().zip(views.iter().zip(&ids));
     let mut records = Vec::new();
+    let mut mentions = Vec::new();
     let mut answers: Vec<Slot> = Vec::with_capacity(sends.len());
     for (send, verdict) in sends.iter().zip(verdicts) {
         match verdict {
@@ -209,9 +214,16 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
         if !send.attachment_ids.is_empty() {
             store::attachments::attach(conn, &send.attachment_ids, m.row.id)?;
         }
+        mentions.extend(send.mention_ids.iter().map(|&user| MentionRow {
+            message_id: m.row.id,
+            user_id: user,
+            room_id: m.row.room_id,
+            seq: m.row.seq,
+        }));
         answers.push(Slot::Done(Ok(sent)));
     }
     store::idempotency::insert_many(conn, &records)?;
+    store::notifications::insert_mentions(conn, &mentions)?;
     if let Some(last) = ids.iter().max() {
         batch.appended(*last);
     }
@@ -251,6 +263,9 @@ struct Known {
     direct: HashMap<Id, Vec<Id>>,
     /// Blocks between those members, as (blocker, blocked).
     blocks: HashSet<(Id, Id)>,
+    /// The current stays, as (room, user), of the users the sends mention in their rooms (and
+    /// perhaps more).
+    mentionable: HashSet<(Id, Id)>,
 }
 
 impl Known {
@@ -307,11 +322,21 @@ impl Known {
         let blocks = store::social::blocks_among(conn, &members)?
             .into_iter()
             .collect();
+        // The mentioned users' stays: one query for the whole group.
+        let mentioning = || sends.iter().filter(|s| !s.mention_ids.is_empty());
+        let mentionable = store::rooms::current_stays_among(
+            conn,
+            &distinct(mentioning().map(|s| s.room)),
+            &distinct(mentioning().flat_map(|s| s.mention_ids.iter().copied())),
+        )?
+        .into_iter()
+        .collect();
         Ok(Known {
             answers,
             stays,
             direct,
             blocks,
+            mentionable,
         })
     }
 }
@@ -351,6 +376,18 @@ fn check(
         .ok_or_else(Error::room_not_found)?;
     if *kind == RoomKind::Direct && known.blocked(send.room, send.author) {
         return Err(Error::blocked());
+    }
+    let strangers: Vec<String> = send
+        .mention_ids
+        .iter()
+        .filter(|user| !known.mentionable.contains(&(send.room, **user)))
+        .map(Id::to_string)
+        .collect();
+    if !strangers.is_empty() {
+        return Err(Error::validation(
+            "mention_ids",
+            format!("not members of this room: {}", strangers.join(", ")),
+        ));
     }
     if let Some(parent) = send.reply_to {
         if store::messages::find_in_room(conn, send.room, parent)?.is_none() {
@@ -401,6 +438,7 @@ mod tests {
             body: body.into(),
             reply_to: None,
             attachment_ids: Vec::new(),
+            mention_ids: Vec::new(),
             key: key.map(|key| Keyed {
                 key: key.to_string(),
                 request_hash: sha256_hex(format!("{room}{body}").as_bytes()),
@@ -434,6 +472,11 @@ mod tests {
             serde_json::from_str::<Sent>(&now.replace(r#""event_id":7"#, r#""event_id":"x""#))
                 .is_err()
         );
+        // Outcomes stored before mentions existed have no `mention_ids`: none.
+        let unmentioned = now.replace(r#","mention_ids":[]"#, "");
+        assert_ne!(unmentioned, now);
+        let read: Sent = serde_json::from_str(&unmentioned).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), now);
     }
 
     fn outcome(answer: &Result<Sent>) -> &'static str {
@@ -575,5 +618,66 @@ mod tests {
             appended, 5,
             "an append without an id continues after reserved ones"
         );
+    }
+
+    #[test]
+    fn mentions_must_be_current_members_of_the_room_and_are_stored_with_their_message() {
+        // Arrange: alice and bob in `room`, carol gone from it; carol and alice in `other`.
+        let mut conn = database();
+        let (alice, bob, carol) = (
+            user(&mut conn, "alice"),
+            user(&mut conn, "bob"),
+            user(&mut conn, "carol"),
+        );
+        let room = group_room(&mut conn, alice);
+        stay(&mut conn, room, alice, 0, None);
+        stay(&mut conn, room, bob, 0, None);
+        stay(&mut conn, room, carol, 0, Some(0));
+        let other = group_room(&mut conn, carol);
+        stay(&mut conn, other, carol, 0, None);
+        stay(&mut conn, other, alice, 0, None);
+        let mentioning = |author, room, users: &[Id]| {
+            let mut r = request(author, room, "hi", None);
+            r.mention_ids = distinct(users.iter().copied());
+            r
+        };
+        let sends = vec![
+            mentioning(alice, room, &[bob, alice]), // herself too: allowed
+            mentioning(alice, room, &[bob, carol]), // carol left the room
+            mentioning(alice, other, &[carol]),     // but is in this one
+            mentioning(bob, room, &[]),
+        ];
+
+        // Act
+        let mut batch = Batch::for_test(&mut conn);
+        let answers = write(&mut batch, &sends).unwrap();
+
+        // Assert
+        let outcomes: Vec<&str> = answers.iter().map(outcome).collect();
+        assert_eq!(outcomes, ["sent", "validation_failed", "sent", "sent"]);
+        let refused = answers[1].as_ref().unwrap_err();
+        let why = &refused.fields.as_ref().unwrap()["mention_ids"];
+        assert!(why.contains(&carol.to_string()) && !why.contains(&bob.to_string()));
+        let sent = |i: usize| answers[i].as_ref().unwrap().message.clone();
+        assert_eq!(sent(0).mention_ids, distinct([alice, bob].into_iter()));
+        assert_eq!(sent(2).mention_ids, [carol]);
+        assert!(sent(3).mention_ids.is_empty());
+        for i in [0, 2, 3] {
+            let stored = store::notifications::mentions_of(&mut conn, sent(i).id).unwrap();
+            assert_eq!(stored, sent(i).mention_ids, "send {i}");
+        }
+        let rows: Vec<MentionRow> = schema::message_mentions::table
+            .select(MentionRow::as_select())
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(rows.len(), 3, "nothing of the refused send");
+        let seq: i64 = schema::messages::table
+            .find(sent(2).id)
+            .select(schema::messages::seq)
+            .first(&mut conn)
+            .unwrap();
+        assert!(rows
+            .iter()
+            .any(|r| r.user_id == carol && r.room_id == other && r.seq == seq));
     }
 }

@@ -96,14 +96,17 @@ pub async fn extend(
     .await
 }
 
-/// Ends the session whose key hashes to `hash` (sign-out through the cookie).
+/// Ends the session whose key hashes to `hash` (sign-out through the cookie), and the push
+/// subscriptions made with it.
 pub async fn end(db: &Db, credentials: &Credentials, hash: String) -> Result<()> {
     credentials.sessions.forget_hash(&hash);
     db.run(move |conn| {
         store::write_tx(conn, |conn| {
-            Ok(store::sessions::delete_by_key(conn, &hash)?)
+            if let Some(id) = store::sessions::delete_by_key(conn, &hash)? {
+                store::push::delete_for_credentials(conn, &[id])?;
+            }
+            Ok(())
         })
     })
     .await
-    .map(|_| ())
 }

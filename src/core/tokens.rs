@@ -196,8 +196,10 @@ pub async fn list(db: &Db, user: Id) -> Result<Vec<Token>> {
 }
 
 /// Ends a credential (a session or a token) and appends `credential.revoked` in the same
-/// transaction, so that every node closes the sockets bound to it.
+/// transaction, so that every node closes the sockets bound to it. The push subscriptions made
+/// with it go too: a signed-out device is notified of nothing more.
 pub(crate) fn revoke_in(batch: &mut events::Batch<'_>, credential: Id) -> Result<()> {
+    store::push::delete_for_credentials(batch.conn(), &[credential])?;
     let revoked = Revoked {
         credential_id: credential,
     };

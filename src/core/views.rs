@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use crate::core::attachments::Attachment;
-use crate::domain::{Id, RequestStatus, Role, RoomKind, Time, UserKind};
+use crate::domain::{Id, NotifyLevel, RequestStatus, Role, RoomKind, Time, UserKind};
 use crate::store::messages::MessageRow;
 use crate::store::rooms::RoomRow;
 use crate::store::users::UserRow;
@@ -47,6 +47,11 @@ pub struct Message {
     pub deleted_at: Option<Time>,
     pub attachments: Vec<Attachment>,
     pub reactions: Vec<Reaction>,
+    /// The users the message mentions, sorted by id (`[]` if none, and for a tombstone). An
+    /// outcome stored before mentions existed reads back with `[]`.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub mention_ids: Vec<Id>,
 }
 
 /// One emoji on a message: how many reacted with it, and who (oldest first).
@@ -70,6 +75,7 @@ impl From<&MessageRow> for Message {
             deleted_at: row.deleted_at,
             attachments: Vec::new(),
             reactions: Vec::new(),
+            mention_ids: Vec::new(),
         }
     }
 }
@@ -116,6 +122,32 @@ pub struct Room {
     /// For the caller only (absent in events): messages by others after their read marker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i64>,
+    /// For the caller only (absent in events): mentions of them in others' messages after
+    /// their read marker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mention_count: Option<i64>,
+    /// For the caller only (absent in events): their notification setting for the room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+}
+
+/// A member's notification setting for a room. `none`, or a `muted_until` still ahead,
+/// silences the room's pushes, mentions included; `mentions` lets only mentions through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Notifications {
+    pub level: NotifyLevel,
+    /// Silent until then (RFC 3339, UTC), or null.
+    pub muted_until: Option<Time>,
+}
+
+impl Default for Notifications {
+    /// Every room starts here: everything notifies, nothing is muted.
+    fn default() -> Notifications {
+        Notifications {
+            level: NotifyLevel::All,
+            muted_until: None,
+        }
+    }
 }
 
 impl Room {
@@ -129,6 +161,8 @@ impl Room {
             members,
             last_message,
             unread_count: None,
+            mention_count: None,
+            notifications: None,
         }
     }
 }

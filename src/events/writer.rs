@@ -346,6 +346,7 @@ mod tests {
             body: body.into(),
             reply_to: None,
             attachment_ids: Vec::new(),
+            mention_ids: Vec::new(),
             key: None,
         }
     }

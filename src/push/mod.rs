@@ -8,6 +8,7 @@
 
 pub mod deliver;
 pub mod fcm;
+pub mod notification;
 pub mod transport;
 pub mod webpush;
 pub mod worker;

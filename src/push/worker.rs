@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::config::PushSettings;
 use crate::core::event::Kind;
+use crate::core::notifications;
 use crate::domain::{Id, NotifyLevel, Time};
 use crate::error::{Error, Result};
 use crate::events;
@@ -52,7 +53,7 @@ const PREVIEW_CHARS: usize = 120;
 /// Everything the worker needs.
 pub struct Worker {
     pub manager: Manager,
-    pub senders: Senders,
+    pub senders: Arc<Senders>,
     pub transport: Box<dyn Transport>,
     pub settings: PushSettings,
     pub metrics: Arc<Metrics>,
@@ -359,13 +360,13 @@ fn for_message(
         return Ok(Vec::new());
     }
     let users: Vec<Id> = readers.iter().map(|r| r.user).collect();
-    let subscriptions = store::push::for_users(conn, &users)?;
+    let subscriptions = store::push::for_users_live(conn, &users, now)?;
     if subscriptions.is_empty() {
         return Ok(Vec::new());
     }
     let mut candidates: Vec<Id> = store::distinct(subscriptions.iter().map(|s| s.user_id));
     let settings_of: HashMap<Id, (NotifyLevel, Option<Time>)> =
-        push_worker::settings_of(conn, row.room_id, &candidates)?
+        store::notifications::levels_for(conn, row.room_id, &candidates)?
             .into_iter()
             .map(|(user, level, until)| (user, (level, until)))
             .collect();
@@ -376,19 +377,10 @@ fn for_message(
         .into_iter()
         .collect();
     candidates.retain(|user| {
-        let (level, muted_until) = settings_of
-            .get(user)
-            .copied()
-            .unwrap_or((NotifyLevel::All, None));
-        let muted = muted_until.is_some_and(|until| until.0 > now.0);
-        let wanted = match level {
-            NotifyLevel::All => true,
-            NotifyLevel::Mentions => mentioned.contains(user),
-            NotifyLevel::None => false,
-        };
+        let setting = settings_of.get(user).copied();
         let blocked =
             blocks.contains(&(*user, row.author_id)) || blocks.contains(&(row.author_id, *user));
-        wanted && !muted && !blocked
+        notifications::notifies(setting, mentioned.contains(user), now) && !blocked
     });
     if candidates.is_empty() {
         return Ok(Vec::new());

@@ -24,6 +24,9 @@ use crate::core::maintenance::{self, Pruned, Retention};
 use crate::core::work::Pool;
 use crate::events::Writer;
 use crate::metrics::Metrics;
+use crate::push::deliver::Senders;
+use crate::push::webpush::{self, WebPush};
+use crate::push::worker::Worker;
 use crate::realtime::{doorbell, hub, tailer, Close, Hub};
 use crate::server::api::{
     self, auth::SESSION_COOKIE, ratelimit::Limits, session_store::DbSessionStore,
@@ -58,6 +61,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     })?;
     let cookie_key =
         Key::try_from(cookie_key.as_slice()).context("the stored session key is too short")?;
+    // Every node signs pushes with the same VAPID key: the configured one or the stored one.
+    let vapid = webpush::private_key(settings.push.vapid_private_key.as_deref(), &mut conn)?;
+    let push = Arc::new(Senders::new(
+        WebPush::new(&vapid, &settings.push.vapid_subject)?,
+        &settings.push,
+    )?);
     // The hub starts from the log's head with the memberships as they stand there.
     let head = store::events::head(&mut conn)?;
     let memberships = store::rooms::memberships_at(&mut conn, head)?;
@@ -80,6 +89,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         },
     ));
     let (doorbell, doorbell_rx) = watch::channel(head);
+    let doorbell_push = doorbell_rx.clone();
     let writer = Writer::start(
         Manager::new(&settings.database_url),
         doorbell,
@@ -108,6 +118,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.hash_queue,
             settings.work_wait,
         ),
+        push,
     };
     // The rate limiter's buckets: app data of their own (the limiter is server-layer code that
     // AppState doesn't need to know).
@@ -134,7 +145,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.poll_interval,
         stop_rx.clone(),
     ));
-    tokio::spawn(maintain(db.clone(), settings.clone(), limits, stop_rx));
+    tokio::spawn(maintain(db.clone(), settings.clone(), limits, stop_rx.clone()));
+    if settings.push.worker {
+        // On this thread: the HTTP client it sends with (awc) is not `Send`.
+        let worker = Worker {
+            manager: Manager::new(&settings.database_url),
+            senders: state.push.clone(),
+            transport: Box::new(crate::server::outbound::transport(&settings.push)?),
+            settings: settings.push.clone(),
+            metrics: state.metrics.clone(),
+            doorbell: doorbell_push,
+            poll: settings.poll_interval,
+        };
+        actix_rt::spawn(worker.run(stop_rx));
+    }
 
     // A client that reads nothing for two heartbeats is as gone as one that answers none.
     let pumps = Pumps::new(state.metrics.clone(), settings.heartbeat * 2);

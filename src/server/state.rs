@@ -7,6 +7,7 @@ use crate::core::credentials::Credentials;
 use crate::core::work::Pool;
 use crate::events::Writer;
 use crate::metrics::Metrics;
+use crate::push::deliver::Senders;
 use crate::realtime::{doorbell, Hub};
 use crate::store::Db;
 
@@ -26,4 +27,7 @@ pub struct AppState {
     pub images: Pool,
     /// Password hashes and checks (argon2, 19 MiB each), bounded.
     pub hashes: Pool,
+    /// Push notifications' keys and senders (the VAPID key, FCM's service account), for the
+    /// API (the public key, whether FCM is on) and the push worker.
+    pub push: Arc<Senders>,
 }

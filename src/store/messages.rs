@@ -4,7 +4,7 @@ use crate::domain::{Id, Time};
 use diesel::prelude::*;
 
 use super::events::NumberedEvent;
-use super::schema::{messages, reactions, room_memberships};
+use super::schema::{message_mentions, messages, reactions, room_memberships};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -278,12 +278,15 @@ pub fn edit(conn: &mut DbConnection, id: Id, body: &str, at: Time) -> QueryResul
         .map(|_| ())
 }
 
-/// Turns a message into a tombstone: the body is erased, the place in history stays.
+/// Turns a message into a tombstone: the body is erased, the place in history stays; its
+/// reactions and mentions go with the body.
 pub fn tombstone(conn: &mut DbConnection, id: Id, at: Time) -> QueryResult<()> {
     diesel::update(messages::table.find(id))
         .set((messages::body.eq(""), messages::deleted_at.eq(Some(at))))
         .execute(conn)?;
     diesel::delete(reactions::table.filter(reactions::message_id.eq(id))).execute(conn)?;
+    diesel::delete(message_mentions::table.filter(message_mentions::message_id.eq(id)))
+        .execute(conn)?;
     Ok(())
 }
 

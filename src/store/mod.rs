@@ -7,6 +7,7 @@ mod connection;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
+pub mod notifications;
 pub mod push;
 pub mod push_worker;
 pub mod rooms;

@@ -162,25 +162,6 @@ pub fn unread_in_room(
         .load(conn)
 }
 
-/// The notification settings of `users` in `room` that differ from the default (level `all`,
-/// not muted): (user, level, muted until).
-pub fn settings_of(
-    conn: &mut DbConnection,
-    room: Id,
-    users: &[Id],
-) -> QueryResult<Vec<(Id, crate::domain::NotifyLevel, Option<crate::domain::Time>)>> {
-    use super::schema::room_notifications;
-    room_notifications::table
-        .filter(room_notifications::room_id.eq(room))
-        .filter(room_notifications::user_id.eq_any(users))
-        .select((
-            room_notifications::user_id,
-            room_notifications::level,
-            room_notifications::muted_until,
-        ))
-        .load(conn)
-}
-
 /// A room's name (`None` for a direct room).
 pub fn room_name(conn: &mut DbConnection, room: Id) -> QueryResult<Option<String>> {
     use super::schema::rooms;

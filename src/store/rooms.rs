@@ -108,6 +108,25 @@ pub fn current_stays_with_kind(
     }
 }
 
+/// The current stays of any of `users` in any of `rooms`, as (room, user): a superset of the
+/// pairs a caller asks about, which it matches. One query on both backends, whatever the number
+/// of pairs (the mentions of a group of sends).
+pub fn current_stays_among(
+    conn: &mut DbConnection,
+    rooms: &[Id],
+    users: &[Id],
+) -> QueryResult<Vec<(Id, Id)>> {
+    if rooms.is_empty() || users.is_empty() {
+        return Ok(Vec::new());
+    }
+    room_memberships::table
+        .filter(room_memberships::room_id.eq_any(rooms))
+        .filter(room_memberships::user_id.eq_any(users))
+        .filter(room_memberships::left_event_id.is_null())
+        .select((room_memberships::room_id, room_memberships::user_id))
+        .load(conn)
+}
+
 pub fn find_by_dm_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<RoomRow>> {
     rooms::table
         .filter(rooms::dm_key.eq(key))

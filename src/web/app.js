@@ -124,6 +124,9 @@ async function signedIn(user) {
   }
   const first = $('#room-list button');
   (first || $('#search-input')).focus();
+  renderNotifyButton().catch(() => {});
+  const linked = roomFromHash();
+  if (linked && state.rooms.has(linked)) await openRoom(linked);
 }
 
 function signedOut(message) {
@@ -898,6 +901,76 @@ function wire() {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible' && state.current) markRead();
   });
+  $('#notify').addEventListener('click', () => enableNotifications());
+  navigator.serviceWorker?.addEventListener('message', (ev) => {
+    if (ev.data?.type === 'open-room' && ev.data.room_id && state.me) openRoom(ev.data.room_id);
+  });
+}
+
+// Push notifications (docs/notifications.md): the service worker shows them while no page is
+// looking. Subscribing needs the user's click (browsers ask for permission then) and the
+// server's VAPID key; the subscription belongs to this session and ends with it.
+function pushSupported() {
+  return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+}
+
+function base64UrlToBytes(text) {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(text.length / 4) * 4, '=');
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+async function renderNotifyButton() {
+  const button = $('#notify');
+  if (!pushSupported()) { button.hidden = true; return; }
+  button.hidden = false;
+  const registration = await navigator.serviceWorker.getRegistration('/web/');
+  const subscribed = registration && (await registration.pushManager.getSubscription());
+  if (subscribed && Notification.permission === 'granted') {
+    // The server ties a subscription to the session that made it (signing out deletes it):
+    // hand this browser's to the session that is signed in now (idempotent on the endpoint).
+    const json = subscribed.toJSON();
+    await api('POST', '/push/subscriptions', {
+      json: { kind: 'webpush', endpoint: json.endpoint, keys: json.keys },
+    }).catch(() => {});
+  }
+  button.disabled = Notification.permission === 'denied';
+  button.textContent = subscribed ? 'Notifications on' : 'Notify me';
+  button.title = Notification.permission === 'denied'
+    ? 'Notifications are blocked for this site in the browser settings'
+    : 'Get a notification when a message arrives while this tab is closed';
+}
+
+async function enableNotifications() {
+  try {
+    const permission = await Notification.requestPermission();
+    if (permission !== 'granted') { toast('Notifications were not allowed.'); return renderNotifyButton(); }
+    const registration = await navigator.serviceWorker.register('/web/sw.js', { scope: '/web/' });
+    await navigator.serviceWorker.ready;
+    const { public_key } = await api('GET', '/push/vapid');
+    let sub = await registration.pushManager.getSubscription();
+    if (!sub) {
+      sub = await registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: base64UrlToBytes(public_key),
+      });
+    }
+    const json = sub.toJSON();
+    await api('POST', '/push/subscriptions', {
+      json: { kind: 'webpush', endpoint: json.endpoint, keys: json.keys },
+    });
+    toast('Notifications are on for this browser.');
+  } catch (e) {
+    toast(e instanceof ApiError ? describe(e) : 'Notifications could not be turned on: ' + (e?.message || e));
+  }
+  renderNotifyButton();
+}
+
+/** A room named in the address (`/#room=<id>`, from a notification), opened once signed in. */
+function roomFromHash() {
+  const m = /^#room=([0-9a-fA-F-]{36})$/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname);
+  return m[1];
 }
 
 async function boot() {

@@ -85,7 +85,7 @@ fn check_in(
     Ok(())
 }
 
-async fn document(app: &TestApp) -> Value {
+pub(crate) async fn document(app: &TestApp) -> Value {
     send(app.get("/api/v1/openapi.json"), None)
         .await
         .expect(200)
@@ -93,7 +93,7 @@ async fn document(app: &TestApp) -> Value {
 
 /// Asserts `body` fits the documented response of `method path status`.
 #[track_caller]
-fn fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+pub(crate) fn fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
     let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]
         ["application/json"]["schema"];
     assert!(
@@ -247,6 +247,28 @@ async fn happy_path_answers_match_the_document() {
         .await
         .expect(200);
     fits(&doc, "post", "/api/v1/rooms/{id}/read", 200, &marker);
+    let setting = json!({"level": "mentions", "muted_until": "2030-01-01T00:00:00Z"});
+    let put = bob.req(
+        app.client
+            .put(app.url(&format!("/api/v1/rooms/{room_id}/notifications"))),
+    );
+    let notifications = send(put, Some(&setting)).await.expect(200);
+    fits(
+        &doc,
+        "put",
+        "/api/v1/rooms/{id}/notifications",
+        200,
+        &notifications,
+    );
+    fits(
+        &doc,
+        "get",
+        "/api/v1/rooms/{id}",
+        200,
+        &bob.get(&app, &format!("/api/v1/rooms/{room_id}"))
+            .await
+            .expect(200),
+    );
     let poll = alice
         .get(&app, "/api/v1/events?since=0&timeout=0")
         .await
@@ -302,7 +324,11 @@ async fn every_event_frame_matches_its_documented_schema() {
         .await
         .expect(204);
     let m = alice
-        .post(&app, &format!("{r}/messages"), &json!({"body": "hi"}))
+        .post(
+            &app,
+            &format!("{r}/messages"),
+            &json!({"body": "hi @bob", "mention_ids": [bob.id]}),
+        )
         .await
         .expect(201);
     let msg = format!("{r}/messages/{}", m["message"]["id"].as_str().unwrap());
@@ -383,6 +409,9 @@ async fn every_event_frame_matches_its_documented_schema() {
         .patch(&app, "/api/v1/me", &json!({"display_name": "Alice"}))
         .await
         .expect(200);
+    let setting = json!({"level": "none", "muted_until": null});
+    let put = alice.req(app.client.put(app.url(&format!("{r}/notifications"))));
+    send(put, Some(&setting)).await.expect(200);
 
     // Replay everything alice may see and check each frame.
     let mut socket = alice.socket(&app, Some("0")).await;
@@ -501,6 +530,29 @@ async fn the_document_states_each_inputs_rules_and_the_server_agrees_at_their_ed
         let resp = alice.patch(&app, &path, &json!({ "role": role })).await;
         let said = meets(&prop("RoleBody", "role"), role);
         assert_eq!(resp.status == 200, said, "role {role:?}: {}", resp.body);
+    }
+    for level in ["all", "mentions", "none", "loud", "", "None"] {
+        let path = app.url(&format!("/api/v1/rooms/{room_id}/notifications"));
+        let put = alice.req(app.client.put(path));
+        let resp = send(put, Some(&json!({ "level": level }))).await;
+        let said = meets(&prop("NotificationsBody", "level"), level);
+        assert_eq!(resp.status == 200, said, "level {level:?}: {}", resp.body);
+    }
+    let mentions = prop("SendBody", "mention_ids")["maxItems"]
+        .as_u64()
+        .expect("mention_ids has maxItems");
+    for (n, ok) in [(mentions, true), (mentions + 1, false)] {
+        // Current members are few; distinct ids past the bound are refused before they are
+        // looked up, and within it a stranger is refused for being one.
+        let mut ids: Vec<String> = vec![bob.id.clone()];
+        ids.extend((1..n).map(|_| uuid::Uuid::now_v7().to_string()));
+        let body = json!({ "body": "hi", "mention_ids": ids });
+        let resp = alice
+            .post(&app, &format!("/api/v1/rooms/{room_id}/messages"), &body)
+            .await;
+        let err = resp.expect_error(422, "validation_failed");
+        let why = err["fields"]["mention_ids"].as_str().unwrap_or_default();
+        assert_eq!(why.starts_with("not members"), ok, "{n} mentions: {err}");
     }
     let limit = doc["paths"]["/api/v1/rooms/{id}/messages"]["get"]["parameters"]
         .as_array()

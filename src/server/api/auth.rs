@@ -110,6 +110,40 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// The caller of a write that only concerns what they receive (a stream ticket, a push
+    /// subscription): the `read` scope is enough.
+    pub async fn receiving(req: &HttpRequest) -> Result<Caller, Error> {
+        let known = req.extensions().get::<Caller>().copied();
+        let caller = match known {
+            Some(caller) => caller,
+            None => Caller::authenticate(req).await?,
+        };
+        if !caller.scopes.read {
+            return Err(Error::forbidden(
+                "insufficient_scope",
+                "this token lacks the `read` scope",
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+/// The caller of a write that only concerns what they receive, as an extractor (see
+/// [`Caller::receiving`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Receiver(pub Caller);
+
+impl FromRequest for Receiver {
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Receiver, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Caller::receiving(&req).await.map(Receiver) })
+    }
+}
+
 impl FromRequest for Caller {
     type Error = Error;
     type Future = LocalBoxFuture<'static, Result<Caller, Error>>;

@@ -25,6 +25,10 @@ pub struct SendBody {
     reply_to: Option<Id>,
     #[serde(default)]
     attachment_ids: Vec<Id>,
+    /// Users the message mentions: current members of the room, at most 50 (duplicates
+    /// merged).
+    #[serde(default)]
+    mention_ids: Vec<Id>,
 }
 
 /// A sent or edited message, with the id of its event.
@@ -83,6 +87,7 @@ pub async fn send(
             body: body.body.unwrap_or_default(),
             reply_to: body.reply_to,
             attachment_ids: body.attachment_ids,
+            mention_ids: body.mention_ids,
             idempotency_key: key,
         },
     )

@@ -9,8 +9,10 @@ pub mod error;
 pub mod json;
 pub mod messages;
 pub mod middleware;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod schema;
@@ -88,6 +90,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/rooms/{id}/members/{user_id}", delete => rooms::remove_member, patch => rooms::set_role),
                 )
                 .service(resource!("/rooms/{id}/read", post => rooms::mark_read))
+                .service(
+                    resource!("/rooms/{id}/notifications", put => notifications::set),
+                )
                 .service(resource!("/dms", post => rooms::open_direct))
                 .service(
                     resource!("/rooms/{id}/messages/{message_id}", patch => messages::edit, delete => messages::delete),
@@ -107,6 +112,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource!("/tokens", post => tokens::create, get => tokens::list),
                 )
-                .service(resource!("/tokens/{id}", delete => tokens::delete)),
+                .service(resource!("/tokens/{id}", delete => tokens::delete))
+                .service(resource!("/push/vapid", get => push::vapid))
+                .service(
+                    resource!("/push/subscriptions", post => push::subscribe, get => push::list),
+                )
+                .service(resource!("/push/subscriptions/{id}", delete => push::unsubscribe)),
         );
 }

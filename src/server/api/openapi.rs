@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
-use crate::server::api::{accounts, attachments, ops, rooms, social, tokens};
+use crate::server::api::{accounts, attachments, notifications, ops, push, rooms, social, tokens};
 use crate::server::stream;
 
 #[derive(OpenApi)]
@@ -27,16 +27,19 @@ use crate::server::stream;
         social::friends, social::unfriend, social::block, social::unblock, social::blocks,
         rooms::create, rooms::open_direct, rooms::list, rooms::get, rooms::rename,
         rooms::add_member, rooms::remove_member, rooms::set_role, rooms::mark_read,
+        notifications::set,
         crate::server::api::messages::send, crate::server::api::messages::history, crate::server::api::messages::edit,
         crate::server::api::messages::delete, crate::server::api::messages::react, crate::server::api::messages::unreact,
         attachments::upload, attachments::get, attachments::thumbnail,
         tokens::create_bot, tokens::create, tokens::list, tokens::delete, tokens::ticket,
         stream::connect, stream::poll::events,
+        push::vapid, push::subscribe, push::list, push::unsubscribe,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
         ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,
-        event::Pair, event::RequestGone, event::UserUpdated, crate::core::views::FriendRequest,
+        event::Pair, event::RequestGone, event::UserUpdated, event::NotificationSettings,
+        crate::core::views::FriendRequest,
     )),
     modifiers(&Extras),
 )]

@@ -7,9 +7,10 @@
 
 use serde_json::{json, Value};
 
-use crate::core::{accounts, messages, reactions, rooms, tokens};
+use crate::core::{accounts, messages, push, reactions, rooms, tokens};
 use crate::domain::{
-    allowed_in_bodies, refused_in_names, DisplayName, Label, Password, Role, RoomName, Username,
+    allowed_in_bodies, refused_in_names, DisplayName, Label, NotifyLevel, Password, PushKind, Role,
+    RoomName, Username,
 };
 use crate::server::stream::poll;
 
@@ -219,13 +220,43 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
             "attachment_ids",
             json!({ "maxItems": messages::MAX_ATTACHMENTS }),
         ),
+        (
+            "SendBody",
+            "mention_ids",
+            json!({ "maxItems": messages::MAX_MENTIONS }),
+        ),
         ("EditBody", "body", message_body()),
+        (
+            "NotificationsBody",
+            "level",
+            json!({ "enum": NotifyLevel::names() }),
+        ),
+        (
+            "NotificationsBody",
+            "muted_until",
+            json!({ "format": "date-time" }),
+        ),
         ("TokenBody", "name", name(Label::MAX_CHARS)),
         ("TokenBody", "scopes", scopes),
         (
             "TokenBody",
             "expires_in_s",
             range(1, tokens::MAX_EXPIRES_IN_S),
+        ),
+        (
+            "SubscribeBody",
+            "kind",
+            json!({ "enum": PushKind::names() }),
+        ),
+        (
+            "SubscribeBody",
+            "endpoint",
+            json!({ "maxLength": push::MAX_ENDPOINT_BYTES, "format": "uri" }),
+        ),
+        (
+            "SubscribeBody",
+            "token",
+            json!({ "pattern": format!("^[!-~]{{1,{}}}$", push::MAX_FCM_TOKEN_BYTES) }),
         ),
     ]
 }

@@ -3,6 +3,7 @@
 mod bearer;
 mod http;
 mod nodes;
+pub mod push;
 mod raw;
 mod socket;
 
