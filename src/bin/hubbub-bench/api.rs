@@ -232,7 +232,8 @@ where
 }
 
 /// `POST /api/v1/push/subscriptions` as the bot with `token`: a Web Push subscription to
-/// `endpoint` with `keys` (`p256dh`, `auth`). The status (201: made) and its error code.
+/// `endpoint` with `keys` (`p256dh`, `auth`). The status (201: made; 200: it
+/// already was) and its error code.
 pub async fn subscribe_webpush(
     c: &Client,
     base: &str,

@@ -106,7 +106,7 @@ struct Args {
     #[arg(long, value_name = "SECS", help_heading = "connections")]
     hold: Option<f64>,
 
-    /// Messages the member misses; for `push`, messages sent [default: 10000, push 2000; --smoke: 200, push 20]
+    /// Messages the member misses; for `push`, messages sent [default: 10000, push 500; --smoke: 200, push 20]
     #[arg(long, value_name = "N", help_heading = "catchup")]
     events: Option<usize>,
     /// Clients posting them [default: 32; --smoke: 4]
@@ -129,6 +129,9 @@ struct Args {
     /// Members who send, each as fast as the server answers [default: 4; --smoke: 2]
     #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "push")]
     push_senders: Option<usize>,
+    /// The senders' total rate, per second [default: as fast as the server answers]
+    #[arg(long, value_name = "PER_S", value_parser = positive, help_heading = "push")]
+    push_rate: Option<f64>,
     /// The longest wait for the pushes after the last send [default: 300; --smoke: 30]
     #[arg(long, value_name = "SECS", value_parser = positive, help_heading = "push")]
     push_timeout: Option<f64>,
@@ -164,6 +167,7 @@ pub struct Opts {
     pub push_users: usize,
     pub push_senders: usize,
     pub push_events: usize,
+    pub push_rate: Option<f64>,
     pub push_timeout: f64,
     pub smoke: bool,
     pub json: bool,
@@ -277,7 +281,8 @@ fn resolve(a: Args) -> Opts {
         honest_rate: a.honest_rate,
         push_users: count(a.push_users, 200, 5),
         push_senders: count(a.push_senders, 4, 2),
-        push_events: count(a.events, 2_000, 20),
+        push_events: count(a.events, 500, 20),
+        push_rate: a.push_rate,
         push_timeout: scale(a.push_timeout, 300.0, 30.0),
         smoke,
         json: a.json,
@@ -314,7 +319,7 @@ mod tests {
         assert_eq!((o.attack_secs, o.attackers, o.honest_rate), (5.0, 16, 20.0));
         assert_eq!(
             (o.push_users, o.push_senders, o.push_events, o.push_timeout),
-            (200, 4, 2_000, 300.0)
+            (200, 4, 500, 300.0)
         );
         assert!(!o.smoke && !o.json && o.server.env.is_empty() && o.server.url.is_none());
     }
@@ -421,6 +426,7 @@ mod tests {
             &["--push-users", "1"],
             &["--push-senders", "0"],
             &["--push-timeout", "0"],
+            &["--push-rate", "0"],
             &["--env", "NOEQUALS"],
             &["--duration", "ten"],
             &["sned"],

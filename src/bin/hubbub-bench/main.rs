@@ -195,6 +195,7 @@ fn main() -> ExitCode {
                     users: opts.push_users,
                     senders: opts.push_senders,
                     events: opts.push_events,
+                    rate: opts.push_rate,
                     threads: opts.threads,
                     concurrency,
                     ceiling: Duration::from_secs_f64(if opts.smoke { 0.2 } else { 1.0 }),

@@ -42,6 +42,8 @@ pub struct Plan {
     pub senders: usize,
     /// Messages in all.
     pub events: usize,
+    /// Their total rate, per second; `None`: as fast as the server answers.
+    pub rate: Option<f64>,
     pub threads: usize,
     /// The worker's deliveries in flight (`HUBBUB_PUSH_CONCURRENCY`): the ceiling's too.
     pub concurrency: usize,
@@ -207,12 +209,19 @@ fn merge(out: &mut (Vec<Acked>, Failures), part: (Vec<Acked>, Failures)) {
     }
 }
 
-/// Posts `events` messages from the first `senders` bots, as fast as the server answers:
-/// sender `s` posts messages `k ≡ s (mod senders)`. The sends and the failures.
-fn send_all(base: &str, bots: &Arc<Vec<Bot>>, room: &str, plan: Plan) -> (Vec<Acked>, Failures) {
+/// Posts `events` messages from the first `senders` bots, as fast as the server answers or at
+/// `plan.rate` from `start`: sender `s` posts messages `j ≡ s (mod senders)`. The sends and the
+/// failures.
+fn send_all(
+    base: &str,
+    bots: &Arc<Vec<Bot>>,
+    room: &str,
+    plan: Plan,
+    start: Instant,
+) -> (Vec<Acked>, Failures) {
     let threads = plan.threads.clamp(1, plan.senders);
     let (bots, room, base) = (bots.clone(), room.to_string(), base.to_string());
-    let (events, senders) = (plan.events, plan.senders);
+    let (events, senders, rate) = (plan.events, plan.senders, plan.rate);
     let parts = api::on_threads(threads, move |t| {
         let (bots, room, base) = (bots.clone(), room.clone(), base.clone());
         async move {
@@ -224,6 +233,11 @@ fn send_all(base: &str, bots: &Arc<Vec<Bot>>, room: &str, plan: Plan) -> (Vec<Ac
                     let c = api::client(None);
                     let (mut acked, mut failed) = (Vec::new(), Failures::new());
                     for k in 0..count {
+                        if let Some(rate) = rate {
+                            let j = (k * senders + s) as f64;
+                            let at = start + Duration::from_secs_f64(j / rate);
+                            actix_rt::time::sleep_until(at.into()).await;
+                        }
                         let body = format!("push bench {s}-{k}");
                         match api::send(&c, &base, &bots[s].token, &room, &body).await {
                             Sent::Acked { event_id, .. } => acked.push(Acked {
@@ -357,7 +371,7 @@ pub fn run(
         &keys[0],
     ));
     match probe {
-        (201, _) => {}
+        (200 | 201, _) => {}
         (404, code) => {
             let why = format!(
                 "POST /api/v1/push/subscriptions answered 404{} (this server has no \
@@ -389,7 +403,7 @@ pub fn run(
                 );
                 async move {
                     match api::subscribe_webpush(&c, &base, &token, &url, &key).await {
-                        (201, _) => None,
+                        (200 | 201, _) => None,
                         (status, code) => Some(format!("{status} {code}")),
                     }
                 }
@@ -423,8 +437,9 @@ pub fn run(
 
     let sampler = Sampler::start(base.clone());
     let bots = Arc::new(bots);
+    let cpu0 = server.cpu_seconds();
     let t0 = Instant::now();
-    let (acked, send_errors) = send_all(&base, &bots, &room, plan);
+    let (acked, send_errors) = send_all(&base, &bots, &room, plan, t0);
     let sent_s = t0.elapsed().as_secs_f64();
     let expected = (acked.len() * (users - 1)) as u64;
 
@@ -450,6 +465,10 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let cpu = match (cpu0, server.cpu_seconds()) {
+        (Some(a), Some(b)) => Some((b - a, t0.elapsed().as_secs_f64())),
+        _ => None,
+    };
     let (lag_max, queue_max) = sampler.stop();
     let after = api::block(server::metrics(&base, "hubbub_push_"));
     let (arrivals, malformed) = receiver.take();
@@ -460,6 +479,9 @@ pub fn run(
     let seconds = (last - t0).as_secs_f64().max(1e-6);
     let m = match_up(&arrivals, &acked, users);
     let missing = (expected as usize).saturating_sub(m.delivered);
+    // Events turned into all their pushes, per second: when every push arrived, the events over
+    // the time; before that, the pushes' worth in events.
+    let events_per_s = m.delivered as f64 / (users - 1) as f64 / seconds;
     let (before_sent, after_sent) = (sent_by_outcome(&before), sent_by_outcome(&after));
     let outcomes: BTreeMap<String, f64> = after_sent
         .iter()
@@ -478,7 +500,15 @@ pub fn run(
         per_sub.iter().max().copied().unwrap_or(0),
     );
 
-    let mut row = Row::new(format!("push {users} users"));
+    let pace = plan
+        .rate
+        .map_or("as fast as the server answered".into(), |r| {
+            format!("at {r}/s")
+        });
+    let mut row = Row::new(match plan.rate {
+        Some(r) => format!("push {users} users @{r}/s"),
+        None => format!("push {users} users"),
+    });
     row.rate = Some(m.delivered as f64 / seconds);
     row.latency = Some(Latency::of(m.latencies));
     let send_failures: u64 = send_errors.values().sum();
@@ -488,12 +518,11 @@ pub fn run(
         .map(|(k, v)| format!("{k} {v:.0}"))
         .collect();
     row.note = format!(
-        "{} events in {seconds:.1} s = {:.0} events/s; pushes {}/{expected} (per member \
-         {fewest}–{most}), sent by {senders} senders in {sent_s:.1} s ({:.0}/s); worker lag max \
-         {lag_max} events, {lag_end} at the end, queue max {queue_max}; sent_total {}",
-        acked.len(),
-        acked.len() as f64 / seconds,
+        "{events_per_s:.1} events/s over {seconds:.1} s; pushes {}/{expected} (per member \
+         {fewest}–{most}); {} events sent by {senders} senders in {sent_s:.1} s ({:.0}/s); worker \
+         lag max {lag_max} events, {lag_end} at the end, queue max {queue_max}; sent_total {}",
         m.delivered,
+        acked.len(),
         acked.len() as f64 / sent_s.max(1e-6),
         if outcome_text.is_empty() {
             "none".to_string()
@@ -501,6 +530,13 @@ pub fn run(
             outcome_text.join(", ")
         },
     );
+    if let Some((busy, wall)) = cpu {
+        row.note += &format!(
+            "; server cpu {:.0}%, {:.0} µs per push",
+            busy / wall.max(1e-6) * 100.0,
+            busy * 1e6 / (m.delivered.max(1) as f64)
+        );
+    }
     if let Some(why) = &ended {
         row.note += &format!(", stopped: {why}");
     }
@@ -527,17 +563,19 @@ pub fn run(
     }
     row.extra = json!({
         "users": users, "senders": senders, "events": acked.len(), "expected": expected,
+        "rate": plan.rate,
         "delivered": m.delivered, "missing": missing, "repeats": m.repeats,
         "unexpected": m.unexpected, "unknown": unknown, "seconds": seconds,
-        "send_seconds": sent_s, "events_per_s": acked.len() as f64 / seconds,
+        "send_seconds": sent_s, "events_per_s": events_per_s,
+        "server_cpu_seconds": cpu.map(|c| c.0), "wall_seconds": cpu.map(|c| c.1),
         "lag_max": lag_max, "lag_end": lag_end, "queue_max": queue_max,
         "sent_total": outcomes, "leader": leader, "by_topic": m.by_topic,
         "per_member_min": fewest, "per_member_max": most, "send_errors": send_errors,
         "malformed": malformed, "ended": ended,
     });
-    let ratio = ceiling_row
-        .rate
-        .filter(|r| *r > 0.0)
+    // At a fixed rate the pushes/s is the rate asked for, not what the worker can do.
+    let ratio = (ceiling_row.rate)
+        .filter(|r| *r > 0.0 && plan.rate.is_none())
         .map_or(String::new(), |c| {
             format!(
                 "; pushes / receiver ceiling = {:.1} %",
@@ -546,7 +584,7 @@ pub fn run(
         });
     let line = format!(
         "push: one room of {users} members with a Web Push subscription each; {senders} of them \
-         sent {} messages as fast as the server answered; from the first send to the last of the \
+         sent {} messages {pace}; from the first send to the last of the \
          {expected} expected pushes ({}), pushes/s in the rate column, latency from each send's \
          201 to its push at the in-process receiver{ratio}",
         acked.len(),
