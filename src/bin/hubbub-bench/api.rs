@@ -1,5 +1,5 @@
 //! The hubbub calls the scenarios make, over awc exactly as clients do: register, bots,
-//! rooms, sends, and the WebSocket stream. Also `on_threads`: one actix System per thread.
+//! rooms, sends, push subscriptions and the WebSocket stream. Also `on_threads`: one actix System per thread.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -229,6 +229,28 @@ where
         }
         Err(e) => (0, e.to_string()),
     }
+}
+
+/// `POST /api/v1/push/subscriptions` as the bot with `token`: a Web Push subscription to
+/// `endpoint` with `keys` (`p256dh`, `auth`). The status (201: made; 200: it
+/// already was) and its error code.
+pub async fn subscribe_webpush(
+    c: &Client,
+    base: &str,
+    token: &str,
+    endpoint: &str,
+    keys: &(String, String),
+) -> (u16, String) {
+    let resp = c
+        .post(format!("{base}/api/v1/push/subscriptions"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send_json(&json!({
+            "kind": "webpush",
+            "endpoint": endpoint,
+            "keys": {"p256dh": keys.0, "auth": keys.1},
+        }))
+        .await;
+    answer(resp).await
 }
 
 /// `POST /api/v1/attachments` as the bot with `token`, `bytes` in the `file` field.

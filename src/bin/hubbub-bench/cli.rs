@@ -26,6 +26,9 @@ pub enum Scenario {
     All,
     /// The attacks of issue #14 against the live server (not in `all`)
     Hostile,
+    /// Members with Web Push subscriptions; senders post --events messages: the push worker's
+    /// events/s and pushes/s (not in `all`)
+    Push,
 }
 
 impl Scenario {
@@ -103,7 +106,7 @@ struct Args {
     #[arg(long, value_name = "SECS", help_heading = "connections")]
     hold: Option<f64>,
 
-    /// Messages the member misses [default: 10000; --smoke: 200]
+    /// Messages the member misses; for `push`, messages sent [default: 10000, push 500; --smoke: 200, push 20]
     #[arg(long, value_name = "N", help_heading = "catchup")]
     events: Option<usize>,
     /// Clients posting them [default: 32; --smoke: 4]
@@ -119,6 +122,19 @@ struct Args {
     /// The honest clients' sends per second, over 4 users [default: 20]; `hostile` alone keeps the server's write limit (10/s)
     #[arg(long, value_name = "PER_S", default_value_t = 20.0, hide_default_value = true, value_parser = positive, help_heading = "hostile")]
     honest_rate: f64,
+
+    /// Members of the room, each with one Web Push subscription [default: 200; --smoke: 5]
+    #[arg(long, value_name = "N", value_parser = room_size, help_heading = "push")]
+    push_users: Option<usize>,
+    /// Members who send, each as fast as the server answers [default: 4; --smoke: 2]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "push")]
+    push_senders: Option<usize>,
+    /// The senders' total rate, per second [default: as fast as the server answers]
+    #[arg(long, value_name = "PER_S", value_parser = positive, help_heading = "push")]
+    push_rate: Option<f64>,
+    /// The longest wait for the pushes after the last send [default: 300; --smoke: 30]
+    #[arg(long, value_name = "SECS", value_parser = positive, help_heading = "push")]
+    push_timeout: Option<f64>,
 
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
@@ -148,6 +164,11 @@ pub struct Opts {
     pub attack_secs: f64,
     pub attackers: usize,
     pub honest_rate: f64,
+    pub push_users: usize,
+    pub push_senders: usize,
+    pub push_events: usize,
+    pub push_rate: Option<f64>,
+    pub push_timeout: f64,
     pub smoke: bool,
     pub json: bool,
 }
@@ -196,11 +217,15 @@ fn resolve(a: Args) -> Opts {
     };
     let mut scenarios = a.scenarios;
     if scenarios.is_empty() || scenarios.contains(&Scenario::All) {
-        let hostile = scenarios.contains(&Scenario::Hostile);
-        scenarios = Scenario::ALL.to_vec();
-        if hostile {
-            scenarios.push(Scenario::Hostile);
+        // `all` and the scenarios it leaves out that were named with it, in their order.
+        let mut extra: Vec<Scenario> = Vec::new();
+        for s in scenarios {
+            if s != Scenario::All && !Scenario::ALL.contains(&s) && !extra.contains(&s) {
+                extra.push(s);
+            }
         }
+        scenarios = Scenario::ALL.to_vec();
+        scenarios.extend(extra);
     }
     let mut server = ServerOpts {
         binary: a.server.unwrap_or_else(|| {
@@ -219,6 +244,16 @@ fn resolve(a: Args) -> Opts {
     // it off otherwise): one of its attacks is writes beyond it. An explicit --env still wins.
     if scenarios == [Scenario::Hostile] && server.url.is_none() {
         (server.env).insert(0, ("HUBBUB_RATE_WRITES_PER_SEC".into(), "10".into()));
+    }
+    // `push` needs the server to accept its loopback http receiver as an endpoint, and measures
+    // the worker, not the grace period a reader on another device gets (10 s by default).
+    // Explicit --env settings come after, and win.
+    if scenarios.contains(&Scenario::Push) && server.url.is_none() {
+        let push = [
+            ("HUBBUB_PUSH_ALLOW_INSECURE", "true"),
+            ("HUBBUB_PUSH_GRACE_MS", "0"),
+        ];
+        (server.env).splice(0..0, push.map(|(k, v)| (k.into(), v.into())));
     }
     Opts {
         server,
@@ -244,6 +279,11 @@ fn resolve(a: Args) -> Opts {
         attack_secs: scale(a.attack_secs, 5.0, 1.0),
         attackers: count(a.attackers, 16, 4),
         honest_rate: a.honest_rate,
+        push_users: count(a.push_users, 200, 5),
+        push_senders: count(a.push_senders, 4, 2),
+        push_events: count(a.events, 500, 20),
+        push_rate: a.push_rate,
+        push_timeout: scale(a.push_timeout, 300.0, 30.0),
         smoke,
         json: a.json,
     }
@@ -277,6 +317,10 @@ mod tests {
         assert_eq!((o.sockets, o.per_ip, o.hold), (10_000, 10_000, 25.0));
         assert_eq!((o.events, o.catchup_senders), (10_000, 32));
         assert_eq!((o.attack_secs, o.attackers, o.honest_rate), (5.0, 16, 20.0));
+        assert_eq!(
+            (o.push_users, o.push_senders, o.push_events, o.push_timeout),
+            (200, 4, 500, 300.0)
+        );
         assert!(!o.smoke && !o.json && o.server.env.is_empty() && o.server.url.is_none());
     }
 
@@ -290,6 +334,10 @@ mod tests {
         assert_eq!((o.sockets, o.per_ip, o.hold), (20, 10, 0.0));
         assert_eq!((o.events, o.catchup_senders), (200, 4));
         assert_eq!((o.attack_secs, o.attackers), (1.0, 4));
+        assert_eq!(
+            (o.push_users, o.push_senders, o.push_events, o.push_timeout),
+            (5, 2, 20, 30.0)
+        );
         assert!(o.smoke);
     }
 
@@ -340,6 +388,33 @@ mod tests {
     }
 
     #[test]
+    fn push_is_not_in_all_and_its_server_accepts_the_receiver_without_a_grace_period() {
+        let o = opts(&["push", "--env", "HUBBUB_PUSH_GRACE_MS=5"]);
+        assert_eq!(o.scenarios, [Scenario::Push]);
+        let env: Vec<(&str, &str)> = (o.server.env.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("HUBBUB_PUSH_ALLOW_INSECURE", "true"),
+                ("HUBBUB_PUSH_GRACE_MS", "0"),
+                ("HUBBUB_PUSH_GRACE_MS", "5"),
+            ],
+            "an explicit --env comes after, and wins"
+        );
+        let given = opts(&["--events", "50", "push"]);
+        assert_eq!((given.push_events, given.events), (50, 50));
+
+        let with_all = opts(&["push", "all", "hostile", "push"]);
+        assert_eq!(with_all.scenarios[..6], Scenario::ALL);
+        assert_eq!(with_all.scenarios[6..], [Scenario::Push, Scenario::Hostile]);
+        assert!(!opts(&[]).scenarios.contains(&Scenario::Push));
+        let elsewhere = opts(&["push", "--url", "http://127.0.0.1:8080"]);
+        assert!(elsewhere.server.env.is_empty(), "not ours to configure");
+    }
+
+    #[test]
     fn values_out_of_range_are_usage_errors() {
         for args in [
             &["--clients", "0"][..],
@@ -348,6 +423,10 @@ mod tests {
             &["--attackers", "0"],
             &["--attack-secs", "0"],
             &["--honest-rate", "-1"],
+            &["--push-users", "1"],
+            &["--push-senders", "0"],
+            &["--push-timeout", "0"],
+            &["--push-rate", "0"],
             &["--env", "NOEQUALS"],
             &["--duration", "ten"],
             &["sned"],

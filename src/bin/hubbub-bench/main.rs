@@ -1,8 +1,8 @@
 //! hubbub's load generator: drives a server over loopback as clients do and prints a table.
 //!
 //! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
-//! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), and `hostile`
-//! (the attacks of #14; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), `hostile`
+//! (the attacks of #14; not in `all`) and `push` (the push worker's rate; not in `all`). See `docs/benchmarks.md` for the commands behind the
 //! published figures.
 
 mod api;
@@ -11,6 +11,7 @@ mod cli;
 mod conns;
 mod fanout;
 mod hostile;
+mod push;
 mod send;
 mod server;
 mod stats;
@@ -91,6 +92,8 @@ fn main() -> ExitCode {
     let mut failed = false;
     let mut max_send: Option<f64> = None;
     let mut send_op: Option<send::Op> = None;
+    // Lines printed after the table: what a scenario measured.
+    let mut lines: Vec<String> = Vec::new();
     let load = send::Load {
         clients: opts.clients,
         duration: Duration::from_secs_f64(opts.duration),
@@ -182,6 +185,27 @@ fn main() -> ExitCode {
                 opts.catchup_senders,
                 opts.threads,
             )?]),
+            Scenario::Push => {
+                let setting = opts.server.env.iter().rev();
+                let concurrency = setting
+                    .filter(|(k, _)| k == "HUBBUB_PUSH_CONCURRENCY")
+                    .find_map(|(_, v)| v.parse().ok())
+                    .unwrap_or(32);
+                let plan = push::Plan {
+                    users: opts.push_users,
+                    senders: opts.push_senders,
+                    events: opts.push_events,
+                    rate: opts.push_rate,
+                    threads: opts.threads,
+                    concurrency,
+                    ceiling: Duration::from_secs_f64(if opts.smoke { 0.2 } else { 1.0 }),
+                    timeout: Duration::from_secs_f64(opts.push_timeout),
+                    stall: Duration::from_secs(10),
+                };
+                let (rows, line) = push::run(&server, &prefix, plan)?;
+                lines.extend(line);
+                Ok(rows)
+            }
             // `cli::parse` expands it.
             Scenario::All => Ok(Vec::new()),
         })();
@@ -206,6 +230,9 @@ fn main() -> ExitCode {
         max_send,
     ) {
         println!("durable sends / ceiling = {:.1} %", send / ceiling * 100.0);
+    }
+    for line in &lines {
+        println!("{line}");
     }
     if opts.json {
         for row in &rows {
