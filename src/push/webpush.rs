@@ -1,13 +1,15 @@
 //! Web Push (RFC 8030): the payload encrypted for the browser (aes128gcm, RFC 8291) and the
 //! request signed with the server's VAPID key (RFC 8292).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use jwt_simple::prelude::ES256KeyPair;
 use web_push::{
-    ContentEncoding, PartialVapidSignatureBuilder, SubscriptionInfo, Urgency,
+    ContentEncoding, PartialVapidSignatureBuilder, SubscriptionInfo, Urgency, VapidSignature,
     VapidSignatureBuilder, WebPushMessageBuilder,
 };
 
@@ -32,7 +34,15 @@ pub struct WebPush {
     signer: PartialVapidSignatureBuilder,
     public_key: Vec<u8>,
     subject: String,
+    /// Signed VAPID tokens by audience (a push service's origin) and when they were made:
+    /// signing (ES256) was half the worker's time when each push signed its own.
+    signatures: Arc<Mutex<HashMap<String, (VapidSignature, Instant)>>>,
 }
+
+/// How long a signed VAPID token is reused; it is valid for 12 hours from its signing.
+pub const SIGNATURE_REUSE: Duration = Duration::from_secs(3600);
+/// The most audiences whose tokens are kept (more are signed again as they come).
+const SIGNATURES_KEPT: usize = 1024;
 
 impl std::fmt::Debug for WebPush {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +114,7 @@ impl WebPush {
             public_key: signer.get_public_key(),
             signer,
             subject: subject.to_string(),
+            signatures: Arc::default(),
         })
     }
 
@@ -133,10 +144,7 @@ impl WebPush {
                 payload.len()
             ));
         }
-        let mut signature = self.signer.clone().add_sub_info(&info);
-        signature.add_claim("aud", audience);
-        signature.add_claim("sub", self.subject.as_str());
-        let signature = signature.build().map_err(|e| format!("signing: {e}"))?;
+        let signature = self.signature(&info, audience)?;
         let mut message = WebPushMessageBuilder::new(&info);
         message.set_payload(ContentEncoding::Aes128Gcm, &payload);
         message.set_vapid_signature(signature);
@@ -163,6 +171,31 @@ impl WebPush {
 }
 
 /// What a push service's answer means.
+impl WebPush {
+    /// The VAPID token for `audience`: the one signed within [`SIGNATURE_REUSE`], or a new one.
+    fn signature(
+        &self,
+        info: &SubscriptionInfo,
+        audience: String,
+    ) -> Result<VapidSignature, String> {
+        let mut kept = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((signature, at)) = kept.get(&audience) {
+            if at.elapsed() < SIGNATURE_REUSE {
+                return Ok(signature.clone());
+            }
+        }
+        let mut builder = self.signer.clone().add_sub_info(info);
+        builder.add_claim("aud", audience.as_str());
+        builder.add_claim("sub", self.subject.as_str());
+        let signature = builder.build().map_err(|e| format!("signing: {e}"))?;
+        if kept.len() >= SIGNATURES_KEPT {
+            kept.clear();
+        }
+        kept.insert(audience, (signature.clone(), Instant::now()));
+        Ok(signature)
+    }
+}
+
 pub fn classify(answer: Result<Reply, Failure>) -> Outcome {
     match answer {
         Ok(reply) => match reply.status {
@@ -273,6 +306,37 @@ mod tests {
             audience("https://[::1]:444/x").unwrap(),
             "https://[::1]:444"
         );
+    }
+
+    #[test]
+    fn one_signed_token_serves_a_push_service_for_an_hour_and_each_service_has_its_own() {
+        let push = WebPush::new(&generate_key(), "mailto:a@b.c").unwrap();
+        let (a1, _, _) = subscription("https://push.example.net/a");
+        let (a2, _, _) = subscription("https://push.example.net/b");
+        let (b, _, _) = subscription("https://other.example.org/c");
+        let auth = |row: &SubscriptionRow| {
+            let request = push.request(row, &notification()).unwrap();
+            header(&request, "authorization").map(str::to_owned)
+        };
+        let first = auth(&a1);
+        assert_eq!(auth(&a2), first, "the same origin reuses its token");
+        let other = auth(&b);
+        assert_ne!(other, first, "another origin gets a token of its own");
+        let claims = claims(
+            &push.request(&b, &notification()).unwrap(),
+            &push.public_key(),
+        );
+        assert_eq!(
+            claims.audiences.unwrap().into_string().unwrap(),
+            "https://other.example.org"
+        );
+        // An hour later the token is signed again.
+        {
+            let mut kept = push.signatures.lock().unwrap();
+            let entry = kept.get_mut("https://push.example.net").unwrap();
+            entry.1 -= SIGNATURE_REUSE;
+        }
+        assert_ne!(auth(&a1), first);
     }
 
     #[test]
