@@ -28,3 +28,14 @@ fn the_load_generator_runs_the_hostile_attacks_at_tiny_scale() {
         .expect("start hubbub-bench");
     assert!(status.success(), "an honest client failed during an attack");
 }
+
+/// `push` is not in `all`: the push worker's throughput at tiny scale, against the bench's own
+/// Web Push receiver. Fails if a push is missing or a request isn't Web Push.
+#[test]
+fn the_load_generator_runs_the_push_scenario_at_tiny_scale() {
+    let status = Command::new(env!("CARGO_BIN_EXE_hubbub-bench"))
+        .args(["--smoke", "--server", env!("CARGO_BIN_EXE_hubbub"), "push"])
+        .status()
+        .expect("start hubbub-bench");
+    assert!(status.success(), "pushes were missing or malformed");
+}
