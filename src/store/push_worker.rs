@@ -163,6 +163,23 @@ pub fn unread_in_room(
         .load(conn)
 }
 
+/// Which of `rooms` have a current member with a push subscription (live or not).
+pub fn rooms_with_subscribers(conn: &mut DbConnection, rooms: &[Id]) -> QueryResult<Vec<Id>> {
+    use super::schema::push_subscriptions;
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    room_memberships::table
+        .inner_join(
+            push_subscriptions::table.on(push_subscriptions::user_id.eq(room_memberships::user_id)),
+        )
+        .filter(room_memberships::room_id.eq_any(rooms))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(room_memberships::room_id)
+        .distinct()
+        .load(conn)
+}
+
 /// A room's name (`None` for a direct room).
 pub fn room_name(conn: &mut DbConnection, room: Id) -> QueryResult<Option<String>> {
     use super::schema::rooms;
