@@ -1,10 +1,10 @@
 //! Accounts: registration, login and profile reads. Passwords are hashed with argon2id in the
 //! bounded hashing pool (`core::work`), never while holding a database connection.
 
-use crate::core::{crypto, tokens};
 use crate::core::event::{self, Event, UserUpdated};
 use crate::core::views::User;
 use crate::core::work::Pool;
+use crate::core::{crypto, tokens};
 use crate::domain::{DisplayName, Id, Password, Time, UserKind, Username};
 use crate::error::{Error, Result};
 use crate::events::{To, Writer};

@@ -9,9 +9,9 @@ use crate::core::credentials::{Credentials, Entry};
 use crate::core::tokens;
 use crate::domain::{Id, Time};
 use crate::error::{Error, Result};
-use serde::Serialize;
 use crate::events::Writer;
 use crate::store::{self, sessions::SessionRow, Db};
+use serde::Serialize;
 
 /// Deletes the session and appends `credential.revoked` in the same transaction.
 pub async fn revoke(writer: &Writer, session: Id) -> Result<()> {

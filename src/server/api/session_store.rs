@@ -15,8 +15,8 @@ use std::time::{Duration as StdDuration, Instant};
 use crate::core::credentials::Credentials;
 use crate::core::crypto::sha256_hex;
 use crate::core::sessions;
-use crate::domain::Time;
 use crate::domain::Id;
+use crate::domain::Time;
 use crate::server::api::auth::{session_ids, session_user_agent};
 use crate::store::Db;
 
