@@ -77,13 +77,22 @@ pub async fn create(db: &Db, new: NewSession, state: &HashMap<String, String>) -
         state: serde_json::to_string(state)?,
         expires_at: new.expires,
         created_at: now,
-        user_agent: new
-            .user_agent
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
-        last_seen_at: Some(now),
     };
-    db.run(move |conn| store::write_tx(conn, |conn| Ok(store::sessions::insert(conn, &row)?)))
-        .await
+    let agent: Option<String> = new
+        .user_agent
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+    db.run(move |conn| {
+        store::write_tx(conn, |conn| {
+            store::sessions::insert(conn, &row)?;
+            Ok(store::sessions::set_details(
+                conn,
+                row.id,
+                agent.as_deref(),
+                now,
+            )?)
+        })
+    })
+    .await
 }
 
 /// Moves a session's expiry (and replaces its state, when given); `false` if it is gone. The

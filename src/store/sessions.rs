@@ -16,6 +16,14 @@ pub struct SessionRow {
     pub state: String,
     pub expires_at: Time,
     pub created_at: Time,
+}
+
+/// A session as its user's list shows it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionListing {
+    pub id: Id,
+    pub created_at: Time,
     /// The sign-in request's `User-Agent` (at most 256 characters).
     pub user_agent: Option<String>,
     /// When the session was last used (to the minute; `None` before the first touch).
@@ -88,12 +96,12 @@ pub fn delete_by_key(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Opt
 }
 
 /// The user's live sessions, newest first.
-pub fn list_live(conn: &mut DbConnection, user: Id, now: Time) -> QueryResult<Vec<SessionRow>> {
+pub fn list_live(conn: &mut DbConnection, user: Id, now: Time) -> QueryResult<Vec<SessionListing>> {
     sessions::table
         .filter(sessions::user_id.eq(user))
         .filter(sessions::expires_at.gt(now))
         .order((sessions::created_at.desc(), sessions::id.desc()))
-        .select(SessionRow::as_select())
+        .select(SessionListing::as_select())
         .load(conn)
 }
 
@@ -113,6 +121,22 @@ pub fn owner(conn: &mut DbConnection, id: Id) -> QueryResult<Option<Id>> {
         .select(sessions::user_id)
         .first(conn)
         .optional()
+}
+
+/// Stores what the sessions list shows of a new session: its `User-Agent` and first use.
+pub fn set_details(
+    conn: &mut DbConnection,
+    id: Id,
+    user_agent: Option<&str>,
+    now: Time,
+) -> QueryResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::user_agent.eq(user_agent),
+            sessions::last_seen_at.eq(Some(now)),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Records that the session `id` was used at `now`.
