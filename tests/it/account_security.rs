@@ -107,6 +107,29 @@ async fn a_token_cannot_change_the_password() {
     app.login("alice", &alice.password).await.expect(200);
 }
 
+#[actix_web::test]
+async fn password_guesses_draw_from_the_sign_in_rate_limit() {
+    // Arrange: 3 sign-ins, registrations or password changes per minute per client address.
+    let app = TestApp::builder()
+        .env("HUBBUB_RATE_LOGIN_PER_MIN", "3")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    for guess in ["guess one", "guess two"] {
+        change(&alice, &app, guess, NEW_PASSWORD)
+            .await
+            .expect_error(403, "wrong_password");
+    }
+
+    // Act
+    let limited = change(&alice, &app, &alice.password, NEW_PASSWORD).await;
+
+    // Assert
+    limited.expect_error(429, "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    alice.get(&app, "/api/v1/me").await.expect(200);
+}
+
 /// Signs `user` in again with a `User-Agent`; returns the new session's user.
 async fn sign_in_with_agent(app: &TestApp, user: &TestUser, agent: &str) -> TestUser {
     let body = json!({ "username": user.username, "password": user.password });
@@ -229,4 +252,55 @@ async fn deleting_someone_elses_session_is_404_and_it_survives() {
     // Assert
     resp.expect_error(404, "session_not_found");
     bob.get(&app, "/api/v1/me").await.expect(200);
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and Redis: set HUBBUB_TEST_POSTGRES_URL and HUBBUB_TEST_REDIS_URL"]
+async fn on_two_nodes_a_password_change_or_a_session_delete_closes_sockets_on_the_other() {
+    // Arrange: the doorbell alone must carry it (the fallback poll is a minute).
+    let slow = [("HUBBUB_POLL_INTERVAL_MS", "60000")];
+    let (a, b) = crate::cluster::two_nodes(None, &slow).await;
+    let alice = a.register("alice").await;
+    let phone = alice.second_session(&a).await;
+    let laptop = alice.second_session(&a).await;
+    let mut phone_ws = phone.socket(&b, None).await;
+    let mut own_ws = alice.socket(&b, None).await;
+
+    // Act 1: sign the phone out from its id, on node a
+    let page = phone.get(&a, "/api/v1/sessions").await.expect(200);
+    let phone_id = sessions(&page)
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("the phone's own session")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = Instant::now();
+    alice
+        .delete(&a, &format!("/api/v1/sessions/{phone_id}"))
+        .await
+        .expect(204);
+
+    // Assert 1
+    let (code, _) = phone_ws.expect_close(Duration::from_secs(2)).await;
+    assert_eq!(code, 4100);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+
+    // Act 2: the laptop changes the password on node b
+    let mut alice_ws_a = alice.socket(&a, None).await;
+    let started = Instant::now();
+    let resp = change(&laptop, &b, &alice.password, NEW_PASSWORD).await;
+
+    // Assert 2: the first session's sockets close on both nodes; the laptop stays
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    let (code, _) = own_ws.expect_close(Duration::from_secs(2)).await;
+    assert_eq!(code, 4100);
+    let (code, _) = alice_ws_a.expect_close(Duration::from_secs(2)).await;
+    assert_eq!(code, 4100);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    laptop.get(&a, "/api/v1/me").await.expect(200);
+    alice
+        .get(&b, "/api/v1/me")
+        .await
+        .expect_error(401, "unauthenticated");
 }
