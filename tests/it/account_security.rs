@@ -304,3 +304,47 @@ async fn on_two_nodes_a_password_change_or_a_session_delete_closes_sockets_on_th
         .await
         .expect_error(401, "unauthenticated");
 }
+
+/// A Web Push subscription body with a browser's fresh keys.
+fn webpush(endpoint: &str) -> Value {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let (keys, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+    let public = keys.raw_components().unwrap().public_key().to_vec();
+    let keys = json!({ "p256dh": b64(&public), "auth": b64(&auth) });
+    json!({ "kind": "webpush", "endpoint": endpoint, "keys": keys })
+}
+
+#[actix_web::test]
+async fn a_password_change_deletes_the_other_sessions_push_subscriptions_only() {
+    // Arrange: any endpoint taken (the tests' endpoints resolve nowhere)
+    let app = TestApp::builder()
+        .env("HUBBUB_PUSH_ALLOW_INSECURE", "true")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let phone = alice.second_session(&app).await;
+    let path = "/api/v1/push/subscriptions";
+    let kept = alice
+        .post(&app, path, &webpush("https://push.example.net/laptop"))
+        .await
+        .expect(201);
+    phone
+        .post(&app, path, &webpush("https://push.example.net/phone"))
+        .await
+        .expect(201);
+
+    // Act
+    let resp = change(&alice, &app, &alice.password, NEW_PASSWORD).await;
+
+    // Assert
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    let list = alice.get(&app, path).await.expect(200);
+    let ids: Vec<&Value> = list["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(ids, vec![&kept["id"]], "{list}");
+}
