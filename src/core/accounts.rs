@@ -1,10 +1,10 @@
 //! Accounts: registration, login and profile reads. Passwords are hashed with argon2id in the
 //! bounded hashing pool (`core::work`), never while holding a database connection.
 
-use crate::core::crypto;
 use crate::core::event::{self, Event, UserUpdated};
 use crate::core::views::User;
 use crate::core::work::Pool;
+use crate::core::{crypto, tokens};
 use crate::domain::{DisplayName, Id, Password, Time, UserKind, Username};
 use crate::error::{Error, Result};
 use crate::events::{To, Writer};
@@ -106,6 +106,56 @@ pub async fn login(db: &Db, hashes: &Pool, username: &str, password: &str) -> Re
         Some(user) if ok => Ok(User::from(&user)),
         _ => Err(Error::invalid_credentials()),
     }
+}
+
+/// Changes `user`'s password and revokes every other session of theirs (each as a logout does:
+/// row deleted, `credential.revoked` appended, so its sockets close on every node), in the
+/// writer batch that stores the new hash. `keep` (the caller's session) stays; API tokens stay
+/// too. 403 `wrong_password` if `current` is wrong, 422 if `new` is too weak. Returns the ids of
+/// the revoked sessions.
+pub async fn change_password(
+    db: &Db,
+    writer: &Writer,
+    hashes: &Pool,
+    user: Id,
+    keep: Id,
+    current: String,
+    new: String,
+) -> Result<Vec<Id>> {
+    // A place in the hashing queue first: when it is full, refuse before any query.
+    let admission = hashes.admit()?;
+    let row = db
+        .run(move |conn| Ok(store::users::find(conn, user)?))
+        .await?
+        .ok_or_else(Error::unauthenticated)?;
+    let new = Password::parse(&new).map_err(|why| Error::validation("new_password", why));
+    let name = row.username.clone();
+    let stored = row.password_hash.clone();
+    let hash = hashes
+        .run(admission, move || {
+            if !crypto::verify_password(&current, &stored) {
+                return Err(Error::forbidden(
+                    "wrong_password",
+                    "current_password is not this account's password",
+                ));
+            }
+            let new = new?;
+            new.check_strength(&name)
+                .map_err(|why| Error::validation("new_password", why))?;
+            crypto::hash_password(new.expose())
+        })
+        .await?;
+    writer
+        .run(move |batch| {
+            store::users::set_password_hash(batch.conn(), user, &hash)?;
+            let others = store::sessions::ids_of_user_except(batch.conn(), user, keep)?;
+            for &session in &others {
+                store::sessions::delete(batch.conn(), session)?;
+                tokens::revoke_in(batch, session)?;
+            }
+            Ok(others)
+        })
+        .await
 }
 
 /// The user `id` (404 if there is none).

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use crate::core::credentials::{Credentials, Entry};
 use crate::core::tokens;
 use crate::domain::{Id, Time};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::Writer;
 use crate::store::{self, sessions::SessionRow, Db};
+use serde::Serialize;
 
 /// Deletes the session and appends `credential.revoked` in the same transaction.
 pub async fn revoke(writer: &Writer, session: Id) -> Result<()> {
@@ -51,25 +52,47 @@ pub async fn find_live(
     Ok(Some(state))
 }
 
-/// Stores a new session of `user` (row id `id`) under the key hash `hash`.
-pub async fn create(
-    db: &Db,
-    id: Id,
-    user: Id,
-    hash: String,
-    state: &HashMap<String, String>,
-    expires: Time,
-) -> Result<()> {
+/// The longest `User-Agent` kept with a session, in characters.
+pub const MAX_USER_AGENT: usize = 256;
+
+/// What the server knows of a new session besides its state.
+pub struct NewSession {
+    /// The row id (the credential id its sockets are bound to).
+    pub id: Id,
+    pub user: Id,
+    /// The SHA-256 of the cookie key.
+    pub hash: String,
+    /// The sign-in request's `User-Agent` (cut to [`MAX_USER_AGENT`] characters here).
+    pub user_agent: Option<String>,
+    pub expires: Time,
+}
+
+/// Stores a new session.
+pub async fn create(db: &Db, new: NewSession, state: &HashMap<String, String>) -> Result<()> {
+    let now = Time::now();
     let row = SessionRow {
-        id,
-        key_hash: hash,
-        user_id: user,
+        id: new.id,
+        key_hash: new.hash,
+        user_id: new.user,
         state: serde_json::to_string(state)?,
-        expires_at: expires,
-        created_at: Time::now(),
+        expires_at: new.expires,
+        created_at: now,
     };
-    db.run(move |conn| store::write_tx(conn, |conn| Ok(store::sessions::insert(conn, &row)?)))
-        .await
+    let agent: Option<String> = new
+        .user_agent
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+    db.run(move |conn| {
+        store::write_tx(conn, |conn| {
+            store::sessions::insert(conn, &row)?;
+            Ok(store::sessions::set_details(
+                conn,
+                row.id,
+                agent.as_deref(),
+                now,
+            )?)
+        })
+    })
+    .await
 }
 
 /// Moves a session's expiry (and replaces its state, when given); `false` if it is gone. The
@@ -106,6 +129,59 @@ pub async fn end(db: &Db, credentials: &Credentials, hash: String) -> Result<()>
                 store::push::delete_for_credentials(conn, &[id])?;
             }
             Ok(())
+        })
+    })
+    .await
+}
+
+/// A signed-in session as its user sees it in `GET /api/v1/sessions`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub id: Id,
+    pub created_at: Time,
+    /// When it was last used, to the minute.
+    pub last_seen_at: Time,
+    /// The `User-Agent` it signed in with.
+    pub user_agent: Option<String>,
+    /// Whether this is the session of the request that lists them.
+    pub current: bool,
+}
+
+/// The live sessions of `user`, newest first; `current` marks the caller's.
+pub async fn list(db: &Db, user: Id, current: Option<Id>) -> Result<Vec<SessionInfo>> {
+    let rows = db
+        .run(move |conn| Ok(store::sessions::list_live(conn, user, Time::now())?))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SessionInfo {
+            id: row.id,
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at.unwrap_or(row.created_at),
+            user_agent: row.user_agent,
+            current: Some(row.id) == current,
+        })
+        .collect())
+}
+
+/// Revokes one of `user`'s sessions exactly as a logout does (404 if it isn't theirs).
+pub async fn revoke_own(writer: &Writer, user: Id, session: Id) -> Result<()> {
+    writer
+        .run(move |batch| {
+            if store::sessions::owner(batch.conn(), session)? != Some(user) {
+                return Err(Error::not_found("session_not_found", "no such session"));
+            }
+            store::sessions::delete(batch.conn(), session)?;
+            tokens::revoke_in(batch, session)
+        })
+        .await
+}
+
+/// Records that the session `id` was used now (the caller throttles this).
+pub async fn touch(db: &Db, id: Id) -> Result<()> {
+    db.run(move |conn| {
+        store::write_tx(conn, |conn| {
+            Ok(store::sessions::touch(conn, id, Time::now())?)
         })
     })
     .await

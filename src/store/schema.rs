@@ -55,6 +55,8 @@ diesel::table! {
         state -> Text,
         expires_at -> DbTime,
         created_at -> DbTime,
+        user_agent -> Nullable<Text>,
+        last_seen_at -> Nullable<DbTime>,
     }
 }
 

@@ -18,6 +18,18 @@ pub struct SessionRow {
     pub created_at: Time,
 }
 
+/// A session as its user's list shows it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionListing {
+    pub id: Id,
+    pub created_at: Time,
+    /// The sign-in request's `User-Agent` (at most 256 characters).
+    pub user_agent: Option<String>,
+    /// When the session was last used (to the minute; `None` before the first touch).
+    pub last_seen_at: Option<Time>,
+}
+
 /// The live (unexpired) session with this key hash.
 pub fn find_live(
     conn: &mut DbConnection,
@@ -81,6 +93,58 @@ pub fn delete_by_key(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Opt
         diesel::delete(sessions::table.find(id)).execute(conn)?;
     }
     Ok(id)
+}
+
+/// The user's live sessions, newest first.
+pub fn list_live(conn: &mut DbConnection, user: Id, now: Time) -> QueryResult<Vec<SessionListing>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(SessionListing::as_select())
+        .load(conn)
+}
+
+/// The ids of the user's sessions other than `keep`.
+pub fn ids_of_user_except(conn: &mut DbConnection, user: Id, keep: Id) -> QueryResult<Vec<Id>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::id.ne(keep))
+        .select(sessions::id)
+        .load(conn)
+}
+
+/// The user who owns the session `id`, if it exists.
+pub fn owner(conn: &mut DbConnection, id: Id) -> QueryResult<Option<Id>> {
+    sessions::table
+        .find(id)
+        .select(sessions::user_id)
+        .first(conn)
+        .optional()
+}
+
+/// Stores what the sessions list shows of a new session: its `User-Agent` and first use.
+pub fn set_details(
+    conn: &mut DbConnection,
+    id: Id,
+    user_agent: Option<&str>,
+    now: Time,
+) -> QueryResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::user_agent.eq(user_agent),
+            sessions::last_seen_at.eq(Some(now)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Records that the session `id` was used at `now`.
+pub fn touch(conn: &mut DbConnection, id: Id, now: Time) -> QueryResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::last_seen_at.eq(Some(now)))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Deletes the session `id`; true if it existed.

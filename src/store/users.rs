@@ -86,6 +86,14 @@ pub fn set_display_name(conn: &mut DbConnection, id: Id, name: &str) -> QueryRes
         .map(|_| ())
 }
 
+/// Replaces the user's password hash (a password change).
+pub fn set_password_hash(conn: &mut DbConnection, id: Id, hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Users whose username starts with `prefix`, in username order, after `after`.
 pub fn search(
     conn: &mut DbConnection,

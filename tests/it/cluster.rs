@@ -27,7 +27,7 @@ fn test_redis() -> String {
 
 /// Two nodes started at the same time on one fresh database and `redis` (default: the test
 /// Redis), both with `envs`.
-async fn two_nodes(redis: Option<&str>, envs: &[(&str, &str)]) -> (TestApp, TestApp) {
+pub(crate) async fn two_nodes(redis: Option<&str>, envs: &[(&str, &str)]) -> (TestApp, TestApp) {
     let test_redis = test_redis();
     let db = SharedDb::create().unwrap_or_else(|| panic!("{NEEDS}"));
     let redis = redis.unwrap_or(&test_redis);

@@ -1,5 +1,6 @@
 //! hubbub integration tests: every test runs the real server binary on a random port with its own data.
 
+mod account_security;
 mod accounts;
 mod authz;
 mod bots;

@@ -42,7 +42,7 @@ pub async fn register(
     )
     .await?;
     end_previous_session(&state, &req).await?;
-    start_session(&session, user.id)?;
+    start_session(&session, &req, user.id)?;
     Ok(HttpResponse::Created().json(user))
 }
 
@@ -62,7 +62,7 @@ pub async fn login(
 ) -> Result<HttpResponse, Error> {
     let user = accounts::login(&state.db, &state.hashes, &body.username, &body.password).await?;
     end_previous_session(&state, &req).await?;
-    start_session(&session, user.id)?;
+    start_session(&session, &req, user.id)?;
     Ok(HttpResponse::Ok().json(user))
 }
 

@@ -17,6 +17,8 @@ pub const SESSION_COOKIE: &str = "hubbub_session";
 
 const USER: &str = "user_id";
 const SID: &str = "sid";
+/// The sign-in request's `User-Agent`, carried in the state until the store writes the row.
+const USER_AGENT: &str = "ua";
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Copy)]
@@ -153,13 +155,33 @@ impl FromRequest for Caller {
     }
 }
 
-/// Starts a fresh session for `user` (a new key, so a planted cookie can't be fixed on them).
-pub fn start_session(session: &Session, user: Id) -> Result<(), Error> {
+/// Starts a fresh session for `user` (a new key, so a planted cookie can't be fixed on them),
+/// remembering the `User-Agent` of `req` for the sessions list.
+pub fn start_session(session: &Session, req: &HttpRequest, user: Id) -> Result<(), Error> {
     session.renew();
     session.clear();
     session.insert(USER, user).map_err(Error::internal)?;
     session.insert(SID, Id::new()).map_err(Error::internal)?;
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| {
+            ua.chars()
+                .take(crate::core::sessions::MAX_USER_AGENT)
+                .collect::<String>()
+        });
+    if let Some(agent) = agent {
+        session.insert(USER_AGENT, agent).map_err(Error::internal)?;
+    }
     Ok(())
+}
+
+/// The `User-Agent` a stored session state signed in with, if any.
+pub fn session_user_agent(state: &std::collections::HashMap<String, String>) -> Option<String> {
+    state
+        .get(USER_AGENT)
+        .and_then(|v| serde_json::from_str::<String>(v).ok())
 }
 
 /// The values a stored session state must carry: (user, session id).

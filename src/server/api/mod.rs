@@ -1,6 +1,7 @@
 //! The REST API: routes, extractors and middleware. Handlers parse and answer; the rules live
 //! in `core`.
 
+pub mod account_security;
 pub mod accounts;
 pub mod attachments;
 pub mod auth;
@@ -58,11 +59,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/users", post => accounts::register, get => accounts::search),
                 )
                 .service(resource!("/users/{id}", get => accounts::user))
-                .service(resource!("/sessions", post => accounts::login))
+                .service(
+                    resource!("/sessions", post => accounts::login, get => account_security::list),
+                )
                 .service(resource!("/sessions/current", delete => accounts::logout))
+                .service(resource!("/sessions/{id}", delete => account_security::revoke))
                 .service(
                     resource!("/me", get => accounts::me, patch => accounts::update_me),
                 )
+                .service(resource!("/me/password", post => account_security::change_password))
                 .service(
                     resource!("/friends/requests", post => social::request, get => social::requests),
                 )

@@ -10,7 +10,9 @@ use utoipa::{Modify, OpenApi};
 use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
-use crate::server::api::{accounts, attachments, notifications, ops, push, rooms, social, tokens};
+use crate::server::api::{
+    account_security, accounts, attachments, notifications, ops, push, rooms, social, tokens,
+};
 use crate::server::stream;
 
 #[derive(OpenApi)]
@@ -22,7 +24,8 @@ use crate::server::stream;
     ),
     paths(
         accounts::register, accounts::login, accounts::logout, accounts::me, accounts::update_me,
-        accounts::user, accounts::search,
+        accounts::user, accounts::search, account_security::change_password,
+        account_security::list, account_security::revoke,
         social::request, social::requests, social::accept, social::decline, social::cancel,
         social::friends, social::unfriend, social::block, social::unblock, social::blocks,
         rooms::create, rooms::open_direct, rooms::list, rooms::get, rooms::rename,

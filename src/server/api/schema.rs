@@ -203,6 +203,12 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
             "password",
             json!({ "maxLength": Password::MAX_CHARS }),
         ),
+        (
+            "PasswordBody",
+            "current_password",
+            json!({ "maxLength": Password::MAX_CHARS }),
+        ),
+        ("PasswordBody", "new_password", password()),
         ("ProfileBody", "display_name", name(DisplayName::MAX_CHARS)),
         ("BotBody", "username", username()),
         ("BotBody", "display_name", name(DisplayName::MAX_CHARS)),
