@@ -902,9 +902,52 @@ function wire() {
     if (document.visibilityState === 'visible' && state.current) markRead();
   });
   $('#notify').addEventListener('click', () => enableNotifications());
+  $('#account').addEventListener('toggle', () => { if ($('#account').open) renderSessions(); });
+  $('#password-form').addEventListener('submit', (ev) => { ev.preventDefault(); changePassword(ev.target); });
   navigator.serviceWorker?.addEventListener('message', (ev) => {
     if (ev.data?.type === 'open-room' && ev.data.room_id && state.me) openRoom(ev.data.room_id);
   });
+}
+
+// The account panel: the password, and the sessions this user is signed in with.
+async function changePassword(form) {
+  const err = form.querySelector('.form-error');
+  const status = form.querySelector('[data-testid=password-status]');
+  const button = form.querySelector('button[type=submit]');
+  err.textContent = '';
+  status.textContent = '';
+  button.disabled = true;
+  try {
+    await api('POST', '/me/password', {
+      json: { current_password: $('#current-password').value, new_password: $('#new-password').value },
+    });
+    form.reset();
+    // The server signed out every other session of this user; this one stays.
+    status.textContent = 'Password changed. Your other sessions were signed out.';
+    renderSessions();
+  } catch (e) {
+    err.textContent = describe(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function renderSessions() {
+  const list = $('#sessions');
+  let r;
+  try { r = await api('GET', '/sessions'); } catch (e) { toast(describe(e)); return; }
+  list.replaceChildren(...(r.sessions || []).map((s) => el('li', { 'data-testid': 'session', dataset: { current: String(s.current) } },
+    el('span', { text: s.user_agent || 'Unknown device', title: s.user_agent || '' }),
+    el('span', { class: 'muted', text: s.current ? ' (this device)' : ` (last used ${fmtTime(s.last_seen_at || s.created_at)})` }),
+    s.current ? null : el('button', {
+      type: 'button',
+      class: 'link',
+      text: 'End session',
+      onclick: async () => {
+        try { await api('DELETE', `/sessions/${s.id}`); } catch (e) { toast(describe(e)); }
+        renderSessions();
+      },
+    }))));
 }
 
 // Push notifications (docs/notifications.md): the service worker shows them while no page is

@@ -473,6 +473,40 @@ async function main() {
       (await badge(bob.page, 'Alice A.')) === '1');
     log('reload resumed');
 
+    // 12b. Account: alice sees the sessions she is signed in with, ends one (a "phone" that
+    // signed in through the API), and changes her password; her own tab stays signed in and live.
+    const signIn = (password, agent) => fetch(base + '/api/v1/sessions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'User-Agent': agent },
+      body: JSON.stringify({ username: 'alice', password }),
+    });
+    const phone = await signIn('correct horse alice', 'e2e-phone');
+    assert(phone.status === 200, `the phone signs in (${phone.status})`);
+    const phoneCookie = (phone.headers.get('set-cookie') || '').split(';')[0];
+    const asPhone = () => fetch(base + '/api/v1/me', { headers: { Cookie: phoneCookie } });
+    assert((await asPhone()).status === 200, 'the phone session works');
+    await alice.page.getByText('Account', { exact: true }).click();
+    const sessions = alice.page.locator('[data-testid=sessions] > li[data-testid=session]');
+    await waitUntil('alice\'s two sessions listed', async () => (await sessions.count()) === 2);
+    assert(await sessions.filter({ hasText: 'this device' }).count() === 1, 'her tab is marked as this device');
+    await sessions.filter({ hasText: 'e2e-phone' }).getByRole('button', { name: 'End session' }).click();
+    await waitUntil('the phone\'s session gone from the list', async () => (await sessions.count()) === 1);
+    assert((await asPhone()).status === 401, 'the ended session is signed out');
+    const pw = alice.page.getByTestId('password-form');
+    await pw.getByLabel('Current password').fill('correct horse alice');
+    await pw.getByLabel('New password').fill('a fresher horse for alice');
+    await pw.getByRole('button', { name: 'Change password' }).click();
+    await alice.page.getByTestId('password-status').filter({ hasText: 'Password changed' })
+      .waitFor({ timeout: STEP_TIMEOUT });
+    assert((await signIn('correct horse alice', 'e2e')).status === 401, 'the old password no longer signs in');
+    assert((await signIn('a fresher horse for alice', 'e2e')).status === 200, 'the new one does');
+    await waitForLive(alice);
+    assert((await alice.page.evaluate(() => fetch('/api/v1/me').then((r) => r.status))) === 200,
+      'the tab that changed the password stays signed in');
+    await shot(alice.page, '12-account');
+    await alice.page.getByText('Account', { exact: true }).click();
+    log('sessions listed, one ended, password changed');
+
     // 13. Swagger UI runs under its own CSP: it renders the document, and nothing is refused.
     const docs = await alice.context.newPage();
     docs.on('pageerror', (e) => alice.errors.push(`docs: page error: ${e.message}`));
