@@ -66,6 +66,10 @@ pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User
         avatar_attachment_id: None,
         owner_id: None,
         created_at: Time::now(),
+        admin: false,
+        deactivated_at: None,
+        deleted_at: None,
+        last_export_at: None,
     };
     db.run(move |conn| {
         store::write_tx(conn, |conn| match store::users::insert(conn, &row) {

@@ -2,6 +2,7 @@
 //! stream call these functions; they call the store and the event writer.
 
 pub mod accounts;
+pub mod admin;
 pub mod attachments;
 pub mod credentials;
 pub mod crypto;

@@ -273,6 +273,10 @@ pub async fn create_bot(
                 avatar_attachment_id: None,
                 owner_id: Some(owner),
                 created_at: Time::now(),
+                admin: false,
+                deactivated_at: None,
+                deleted_at: None,
+                last_export_at: None,
             };
             match store::users::insert(conn, &row) {
                 Ok(()) => {}

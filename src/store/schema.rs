@@ -14,6 +14,10 @@ diesel::table! {
         owner_id -> Nullable<DbUuid>,
         avatar_attachment_id -> Nullable<DbUuid>,
         created_at -> DbTime,
+        admin -> Bool,
+        deactivated_at -> Nullable<DbTime>,
+        deleted_at -> Nullable<DbTime>,
+        last_export_at -> Nullable<DbTime>,
     }
 }
 
@@ -261,6 +265,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    invites (id) {
+        id -> DbUuid,
+        code_hash -> Text,
+        uses -> Integer,
+        uses_left -> Integer,
+        created_by -> Nullable<DbUuid>,
+        created_at -> DbTime,
+        expires_at -> Nullable<DbTime>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    reports (id) {
+        id -> DbUuid,
+        reporter_id -> DbUuid,
+        target_user_id -> DbUuid,
+        message_id -> Nullable<DbUuid>,
+        room_id -> Nullable<DbUuid>,
+        message_body -> Nullable<Text>,
+        reason -> Text,
+        created_at -> DbTime,
+        resolved_at -> Nullable<DbTime>,
+        resolved_by -> Nullable<DbUuid>,
+        resolution -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(room_memberships -> rooms (room_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -282,4 +320,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_mentions,
     room_notifications,
     push_subscriptions,
+    invites,
+    reports,
 );

@@ -25,6 +25,10 @@ pub fn user(conn: &mut DbConnection, name: &str) -> Id {
             owner_id: None,
             avatar_attachment_id: None,
             created_at: Time::now(),
+            admin: false,
+            deactivated_at: None,
+            deleted_at: None,
+            last_export_at: None,
         },
     )
     .expect("insert user");

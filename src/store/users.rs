@@ -20,6 +20,14 @@ pub struct UserRow {
     pub owner_id: Option<Id>,
     pub avatar_attachment_id: Option<Id>,
     pub created_at: Time,
+    /// May use `/api/v1/admin/` (set with `hubbub admin promote`).
+    pub admin: bool,
+    /// An admin turned the account off: it can't sign in until reactivated.
+    pub deactivated_at: Option<Time>,
+    /// The user deleted the account: the row stays as the tombstone their messages point to.
+    pub deleted_at: Option<Time>,
+    /// When the user last exported their data.
+    pub last_export_at: Option<Time>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &UserRow) -> QueryResult<()> {

@@ -193,3 +193,36 @@ pub fn session_ids(state: &std::collections::HashMap<String, String>) -> Option<
     };
     Some((get(USER)?, get(SID)?))
 }
+
+/// A caller who is a server administrator (`users.admin`). Anyone else, signed in or not, gets
+/// the 404 of an unknown endpoint, so `/api/v1/admin/` gives away nothing about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub Caller);
+
+impl Admin {
+    fn hidden() -> Error {
+        Error::not_found("not_found", "no such endpoint")
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Admin, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let caller = Caller::for_request(req.clone())
+                .await
+                .map_err(|_| Admin::hidden())?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("no app state")))?;
+            if crate::core::admin::is_admin(&state.db, caller.user).await? {
+                Ok(Admin(caller))
+            } else {
+                Err(Admin::hidden())
+            }
+        })
+    }
+}
