@@ -104,6 +104,7 @@ async function signedIn(user) {
   $('#auth-view').hidden = true;
   $('#app-view').hidden = false;
   $('.me-name').textContent = `${user.display_name || user.username} (@${user.username})`;
+  $('#admin').hidden = !user.admin;
   state.stream = new Stream(user.id, {
     onEvent: handleEvent,
     onResync: () => reloadAll(),
@@ -144,6 +145,8 @@ function signedOut(message) {
   $('#timeline').replaceChildren();
   $('#composer').hidden = true;
   $('#room-title').textContent = 'No room open';
+  $('#admin').hidden = true;
+  $('#admin').open = false;
   showAuth();
   if (message) toast(message);
 }
@@ -355,6 +358,17 @@ function handleEvent(frame) {
       if (d.user?.id === state.me.id) state.me = { ...state.me, ...d.user };
       for (const room of state.rooms.values()) {
         room.members = (room.members || []).map((m) => (m.id === d.user.id ? { ...m, ...d.user } : m));
+      }
+      if (d.user?.deleted) {
+        // A deleted account's messages are tombstones now (docs/events.md, user.updated): the
+        // server sends no event per message, so blank the ones already loaded here.
+        for (const t of state.timelines.values()) {
+          for (const [id, m] of t.byId) {
+            if (m.author_id === d.user.id && !m.deleted_at) {
+              t.byId.set(id, { ...m, body: null, attachments: [], deleted_at: frame.created_at || new Date().toISOString() });
+            }
+          }
+        }
       }
       renderRooms();
       if (state.current) renderTimeline();
@@ -904,6 +918,10 @@ function wire() {
   $('#notify').addEventListener('click', () => enableNotifications());
   $('#account').addEventListener('toggle', () => { if ($('#account').open) renderSessions(); });
   $('#password-form').addEventListener('submit', (ev) => { ev.preventDefault(); changePassword(ev.target); });
+  $('#delete-account-form').addEventListener('submit', (ev) => { ev.preventDefault(); deleteAccount(ev.target); });
+  $('#admin').addEventListener('toggle', () => { if ($('#admin').open) renderAdmin(); });
+  $('#admin-users-form').addEventListener('submit', (ev) => { ev.preventDefault(); renderAdminUsers(); });
+  $('#admin-invite-form').addEventListener('submit', (ev) => { ev.preventDefault(); makeInvite(ev.target); });
   navigator.serviceWorker?.addEventListener('message', (ev) => {
     if (ev.data?.type === 'open-room' && ev.data.room_id && state.me) openRoom(ev.data.room_id);
   });
@@ -946,6 +964,126 @@ async function renderSessions() {
       onclick: async () => {
         try { await api('DELETE', `/sessions/${s.id}`); } catch (e) { toast(describe(e)); }
         renderSessions();
+      },
+    }))));
+}
+
+// Deleting the account (docs/api.md, "DELETE /api/v1/me"): the server signs every session out,
+// this one included, so the page goes back to the sign-in form.
+async function deleteAccount(form) {
+  const err = form.querySelector('.form-error');
+  const button = form.querySelector('button[type=submit]');
+  err.textContent = '';
+  button.disabled = true;
+  try {
+    await api('DELETE', '/me', { json: { password: $('#delete-password').value } });
+    form.reset();
+    $('#account').open = false;
+    signedOut('Your account was deleted.');
+  } catch (e) {
+    err.textContent = describe(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The administration page, shown to server administrators only (`admin: true` in GET /me):
+// users (deactivate, reactivate), invite codes, and reports (resolve, delete the message).
+function renderAdmin() {
+  renderAdminUsers();
+  renderInvites();
+  renderReports();
+}
+
+function userState(u) {
+  if (u.deleted_at) return 'deleted';
+  if (u.deactivated_at) return 'deactivated';
+  return u.admin ? 'admin' : 'active';
+}
+
+async function renderAdminUsers() {
+  const q = $('#admin-users-q').value.trim();
+  let r;
+  try { r = await api('GET', '/admin/users' + (q ? `?q=${encodeURIComponent(q)}` : '')); } catch (e) { toast(describe(e)); return; }
+  $('#admin-users').replaceChildren(...(r.users || []).map((u) => {
+    const st = userState(u);
+    const verb = u.deactivated_at ? 'reactivate' : 'deactivate';
+    return el('li', { 'data-testid': 'admin-user', dataset: { username: u.username, state: st } },
+      el('span', { text: `@${u.username}` }),
+      el('span', { class: 'muted', text: ` ${u.kind === 'bot' ? 'bot, ' : ''}${st}` }),
+      u.deleted_at || u.id === state.me.id ? null : el('button', {
+        type: 'button',
+        class: 'link',
+        text: verb === 'deactivate' ? 'Deactivate' : 'Reactivate',
+        onclick: async () => {
+          try { await api('POST', `/admin/users/${u.id}/${verb}`); } catch (e) { toast(describe(e)); }
+          renderAdminUsers();
+        },
+      }));
+  }));
+}
+
+async function makeInvite(form) {
+  const err = form.querySelector('.form-error');
+  const out = form.querySelector('[data-testid=admin-invite-code]');
+  err.textContent = '';
+  out.textContent = '';
+  try {
+    const inv = await api('POST', '/admin/invites', {
+      json: { uses: Number($('#admin-invite-uses').value) || 1, expires_in: $('#admin-invite-expires').value },
+    });
+    // The code is shown this once: the server keeps only its hash.
+    out.textContent = `Invite code (shown once): ${inv.code}`;
+    renderInvites();
+  } catch (e) {
+    err.textContent = describe(e);
+  }
+}
+
+async function renderInvites() {
+  let r;
+  try { r = await api('GET', '/admin/invites'); } catch (e) { toast(describe(e)); return; }
+  $('#admin-invites').replaceChildren(...(r.invites || []).map((inv) => el('li', { 'data-testid': 'admin-invite' },
+    el('span', { text: `${inv.uses_left} of ${inv.uses} uses left` }),
+    el('span', { class: 'muted', text: inv.expires_at ? ` (until ${fmtTime(inv.expires_at)})` : '' }),
+    el('button', {
+      type: 'button',
+      class: 'link',
+      text: 'Revoke',
+      onclick: async () => {
+        try { await api('DELETE', `/admin/invites/${inv.id}`); } catch (e) { toast(describe(e)); }
+        renderInvites();
+      },
+    }))));
+}
+
+async function renderReports() {
+  let r;
+  try { r = await api('GET', '/admin/reports?status=open'); } catch (e) { toast(describe(e)); return; }
+  const list = $('#admin-reports');
+  if (!(r.reports || []).length) { list.replaceChildren(el('li', { class: 'muted', text: 'No open reports.' })); return; }
+  list.replaceChildren(...r.reports.map((rep) => el('li', { class: 'report', 'data-testid': 'admin-report', dataset: { id: rep.id } },
+    el('span', { text: `@${rep.reporter?.username} reported @${rep.target_user?.username}` }),
+    el('span', { class: 'muted', text: ` ${fmtTime(rep.created_at)}` }),
+    rep.message_body != null ? el('blockquote', { 'data-testid': 'report-message', text: rep.message_body }) : null,
+    el('p', { text: `Reason: ${rep.reason}` }),
+    rep.message_id ? el('button', {
+      type: 'button',
+      class: 'small',
+      'data-testid': 'report-delete-message',
+      text: 'Delete the message',
+      onclick: async () => {
+        try { await api('DELETE', `/admin/messages/${rep.message_id}`); toast('Message deleted.'); } catch (e) { toast(describe(e)); }
+      },
+    }) : null,
+    el('button', {
+      type: 'button',
+      class: 'small',
+      'data-testid': 'report-resolve',
+      text: 'Resolve',
+      onclick: async () => {
+        try { await api('POST', `/admin/reports/${rep.id}/resolve`, { json: {} }); } catch (e) { toast(describe(e)); }
+        renderReports();
       },
     }))));
 }

@@ -216,6 +216,20 @@ async function roomButton(page, title) {
   return page.getByTestId('room-list').getByRole('button', { name: new RegExp('^' + title) });
 }
 
+/** Runs the hubbub binary (e.g. `admin promote alice`) on the test server's database. */
+function runCli(server, args) {
+  const env = { ...process.env, HUBBUB_DATA_DIR: server.dataDir };
+  delete env.HUBBUB_DATABASE_URL;
+  delete env.HUBBUB_REDIS_URL;
+  return new Promise((resolve) => {
+    const child = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c) => { output += c; });
+    child.stderr.on('data', (c) => { output += c; });
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
 // ------------------------------------------------------------------------------------------
 // The scenario
 
@@ -520,6 +534,68 @@ async function main() {
     await shot(docs, '13-swagger-ui');
     await docs.close();
     log('swagger ui rendered under its CSP');
+
+    // 14. The first administrator is made with the CLI (README's tour); alice's page then shows
+    // the administration panel. She makes an invite code, finds bob's report of her message,
+    // deletes that message (bob's tab shows the tombstone) and resolves the report.
+    const promoted = await runCli(server, ['admin', 'promote', 'alice']);
+    assert(promoted.code === 0, 'hubbub admin promote alice: ' + promoted.output);
+    await alice.page.reload();
+    await waitForLive(alice);
+    const adminPanel = alice.page.getByTestId('admin');
+    await adminPanel.getByText('Administration', { exact: true }).click();
+    await adminPanel.getByRole('button', { name: 'Make an invite code' }).click();
+    await alice.page.getByTestId('admin-invite-code').filter({ hasText: 'Invite code' })
+      .waitFor({ timeout: STEP_TIMEOUT });
+    await waitUntil('the invite listed', async () =>
+      (await alice.page.locator('[data-testid=admin-invites] > li').count()) === 1);
+    await (await roomButton(bob.page, 'Alice A.')).click();
+    let reportedMessage;
+    await waitUntil('bob\'s DM with "hello bob"', async () => {
+      reportedMessage = (await timeline(bob.page)).find((m) => m.body === 'hello bob');
+      return !!reportedMessage;
+    });
+    const reported = await bob.page.evaluate((id) => fetch('/api/v1/reports', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ message_id: id, reason: 'e2e: not nice' }),
+    }).then((r) => r.status), reportedMessage.id);
+    assert(reported === 201, `bob reports the message (${reported})`);
+    await adminPanel.getByText('Administration', { exact: true }).click();
+    await adminPanel.getByText('Administration', { exact: true }).click();
+    const report = alice.page.locator('[data-testid=admin-reports] > li[data-testid=admin-report]');
+    await waitUntil('the report listed with the message', async () =>
+      (await report.count()) === 1 && (await report.getByTestId('report-message').textContent()) === 'hello bob');
+    await shot(alice.page, '14-admin');
+    await report.getByRole('button', { name: 'Delete the message' }).click();
+    await waitUntil('bob\'s tab showing the deleted message as a tombstone', async () =>
+      (await timeline(bob.page)).find((m) => m.id === reportedMessage.id)?.status === 'deleted');
+    await report.getByRole('button', { name: 'Resolve' }).click();
+    await alice.page.locator('[data-testid=admin-reports]').getByText('No open reports.')
+      .waitFor({ timeout: STEP_TIMEOUT });
+    log('admin: invite made, report handled, message deleted');
+
+    // 15. bob deletes his account from the Account panel: his tab goes back to the sign-in form,
+    // he can't sign in again, and alice's open DM shows his messages as deleted.
+    await (await roomButton(alice.page, 'Bob B.')).click();
+    await waitUntil('alice\'s DM with bob\'s answer', async () =>
+      (await bodies(alice.page)).includes('hi alice\nhow are you?'));
+    await bob.page.getByText('Account', { exact: true }).click();
+    const del = bob.page.getByTestId('delete-account-form');
+    await del.getByLabel('Password').fill('correct horse bob');
+    await del.getByLabel("I understand that this can't be undone").check();
+    await del.getByRole('button', { name: 'Delete my account' }).click();
+    await bob.page.getByTestId('login-form').waitFor({ timeout: STEP_TIMEOUT });
+    const bobAgain = await fetch(base + '/api/v1/sessions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'bob', password: 'correct horse bob' }),
+    });
+    assert(bobAgain.status === 401, `a deleted account can't sign in (${bobAgain.status})`);
+    await waitUntil('alice seeing bob\'s answer as deleted', async () =>
+      !(await bodies(alice.page)).includes('hi alice\nhow are you?'));
+    await shot(alice.page, '15-after-bob-deleted');
+    log('account deleted');
 
     const errors = people.flatMap((p) => p.errors);
     assert(errors.length === 0, 'no page errors or CSP violations:\n' + errors.join('\n'));
