@@ -291,20 +291,48 @@ pub async fn delete(
     room: Id,
     message: Id,
 ) -> Result<()> {
+    erase(writer, data_dir, move |conn| {
+        let (stay, row) = find_for_member(conn, user, room, message)?;
+        let direct = store::rooms::find_for_member(conn, room, user)?
+            .is_some_and(|r| r.kind == RoomKind::Direct);
+        // In a direct room nobody moderates: each deletes only their own messages.
+        if row.author_id != user && (direct || stay.role == Role::Member) {
+            return Err(Error::not_allowed(
+                "only the author (or, in a group room, an owner or admin) may delete a message",
+            ));
+        }
+        Ok(row)
+    })
+    .await
+}
+
+/// Deletes any message, in any room, for a server administrator (the caller has checked that
+/// they are one): the same deletion as [`delete`], the same `message.deleted` event to the room.
+/// 404 `message_not_found` for an unknown id; a tombstone again changes nothing.
+pub async fn delete_as_admin(writer: &Writer, data_dir: &Path, message: Id) -> Result<()> {
+    erase(writer, data_dir, move |conn| {
+        store::messages::find_many(conn, &[message])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found("message_not_found", "no such message"))
+    })
+    .await
+}
+
+/// A deletion: in one writer transaction, `check` finds the message (or refuses), then it
+/// becomes a tombstone, its attachments' rows go, and `message.deleted` is appended to its room;
+/// the attachments' files are removed after the commit. A tombstone is left as it is.
+async fn erase<F>(writer: &Writer, data_dir: &Path, check: F) -> Result<()>
+where
+    F: FnOnce(&mut DbConnection) -> Result<MessageRow> + std::marker::Send + 'static,
+{
     let files = writer
         .run(move |batch| {
-            let (stay, row) = find_for_member(batch.conn(), user, room, message)?;
-            let direct = store::rooms::find_for_member(batch.conn(), room, user)?
-                .is_some_and(|r| r.kind == RoomKind::Direct);
-            // In a direct room nobody moderates: each deletes only their own messages.
-            if row.author_id != user && (direct || stay.role == Role::Member) {
-                return Err(Error::not_allowed(
-                    "only the author (or, in a group room, an owner or admin) may delete a message",
-                ));
-            }
+            let row = check(batch.conn())?;
             if row.deleted_at.is_some() {
                 return Ok(Vec::new());
             }
+            let (room, message) = (row.room_id, row.id);
             let now = Time::now();
             store::messages::tombstone(batch.conn(), message, now)?;
             let files = store::attachments::detach_and_delete(batch.conn(), message)?;

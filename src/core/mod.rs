@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod push;
 pub mod reactions;
 pub mod replay;
+pub mod reports;
 pub mod rooms;
 pub mod send_group;
 pub mod sessions;

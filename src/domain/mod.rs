@@ -8,6 +8,6 @@ pub mod visibility;
 pub use id::{DbTime, DbUuid, Id, Time};
 pub use kinds::{NotifyLevel, PushKind, RequestStatus, Role, RoomKind, UserKind};
 pub use text::{
-    allowed_in_bodies, refused_in_names, DisplayName, Label, MessageBody, Password, RoomName,
-    Username,
+    allowed_in_bodies, allowed_in_notes, refused_in_names, DisplayName, Label, MessageBody, Note,
+    Password, RoomName, Username,
 };

@@ -214,6 +214,42 @@ impl MessageBody {
     }
 }
 
+/// Whether `c` may appear in a note for the admins (a report's reason, its resolution): what
+/// `refused_in_names` lets through, plus line breaks and tabs.
+pub fn allowed_in_notes(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\t') || refused_in_names(c).is_none()
+}
+
+/// A note for the admins (a report's reason, a resolution): trimmed, 1–1000 characters, line
+/// breaks and tabs allowed, but no other control character and no invisible or text-direction
+/// character (an admin must read what was written).
+#[derive(Debug, Clone)]
+pub struct Note(String);
+
+impl Note {
+    pub const MAX_CHARS: usize = 1000;
+
+    pub fn parse(raw: &str) -> Result<Note, String> {
+        let text = raw.trim();
+        if text.is_empty() {
+            return Err("must not be blank".into());
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        if let Some(c) = text.chars().find(|c| !allowed_in_notes(*c)) {
+            return Err(refused_in_names(c)
+                .unwrap_or("must not contain control characters")
+                .into());
+        }
+        Ok(Note(text.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +313,19 @@ mod tests {
                 "{strong}"
             );
         }
+    }
+
+    #[test]
+    fn notes_keep_line_breaks_but_refuse_controls_and_direction_characters() {
+        assert_eq!(
+            Note::parse(" spam\n\tlinks ").unwrap().into_inner(),
+            "spam\n\tlinks"
+        );
+        assert!(Note::parse(" \n ").is_err());
+        assert!(Note::parse("a\0b").is_err());
+        assert!(Note::parse("abc\u{202E}def").is_err());
+        assert!(Note::parse(&"é".repeat(1000)).is_ok());
+        assert!(Note::parse(&"é".repeat(1001)).is_err());
     }
 
     #[test]

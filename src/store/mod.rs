@@ -10,6 +10,7 @@ pub mod messages;
 pub mod notifications;
 pub mod push;
 pub mod push_worker;
+pub mod reports;
 pub mod rooms;
 pub mod schema;
 pub mod secrets;

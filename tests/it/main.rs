@@ -18,6 +18,7 @@ mod photos;
 mod push;
 mod push_receivers;
 mod push_subscriptions;
+mod reports;
 mod room_life;
 mod rooms;
 mod social;

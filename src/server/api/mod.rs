@@ -3,6 +3,7 @@
 
 pub mod account_security;
 pub mod accounts;
+pub mod admin_reports;
 pub mod attachments;
 pub mod auth;
 pub mod client;
@@ -15,6 +16,7 @@ pub mod openapi;
 pub mod ops;
 pub mod push;
 pub mod ratelimit;
+pub mod reports;
 pub mod rooms;
 pub mod schema;
 pub mod session_store;
@@ -118,6 +120,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/tokens", post => tokens::create, get => tokens::list),
                 )
                 .service(resource!("/tokens/{id}", delete => tokens::delete))
+                // Reports and moderation (#18).
+                .service(resource!("/reports", post => reports::file))
+                .service(resource!("/admin/reports", get => admin_reports::list))
+                .service(
+                    resource!("/admin/reports/{id}/resolve", post => admin_reports::resolve),
+                )
+                .service(
+                    resource!("/admin/messages/{id}", delete => admin_reports::delete_message),
+                )
                 .service(resource!("/push/vapid", get => push::vapid))
                 .service(
                     resource!("/push/subscriptions", post => push::subscribe, get => push::list),

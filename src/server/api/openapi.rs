@@ -11,7 +11,8 @@ use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
 use crate::server::api::{
-    account_security, accounts, attachments, notifications, ops, push, rooms, social, tokens,
+    account_security, accounts, admin_reports, attachments, notifications, ops, push, reports,
+    rooms, social, tokens,
 };
 use crate::server::stream;
 
@@ -37,6 +38,7 @@ use crate::server::stream;
         tokens::create_bot, tokens::create, tokens::list, tokens::delete, tokens::ticket,
         stream::connect, stream::poll::events,
         push::vapid, push::subscribe, push::list, push::unsubscribe,
+        reports::file, admin_reports::list, admin_reports::resolve, admin_reports::delete_message,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(

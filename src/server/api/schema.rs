@@ -7,10 +7,10 @@
 
 use serde_json::{json, Value};
 
-use crate::core::{accounts, messages, push, reactions, rooms, tokens};
+use crate::core::{accounts, messages, push, reactions, reports, rooms, tokens};
 use crate::domain::{
-    allowed_in_bodies, refused_in_names, DisplayName, Label, NotifyLevel, Password, PushKind, Role,
-    RoomName, Username,
+    allowed_in_bodies, allowed_in_notes, refused_in_names, DisplayName, Label, Note, NotifyLevel,
+    Password, PushKind, Role, RoomName, Username,
 };
 use crate::server::stream::poll;
 
@@ -80,16 +80,19 @@ struct Classes {
     body_refused: String,
     body_refused_or_ws: String,
     emoji_refused: String,
+    note_refused: String,
+    note_refused_or_ws: String,
 }
 
 fn classes() -> &'static Classes {
     static CLASSES: std::sync::OnceLock<Classes> = std::sync::OnceLock::new();
     CLASSES.get_or_init(|| {
-        let mut sets: [Class; 7] = Default::default();
+        let mut sets: [Class; 9] = Default::default();
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
             let ws = c.is_whitespace();
             let name_refused = refused_in_names(c).is_some();
             let body_refused = !allowed_in_bodies(c);
+            let note_refused = !allowed_in_notes(c);
             let flags = [
                 ws,
                 c.is_control(),
@@ -98,6 +101,8 @@ fn classes() -> &'static Classes {
                 body_refused,
                 body_refused || ws,
                 !reactions::allowed_in_emoji(c),
+                note_refused,
+                note_refused || ws,
             ];
             for (set, on) in sets.iter_mut().zip(flags) {
                 if on {
@@ -105,7 +110,7 @@ fn classes() -> &'static Classes {
                 }
             }
         }
-        let [ws, control, name_refused, name_refused_or_ws, body_refused, body_refused_or_ws, emoji_refused] =
+        let [ws, control, name_refused, name_refused_or_ws, body_refused, body_refused_or_ws, emoji_refused, note_refused, note_refused_or_ws] =
             sets.map(Class::finish);
         Classes {
             ws,
@@ -115,6 +120,8 @@ fn classes() -> &'static Classes {
             body_refused,
             body_refused_or_ws,
             emoji_refused,
+            note_refused,
+            note_refused_or_ws,
         }
     })
 }
@@ -181,6 +188,26 @@ fn message_body() -> Value {
     })
 }
 
+/// A note for the admins (`Note`): trimmed, then 1-1000 characters, line breaks and tabs allowed.
+fn note() -> Value {
+    let Classes {
+        ws,
+        note_refused: refused,
+        note_refused_or_ws: refused_or_ws,
+        ..
+    } = classes();
+    let inner = Note::MAX_CHARS.saturating_sub(2);
+    json!({
+        "pattern": format!(
+            "^[{ws}]*[^{refused_or_ws}](?:[^{refused}]{{0,{inner}}}[^{refused_or_ws}])?[{ws}]*$"
+        ),
+        "description": format!(
+            "1-{} characters once trimmed; line breaks and tabs, but no other control character and no invisible or text-direction character",
+            Note::MAX_CHARS
+        ),
+    })
+}
+
 /// A cursor: the decimal id of an event.
 fn cursor() -> Value {
     json!({ "pattern": "^[0-9]{1,18}$" })
@@ -232,6 +259,8 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "maxItems": messages::MAX_MENTIONS }),
         ),
         ("EditBody", "body", message_body()),
+        ("ReportBody", "reason", note()),
+        ("ResolveBody", "resolution", note()),
         (
             "NotificationsBody",
             "level",
@@ -298,6 +327,12 @@ fn parameters() -> Vec<(&'static str, &'static str, Value)> {
         ("messages_react", "emoji", emoji.clone()),
         ("messages_unreact", "emoji", emoji),
         ("messages_send", "Idempotency-Key", key),
+        (
+            "admin_reports",
+            "status",
+            json!({ "enum": ["open", "resolved", "all"] }),
+        ),
+        ("admin_reports", "limit", range(1, reports::MAX_PAGE)),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Test harness: runs the real `hubbub` binary per test (fresh data dir and database) with HTTP helpers.
 
+mod admin_db;
 mod bearer;
 mod http;
 mod nodes;
