@@ -18,7 +18,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Settings;
+use crate::config::{RegistrationMode, Settings};
 use crate::core::credentials::Credentials;
 use crate::core::maintenance::{self, Pruned, Retention};
 use crate::core::work::Pool;
@@ -205,6 +205,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(api::routes)
+            // Inside the sessions (it authenticates), so that /api/v1/admin/ is 404 to anyone but
+            // an administrator before anything else could answer.
+            .wrap(from_fn(api::admin::gate))
             // Inside the sessions, so that the limiter knows the user behind a cookie.
             .wrap(from_fn(api::ratelimit::limit))
             .wrap(sessions)
@@ -265,7 +268,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         pumps.drained(Duration::from_secs(10)).await;
         handle.stop(true).await;
     });
-    tracing::info!(database = %store::redact(&settings.database_url), "ready");
+    tracing::info!(
+        database = %store::redact(&settings.database_url),
+        registration = settings.registration.as_str(),
+        "ready"
+    );
+    if settings.registration == RegistrationMode::Open && !addr.ip().is_loopback() {
+        tracing::warn!(
+            listen = %addr,
+            "HUBBUB_REGISTRATION=open on a non-loopback address: ANYONE who can reach this server can create an account. Set HUBBUB_REGISTRATION=invite (codes from `hubbub admin invite`) or closed (accounts from `hubbub admin create-user`) to stop that"
+        );
+    }
     // The one line scripts and tests wait for.
     println!("hubbub listening on http://{addr}");
     server.await?;

@@ -11,7 +11,7 @@ use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
 use crate::server::api::{
-    account_security, accounts, attachments, notifications, ops, push, rooms, social, tokens,
+    account_security, accounts, admin, attachments, notifications, ops, push, rooms, social, tokens,
 };
 use crate::server::stream;
 
@@ -38,6 +38,8 @@ use crate::server::stream;
         stream::connect, stream::poll::events,
         push::vapid, push::subscribe, push::list, push::unsubscribe,
         ops::healthz, ops::readyz, ops::metrics,
+        admin::users, admin::deactivate, admin::reactivate, admin::create_invite, admin::invites,
+        admin::delete_invite,
     ),
     components(schemas(
         ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,
