@@ -50,6 +50,34 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
     Ok(pool)
 }
 
+/// What a command that writes without serving needs (`hubbub admin`, `server::admin_cli`).
+pub struct Offline {
+    /// The database, migrated.
+    pub db: Db,
+    /// A writer of its own, so that its events are appended as the server's are.
+    pub writer: Writer,
+    /// The newest event id the writer committed (to ring other nodes' doorbells with).
+    pub head: watch::Receiver<i64>,
+}
+
+/// Opens the database as `serve` does (migrating it if needed) with a writer, without serving.
+pub fn offline(settings: &Settings) -> anyhow::Result<Offline> {
+    let pool = migrate(settings)?;
+    let head = store::events::head(&mut *pool.get()?)?;
+    let (doorbell, head) = watch::channel(head);
+    let writer = Writer::start(
+        Manager::new(&settings.database_url),
+        doorbell,
+        Arc::new(Metrics::default()),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the writer thread: {e}"))?;
+    Ok(Offline {
+        db: Db::new(pool),
+        writer,
+        head,
+    })
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pool = migrate(&settings)?;
