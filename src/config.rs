@@ -304,8 +304,14 @@ mod tests {
         let mode = |v: &str| {
             Settings::from_lookup(|k| (k == "HUBBUB_REGISTRATION").then(|| v.to_string()))
         };
-        assert_eq!(mode("invite").unwrap().registration, RegistrationMode::Invite);
-        assert_eq!(mode("closed").unwrap().registration, RegistrationMode::Closed);
+        assert_eq!(
+            mode("invite").unwrap().registration,
+            RegistrationMode::Invite
+        );
+        assert_eq!(
+            mode("closed").unwrap().registration,
+            RegistrationMode::Closed
+        );
         assert!(mode("maybe")
             .unwrap_err()
             .to_string()

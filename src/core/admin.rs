@@ -66,9 +66,7 @@ pub async fn list_users(
     after: Option<String>,
     limit: i64,
 ) -> Result<(Vec<AdminUser>, Option<String>)> {
-    let q = q
-        .map(|q| q.trim().to_lowercase())
-        .filter(|q| !q.is_empty());
+    let q = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
     for (field, value) in [("q", q.as_ref()), ("after", after.as_ref())] {
         let Some(value) = value else { continue };
         if value.chars().count() > Username::MAX_CHARS || !value.chars().all(Username::allowed) {
@@ -76,14 +74,22 @@ pub async fn list_users(
                 "at most {} of the characters of usernames (a-z, 0-9, '_', '.', '-')",
                 Username::MAX_CHARS
             );
-            return Err(Error::bad_request("invalid_query", format!("{field}: {why}")).and(field, why));
+            return Err(
+                Error::bad_request("invalid_query", format!("{field}: {why}")).and(field, why),
+            );
         }
     }
     db.run(move |conn| {
         let rows = store::users::list(conn, q.as_deref(), after.as_deref(), limit + 1)?;
         let more = rows.len() as i64 > limit;
-        let users: Vec<AdminUser> = rows.iter().take(limit as usize).map(AdminUser::from).collect();
-        let next = more.then(|| users.last().map(|u| u.username.clone())).flatten();
+        let users: Vec<AdminUser> = rows
+            .iter()
+            .take(limit as usize)
+            .map(AdminUser::from)
+            .collect();
+        let next = more
+            .then(|| users.last().map(|u| u.username.clone()))
+            .flatten();
         Ok((users, next))
     })
     .await
@@ -372,10 +378,12 @@ pub async fn create_invite(
 /// The invites that can still be used, newest first.
 pub async fn list_invites(db: &Db) -> Result<Vec<Invite>> {
     db.run(move |conn| {
-        Ok(store::invites::list_live(conn, Time::now(), MAX_LIVE_INVITES)?
-            .iter()
-            .map(Invite::from)
-            .collect())
+        Ok(
+            store::invites::list_live(conn, Time::now(), MAX_LIVE_INVITES)?
+                .iter()
+                .map(Invite::from)
+                .collect(),
+        )
     })
     .await
 }
@@ -404,7 +412,17 @@ mod tests {
         assert_eq!(parse_duration("12h"), Some(12 * 3600));
         assert_eq!(parse_duration("7d"), Some(7 * 86400));
         assert_eq!(parse_duration("45s"), Some(45));
-        for bad in ["", "d", "7", "7w", "-1d", "0d", "1.5h", "99999999999999999d", "7дн"] {
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7w",
+            "-1d",
+            "0d",
+            "1.5h",
+            "99999999999999999d",
+            "7дн",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -33,7 +33,11 @@ pub fn usable(conn: &mut DbConnection, code_hash: &str, now: Time) -> QueryResul
         invites::table
             .filter(invites::code_hash.eq(code_hash))
             .filter(invites::uses_left.gt(0))
-            .filter(invites::expires_at.is_null().or(invites::expires_at.gt(now))),
+            .filter(
+                invites::expires_at
+                    .is_null()
+                    .or(invites::expires_at.gt(now)),
+            ),
     ))
     .get_result(conn)
 }
@@ -47,7 +51,11 @@ pub fn spend(conn: &mut DbConnection, code_hash: &str, now: Time) -> QueryResult
         invites::table
             .filter(invites::code_hash.eq(code_hash))
             .filter(invites::uses_left.gt(0))
-            .filter(invites::expires_at.is_null().or(invites::expires_at.gt(now))),
+            .filter(
+                invites::expires_at
+                    .is_null()
+                    .or(invites::expires_at.gt(now)),
+            ),
     )
     .set(invites::uses_left.eq(invites::uses_left - 1))
     .execute(conn)
@@ -58,7 +66,11 @@ pub fn spend(conn: &mut DbConnection, code_hash: &str, now: Time) -> QueryResult
 pub fn list_live(conn: &mut DbConnection, now: Time, limit: i64) -> QueryResult<Vec<InviteRow>> {
     invites::table
         .filter(invites::uses_left.gt(0))
-        .filter(invites::expires_at.is_null().or(invites::expires_at.gt(now)))
+        .filter(
+            invites::expires_at
+                .is_null()
+                .or(invites::expires_at.gt(now)),
+        )
         .order((invites::created_at.desc(), invites::id.desc()))
         .limit(limit)
         .select(InviteRow::as_select())
@@ -69,7 +81,11 @@ pub fn list_live(conn: &mut DbConnection, now: Time, limit: i64) -> QueryResult<
 pub fn count_live(conn: &mut DbConnection, now: Time) -> QueryResult<i64> {
     invites::table
         .filter(invites::uses_left.gt(0))
-        .filter(invites::expires_at.is_null().or(invites::expires_at.gt(now)))
+        .filter(
+            invites::expires_at
+                .is_null()
+                .or(invites::expires_at.gt(now)),
+        )
         .count()
         .get_result(conn)
 }
