@@ -91,8 +91,12 @@ async fn invite_mode_needs_a_valid_code() {
 
 #[actix_web::test]
 async fn an_invite_code_is_never_over_spent_by_concurrent_registrations() {
-    // Arrange
-    let app = invite_mode().await;
+    // Arrange: enough hashing workers that the registrations reach their transactions together.
+    let app = TestApp::builder()
+        .env("HUBBUB_REGISTRATION", "invite")
+        .env("HUBBUB_HASH_WORKERS", "10")
+        .spawn()
+        .await;
     let code = invite(&app, 2, "1h");
 
     // Act
