@@ -16,6 +16,28 @@ pub enum DmPolicy {
     Friends,
 }
 
+/// Who may create an account with `POST /api/v1/users` (`HUBBUB_REGISTRATION`). The CLI
+/// (`hubbub admin create-user`) works in every mode, and signed-in users may still create bots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// Anyone who reaches the server (the default).
+    Open,
+    /// Only with an invite code made by an administrator.
+    Invite,
+    /// Nobody: accounts are made with the CLI.
+    Closed,
+}
+
+impl RegistrationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Open => "open",
+            RegistrationMode::Invite => "invite",
+            RegistrationMode::Closed => "closed",
+        }
+    }
+}
+
 /// Everything the server needs to know at start-up.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -27,6 +49,8 @@ pub struct Settings {
     pub cookie_secure: bool,
     pub redis_url: Option<String>,
     pub dm_policy: DmPolicy,
+    /// Who may register (`HUBBUB_REGISTRATION`).
+    pub registration: RegistrationMode,
     pub session_ttl: Duration,
     pub heartbeat: Duration,
     /// Frames a socket may have queued before it counts as a slow consumer.
@@ -207,6 +231,14 @@ impl Settings {
                 Some("friends") => DmPolicy::Friends,
                 Some(other) => bail!("HUBBUB_DM_POLICY={other:?}: expected anyone or friends"),
             },
+            registration: match var("HUBBUB_REGISTRATION").as_deref() {
+                None | Some("open") => RegistrationMode::Open,
+                Some("invite") => RegistrationMode::Invite,
+                Some("closed") => RegistrationMode::Closed,
+                Some(other) => {
+                    bail!("HUBBUB_REGISTRATION={other:?}: expected open, invite or closed")
+                }
+            },
             session_ttl: secs("HUBBUB_SESSION_TTL_SECS", 30 * 24 * 3600)?,
             heartbeat: secs("HUBBUB_HEARTBEAT_SECS", 20)?,
             stream_queue: number("HUBBUB_STREAM_QUEUE", 1024)?,
@@ -264,6 +296,26 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert!(s.database_url.ends_with("hubbub.db"));
         assert!(s.cookie_secure);
+        assert_eq!(s.registration, RegistrationMode::Open);
+    }
+
+    #[test]
+    fn registration_modes_parse_and_others_are_refused() {
+        let mode = |v: &str| {
+            Settings::from_lookup(|k| (k == "HUBBUB_REGISTRATION").then(|| v.to_string()))
+        };
+        assert_eq!(
+            mode("invite").unwrap().registration,
+            RegistrationMode::Invite
+        );
+        assert_eq!(
+            mode("closed").unwrap().registration,
+            RegistrationMode::Closed
+        );
+        assert!(mode("maybe")
+            .unwrap_err()
+            .to_string()
+            .contains("HUBBUB_REGISTRATION"));
     }
 
     #[test]

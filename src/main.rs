@@ -1,11 +1,37 @@
 //! The `hubbub` binary: `hubbub serve` (the default) runs the server, `hubbub migrate` applies
-//! the database migrations and exits.
+//! the database migrations and exits, `hubbub admin …` administers accounts and invites
+//! (`server::admin_cli`). Exit codes: 0 done, 1 failed, 2 a usage error.
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use hubbub::config::Settings;
+use hubbub::server::admin_cli::AdminCommand;
 
-const USAGE: &str = "usage: hubbub [serve | migrate]\n\nSettings come from HUBBUB_* environment variables; see docs/operations.md.";
+/// A self-hostable chat backend: send over REST, receive over a read-only WebSocket.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hubbub",
+    version,
+    after_help = "Settings come from HUBBUB_* environment variables; see docs/operations.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server (the default).
+    Serve,
+    /// Applies the database migrations and exits.
+    Migrate,
+    /// Administers accounts and invites, against the server's database.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
 
 /// glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB),
 /// after which blocks of that size come from per-thread arenas and stay there: one argon2 hash
@@ -30,7 +56,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    // clap exits by itself: 0 for --help and --version, 2 for a usage error.
+    let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -38,19 +65,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match command.as_str() {
-        "serve" => actix_web::rt::System::new().block_on(hubbub::server::app::serve(settings)),
-        "migrate" => {
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            actix_web::rt::System::new().block_on(hubbub::server::app::serve(settings))
+        }
+        Command::Migrate => {
             hubbub::server::app::migrate(&settings).map(|_| println!("hubbub: migrations applied"))
         }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => {
-            eprintln!("hubbub: unknown command {other:?}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Command::Admin { command } => hubbub::server::admin_cli::run(&settings, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

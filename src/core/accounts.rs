@@ -1,6 +1,7 @@
 //! Accounts: registration, login and profile reads. Passwords are hashed with argon2id in the
 //! bounded hashing pool (`core::work`), never while holding a database connection.
 
+use crate::config::RegistrationMode;
 use crate::core::event::{self, Event, UserUpdated};
 use crate::core::views::User;
 use crate::core::work::Pool;
@@ -15,10 +16,94 @@ pub struct Registration {
     pub username: String,
     pub password: String,
     pub display_name: Option<String>,
+    /// Needed when registration is by invite (`HUBBUB_REGISTRATION=invite`); ignored otherwise.
+    pub invite_code: Option<String>,
 }
 
-/// Creates an account. 422 for invalid fields (all reported at once), 409 for a taken name.
-pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User> {
+/// The longest invite code looked at, in characters (codes made here have 32).
+pub const MAX_INVITE_CODE: usize = 128;
+
+/// Registration through the API, as `mode` allows: `closed` refuses (403
+/// `registration_closed`); `invite` needs a code with a use left (403 `invite_required`
+/// without one, 403 `invalid_invite` for an unknown, used-up or expired one), spent in the
+/// account's own transaction, so a refused account (a taken name) spends nothing.
+pub async fn register(
+    db: &Db,
+    hashes: &Pool,
+    mode: RegistrationMode,
+    form: Registration,
+) -> Result<User> {
+    let invite_hash = match mode {
+        RegistrationMode::Open => None,
+        RegistrationMode::Closed => {
+            return Err(Error::forbidden(
+                "registration_closed",
+                "this server does not take registrations; ask its administrator for an account",
+            ))
+        }
+        RegistrationMode::Invite => {
+            let code = form
+                .invite_code
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    Error::forbidden(
+                        "invite_required",
+                        "this server registers by invitation: send invite_code",
+                    )
+                })?;
+            if code.chars().count() > MAX_INVITE_CODE {
+                return Err(invalid_invite());
+            }
+            let hash = crypto::sha256_hex(code.as_bytes());
+            // Checked before the password is hashed, so that guessing codes costs no argon2;
+            // spent (or found used up meanwhile) in the account's transaction below.
+            let lookup = hash.clone();
+            let usable = db
+                .run(move |conn| Ok(store::invites::usable(conn, &lookup, Time::now())?))
+                .await?;
+            if !usable {
+                return Err(invalid_invite());
+            }
+            Some(hash)
+        }
+    };
+    create(
+        db,
+        hashes,
+        NewAccount {
+            username: form.username,
+            password: form.password,
+            display_name: form.display_name,
+            admin: false,
+            invite_hash,
+        },
+    )
+    .await
+}
+
+fn invalid_invite() -> Error {
+    Error::forbidden(
+        "invalid_invite",
+        "the invite code is unknown, used up or expired",
+    )
+}
+
+/// An account to create, unvalidated, whatever the registration mode.
+pub struct NewAccount {
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    pub admin: bool,
+    /// The SHA-256 of an invite code to spend a use of in the same transaction.
+    pub invite_hash: Option<String>,
+}
+
+/// Creates an account. 422 for invalid fields (all reported at once), 409 for a taken name,
+/// 403 `invalid_invite` when `invite_hash` has no use left (nothing is written then; nor is a
+/// use spent when the account is refused).
+pub async fn create(db: &Db, hashes: &Pool, form: NewAccount) -> Result<User> {
     let mut err: Option<Error> = None;
     let mut fail = |field: &str, why: String| {
         err = Some(match err.take() {
@@ -55,6 +140,7 @@ pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User
             crypto::hash_password(password.expose())
         })
         .await?;
+    let now = Time::now();
     let row = UserRow {
         id: Id::new(),
         display_name: display
@@ -65,19 +151,28 @@ pub async fn register(db: &Db, hashes: &Pool, form: Registration) -> Result<User
         kind: UserKind::User,
         avatar_attachment_id: None,
         owner_id: None,
-        created_at: Time::now(),
-        admin: false,
+        created_at: now,
+        admin: form.admin,
         deactivated_at: None,
         deleted_at: None,
         last_export_at: None,
     };
+    let invite = form.invite_hash;
     db.run(move |conn| {
-        store::write_tx(conn, |conn| match store::users::insert(conn, &row) {
-            Ok(()) => Ok(User::from(&row)),
-            Err(e) if store::is_unique_violation(&e) => {
-                Err(Error::conflict("username_taken", "that username is taken"))
+        store::write_tx(conn, |conn| {
+            // Spent first: an error after it (a taken name) rolls the use back with the rest.
+            if let Some(hash) = &invite {
+                if !store::invites::spend(conn, hash, now)? {
+                    return Err(invalid_invite());
+                }
             }
-            Err(e) => Err(e.into()),
+            match store::users::insert(conn, &row) {
+                Ok(()) => Ok(User::from(&row)),
+                Err(e) if store::is_unique_violation(&e) => {
+                    Err(Error::conflict("username_taken", "that username is taken"))
+                }
+                Err(e) => Err(e.into()),
+            }
         })
     })
     .await
@@ -107,6 +202,11 @@ pub async fn login(db: &Db, hashes: &Pool, username: &str, password: &str) -> Re
         })
         .await?;
     match found {
+        // Only with the right password: nobody learns an account is off without it.
+        Some(user) if ok && user.deactivated_at.is_some() => Err(Error::forbidden(
+            "account_deactivated",
+            "this account has been deactivated by an administrator",
+        )),
         Some(user) if ok => Ok(User::from(&user)),
         _ => Err(Error::invalid_credentials()),
     }
@@ -168,6 +268,28 @@ pub async fn get(db: &Db, id: Id) -> Result<User> {
         store::users::find(conn, id)?
             .map(|u| User::from(&u))
             .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
+    })
+    .await
+}
+
+/// The caller as `GET /api/v1/me` shows them: their user, and whether they are a server
+/// administrator (only they see that).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    /// Whether they may use `/api/v1/admin/`.
+    pub admin: bool,
+}
+
+/// The caller, with their administrator flag (401 if the account is gone).
+pub async fn me(db: &Db, id: Id) -> Result<Me> {
+    db.run(move |conn| {
+        let row = store::users::find(conn, id)?.ok_or_else(Error::unauthenticated)?;
+        Ok(Me {
+            user: User::from(&row),
+            admin: row.admin && row.deactivated_at.is_none() && row.deleted_at.is_none(),
+        })
     })
     .await
 }

@@ -67,7 +67,10 @@ pub struct NewSession {
     pub expires: Time,
 }
 
-/// Stores a new session.
+/// Stores a new session, unless its user has been deactivated (or deleted) meanwhile: the user
+/// is read under a lock in the insert's transaction, so a sign-in racing a deactivation either
+/// commits first (and the deactivation then revokes its session) or stores nothing (and its
+/// cookie names no session: the next request is 401).
 pub async fn create(db: &Db, new: NewSession, state: &HashMap<String, String>) -> Result<()> {
     let now = Time::now();
     let row = SessionRow {
@@ -83,6 +86,10 @@ pub async fn create(db: &Db, new: NewSession, state: &HashMap<String, String>) -
         .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
     db.run(move |conn| {
         store::write_tx(conn, |conn| {
+            let user = store::users::find_locking(conn, row.user_id)?;
+            if !user.is_some_and(|u| u.deactivated_at.is_none() && u.deleted_at.is_none()) {
+                return Ok(());
+            }
             store::sessions::insert(conn, &row)?;
             Ok(store::sessions::set_details(
                 conn,

@@ -51,6 +51,26 @@ pub fn start(
     Ok(ring)
 }
 
+/// Rings every node's doorbell once with `head` (a process without a tailer of its own, such as
+/// `hubbub admin`, after it appended events), so that they read the log now rather than at their
+/// next poll. Gives up after `within`.
+pub async fn ring_once(url: &str, head: i64, within: Duration) -> anyhow::Result<()> {
+    let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("HUBBUB_REDIS_URL: {e}"))?;
+    let publish = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(head)
+            .query_async::<i64>(&mut conn)
+            .await
+    };
+    match tokio::time::timeout(within, publish).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::anyhow!("Redis: {e}")),
+        Err(_) => Err(anyhow::anyhow!("Redis did not answer within {within:?}")),
+    }
+}
+
 async fn backoff(attempt: &mut u32) {
     let ms = 100u64 << (*attempt).min(5); // 100 ms … 3.2 s
     *attempt += 1;

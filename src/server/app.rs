@@ -18,7 +18,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Settings;
+use crate::config::{RegistrationMode, Settings};
 use crate::core::credentials::Credentials;
 use crate::core::maintenance::{self, Pruned, Retention};
 use crate::core::work::Pool;
@@ -48,6 +48,34 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
     let mut conn = pool.get()?;
     store::run_migrations(&mut conn)?;
     Ok(pool)
+}
+
+/// What a command that writes without serving needs (`hubbub admin`, `server::admin_cli`).
+pub struct Offline {
+    /// The database, migrated.
+    pub db: Db,
+    /// A writer of its own, so that its events are appended as the server's are.
+    pub writer: Writer,
+    /// The newest event id the writer committed (to ring other nodes' doorbells with).
+    pub head: watch::Receiver<i64>,
+}
+
+/// Opens the database as `serve` does (migrating it if needed) with a writer, without serving.
+pub fn offline(settings: &Settings) -> anyhow::Result<Offline> {
+    let pool = migrate(settings)?;
+    let head = store::events::head(&mut *pool.get()?)?;
+    let (doorbell, head) = watch::channel(head);
+    let writer = Writer::start(
+        Manager::new(&settings.database_url),
+        doorbell,
+        Arc::new(Metrics::default()),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the writer thread: {e}"))?;
+    Ok(Offline {
+        db: Db::new(pool),
+        writer,
+        head,
+    })
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -205,6 +233,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(api::routes)
+            // Inside the sessions (it authenticates), so that /api/v1/admin/ is 404 to anyone but
+            // an administrator before anything else could answer.
+            .wrap(from_fn(api::admin::gate))
             // Inside the sessions, so that the limiter knows the user behind a cookie.
             .wrap(from_fn(api::ratelimit::limit))
             .wrap(sessions)
@@ -265,7 +296,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         pumps.drained(Duration::from_secs(10)).await;
         handle.stop(true).await;
     });
-    tracing::info!(database = %store::redact(&settings.database_url), "ready");
+    tracing::info!(
+        database = %store::redact(&settings.database_url),
+        registration = settings.registration.as_str(),
+        "ready"
+    );
+    if settings.registration == RegistrationMode::Open && !addr.ip().is_loopback() {
+        tracing::warn!(
+            listen = %addr,
+            "HUBBUB_REGISTRATION=open on a non-loopback address: ANYONE who can reach this server can create an account. Set HUBBUB_REGISTRATION=invite (codes from `hubbub admin invite`) or closed (accounts from `hubbub admin create-user`) to stop that"
+        );
+    }
     // The one line scripts and tests wait for.
     println!("hubbub listening on http://{addr}");
     server.await?;

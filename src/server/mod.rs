@@ -4,6 +4,7 @@
 //! process limits set at start (`limits`), and the HTTP client push notifications leave by
 //! (`outbound`). Nothing below this folder knows actix or HTTP.
 
+pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod limits;

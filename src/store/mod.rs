@@ -6,6 +6,7 @@ pub mod attachments;
 mod connection;
 pub mod events;
 pub mod idempotency;
+pub mod invites;
 pub mod messages;
 pub mod notifications;
 pub mod push;

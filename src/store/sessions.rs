@@ -164,3 +164,11 @@ pub fn delete_expired(conn: &mut DbConnection, now: Time) -> QueryResult<Vec<Id>
     }
     Ok(ids)
 }
+
+/// The ids of every session of `user`.
+pub fn ids_of_user(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<Id>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user))
+        .select(sessions::id)
+        .load(conn)
+}

@@ -143,3 +143,55 @@ pub fn is_avatar(conn: &mut DbConnection, attachment: Id) -> QueryResult<bool> {
     ))
     .get_result(conn)
 }
+
+/// The user `id`, read under [`lock`]: a deactivation committing meanwhile is waited for and
+/// seen (SQLite's write transaction has the one write lock already).
+pub fn find_locking(conn: &mut DbConnection, id: Id) -> QueryResult<Option<UserRow>> {
+    lock(conn, id)?;
+    find(conn, id)
+}
+
+/// Makes `id` an administrator or not; false if there is no such user.
+pub fn set_admin(conn: &mut DbConnection, id: Id, admin: bool) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set(users::admin.eq(admin))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+/// Sets or clears `deactivated_at`; false if there is no such user.
+pub fn set_deactivated(conn: &mut DbConnection, id: Id, at: Option<Time>) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set(users::deactivated_at.eq(at))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+/// Every user (people and bots) whose username contains `part` (all when `None`), in username
+/// order, after `after`: the administrators' list.
+pub fn list(
+    conn: &mut DbConnection,
+    part: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut query = users::table
+        .select(UserRow::as_select())
+        .order(users::username.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(part) = part {
+        // Usernames hold only [a-z0-9_.-]; escape the LIKE wildcard among them.
+        let pattern = format!(
+            "%{}%",
+            part.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        query = query.filter(users::username.like(pattern).escape('\\'));
+    }
+    if let Some(after) = after {
+        query = query.filter(users::username.gt(after.to_string()));
+    }
+    query.load(conn)
+}

@@ -39,6 +39,10 @@ async fn register_returns_201_with_user_and_a_working_session_cookie() {
     )
     .await
     .expect(200);
+    // /me adds whether the caller is a server administrator.
+    let mut me = me;
+    assert_eq!(me["admin"], false);
+    me.as_object_mut().unwrap().remove("admin");
     assert_eq!(me, user);
 }
 

@@ -2,8 +2,10 @@
 
 mod account_security;
 mod accounts;
+mod admin;
 mod authz;
 mod bots;
+mod cli;
 mod cluster;
 mod conformance;
 mod durability;
@@ -18,6 +20,7 @@ mod photos;
 mod push;
 mod push_receivers;
 mod push_subscriptions;
+mod registration;
 mod reports;
 mod room_life;
 mod rooms;

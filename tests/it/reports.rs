@@ -50,7 +50,7 @@ async fn report_user(
 /// A signed-in administrator named `name`.
 async fn admin(app: &TestApp, name: &str) -> TestUser {
     let user = app.register(name).await;
-    app.make_admin_in_db(name);
+    app.promote(name);
     user
 }
 
@@ -458,7 +458,7 @@ async fn everyone_but_an_admin_gets_404_on_the_admin_routes() {
     assert_eq!(history["messages"][0]["body"], "hello");
     let stored = all_reports(&app, &dave, "all").await;
     assert_eq!(stored[0]["resolved_at"], Value::Null);
-    app.make_admin_in_db("bob");
+    app.promote("bob");
     bob.get(&app, list).await.expect(200);
 }
 

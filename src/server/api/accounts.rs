@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::core::accounts::Me;
 use crate::core::views::User;
 use crate::core::{accounts, sessions};
 use crate::domain::Id;
@@ -20,9 +21,13 @@ pub struct RegisterBody {
     username: String,
     password: String,
     display_name: Option<String>,
+    /// Needed when the server registers by invitation (`HUBBUB_REGISTRATION=invite`).
+    invite_code: Option<String>,
 }
 
-/// `POST /api/v1/users`: creates an account and signs it in (201 user + session cookie).
+/// `POST /api/v1/users`: creates an account and signs it in (201 user + session cookie). As
+/// `HUBBUB_REGISTRATION` allows: `closed` is 403 `registration_closed`; `invite` needs
+/// `invite_code` (403 `invite_required`, `invalid_invite`).
 #[utoipa::path(operation_id = "accounts_register", post, path = "/api/v1/users", tag = "accounts", request_body = RegisterBody, responses((status = 201, body = User, description = "created and signed in (session cookie)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn register(
     state: web::Data<AppState>,
@@ -34,10 +39,12 @@ pub async fn register(
     let user = accounts::register(
         &state.db,
         &state.hashes,
+        state.settings.registration,
         accounts::Registration {
             username: body.username,
             password: body.password,
             display_name: body.display_name,
+            invite_code: body.invite_code,
         },
     )
     .await?;
@@ -97,11 +104,11 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /api/v1/me`.
-#[utoipa::path(operation_id = "accounts_me", get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = User), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
+/// `GET /api/v1/me`: the caller, and whether they are a server administrator.
+#[utoipa::path(operation_id = "accounts_me", get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = Me), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, Error> {
-    let user = accounts::get(&state.db, caller.user).await?;
-    Ok(HttpResponse::Ok().json(user))
+    let me = accounts::me(&state.db, caller.user).await?;
+    Ok(HttpResponse::Ok().json(me))
 }
 
 /// `GET /api/v1/users/{id}`.

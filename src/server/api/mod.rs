@@ -3,6 +3,7 @@
 
 pub mod account_security;
 pub mod accounts;
+pub mod admin;
 pub mod admin_reports;
 pub mod attachments;
 pub mod auth;
@@ -38,6 +39,19 @@ macro_rules! resource {
         web::resource($path)
             $(.route(web::$method().to($handler)))+
             .default_service(web::to(|| async {
+                error::method_not_allowed(&[$(stringify!($method)),+])
+            }))
+    };
+}
+
+/// An administrators' resource: like `resource!`, but a wrong method is 405 only for an
+/// administrator (`admin::gate` has answered anyone else with 404 already; the extractor makes
+/// sure of it).
+macro_rules! admin_resource {
+    ($path:expr, $($method:ident => $handler:path),+ $(,)?) => {
+        web::resource($path)
+            $(.route(web::$method().to($handler)))+
+            .default_service(web::to(|_admin: auth::Admin| async {
                 error::method_not_allowed(&[$(stringify!($method)),+])
             }))
     };
@@ -122,17 +136,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource!("/tokens/{id}", delete => tokens::delete))
                 // Reports and moderation (#18).
                 .service(resource!("/reports", post => reports::file))
-                .service(resource!("/admin/reports", get => admin_reports::list))
+                .service(admin_resource!("/admin/reports", get => admin_reports::list))
                 .service(
-                    resource!("/admin/reports/{id}/resolve", post => admin_reports::resolve),
+                    admin_resource!("/admin/reports/{id}/resolve", post => admin_reports::resolve),
                 )
                 .service(
-                    resource!("/admin/messages/{id}", delete => admin_reports::delete_message),
+                    admin_resource!("/admin/messages/{id}", delete => admin_reports::delete_message),
                 )
                 .service(resource!("/push/vapid", get => push::vapid))
                 .service(
                     resource!("/push/subscriptions", post => push::subscribe, get => push::list),
                 )
-                .service(resource!("/push/subscriptions/{id}", delete => push::unsubscribe)),
+                .service(resource!("/push/subscriptions/{id}", delete => push::unsubscribe))
+                // Administration (#18): accounts and invites.
+                .service(admin_resource!("/admin/users", get => admin::users))
+                .service(
+                    admin_resource!("/admin/users/{id}/deactivate", post => admin::deactivate),
+                )
+                .service(
+                    admin_resource!("/admin/users/{id}/reactivate", post => admin::reactivate),
+                )
+                .service(
+                    admin_resource!("/admin/invites", post => admin::create_invite, get => admin::invites),
+                )
+                .service(
+                    admin_resource!("/admin/invites/{id}", delete => admin::delete_invite),
+                ),
         );
 }

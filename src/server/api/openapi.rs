@@ -11,8 +11,8 @@ use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
 use crate::server::api::{
-    account_security, accounts, admin_reports, attachments, notifications, ops, push, reports,
-    rooms, social, tokens,
+    account_security, accounts, admin, admin_reports, attachments, notifications, ops, push,
+    reports, rooms, social, tokens,
 };
 use crate::server::stream;
 
@@ -40,6 +40,8 @@ use crate::server::stream;
         push::vapid, push::subscribe, push::list, push::unsubscribe,
         reports::file, admin_reports::list, admin_reports::resolve, admin_reports::delete_message,
         ops::healthz, ops::readyz, ops::metrics,
+        admin::users, admin::deactivate, admin::reactivate, admin::create_invite, admin::invites,
+        admin::delete_invite,
     ),
     components(schemas(
         ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,

@@ -1,7 +1,7 @@
 //! Test harness: runs the real `hubbub` binary per test (fresh data dir and database) with HTTP helpers.
 
-mod admin_db;
 mod bearer;
+mod cli;
 mod http;
 mod nodes;
 pub mod push;
@@ -9,6 +9,7 @@ mod raw;
 mod socket;
 
 pub use bearer::Bearer;
+pub use cli::CliRun;
 pub use http::{cursor_key, ids, send, send_raw, Resp, TestUser};
 pub use nodes::{PrivateRedis, SharedDb};
 pub use raw::{client_frame, upgrade_request, Raw};
