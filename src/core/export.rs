@@ -17,7 +17,7 @@ use crate::store::{self, Db};
 pub const FORMAT: &str = "hubbub-export/1";
 
 /// Messages (or uploads) read per page.
-pub const PAGE: i64 = 500;
+pub const PAGE: i64 = 200;
 
 /// A room as the export lists it.
 #[derive(Debug, Serialize)]

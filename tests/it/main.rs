@@ -1,5 +1,6 @@
 //! hubbub integration tests: every test runs the real server binary on a random port with its own data.
 
+mod account_deletion;
 mod account_security;
 mod accounts;
 mod authz;
@@ -8,6 +9,7 @@ mod cluster;
 mod conformance;
 mod durability;
 mod errors;
+mod export;
 mod harness;
 mod hostile;
 mod loadgen;
