@@ -201,7 +201,9 @@ fn leave_rooms(batch: &mut Batch<'_>, user: &User, now: Time) -> Result<()> {
         let Some(mine) = here.iter().find(|m| m.user_id == user.id) else {
             continue;
         };
-        let others: Vec<_> = here.iter().filter(|m| m.user_id != user.id).collect();
+        // Oldest stay first; a tie (members added with the room) goes by user id.
+        let mut others: Vec<_> = here.iter().filter(|m| m.user_id != user.id).collect();
+        others.sort_by_key(|m| (m.joined_event_id, m.user_id));
         let group = groups.contains(&room);
         if group
             && mine.role == Role::Owner

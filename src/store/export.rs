@@ -56,9 +56,12 @@ pub struct RoomStay {
     pub joined_at: Option<Time>,
 }
 
+/// A row of [`rooms_of`]'s query: room id, kind, name, role, join time.
+type StayRow = (Id, RoomKind, Option<String>, Role, Option<Time>);
+
 /// The rooms the user is a current member of, oldest stay first.
 pub fn rooms_of(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<RoomStay>> {
-    let rows: Vec<(Id, RoomKind, Option<String>, Role, Option<Time>)> = room_memberships::table
+    let rows: Vec<StayRow> = room_memberships::table
         .inner_join(rooms::table)
         .left_join(events::table.on(events::id.eq(room_memberships::joined_event_id)))
         .filter(room_memberships::user_id.eq(user))

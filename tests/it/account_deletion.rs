@@ -50,7 +50,10 @@ async fn a_deleted_account_loses_every_credential_and_socket_and_cannot_sign_in(
     // Assert
     assert_eq!(resp.status, 204, "{}", resp.body);
     let cleared = resp.header("set-cookie").unwrap_or_default();
-    assert!(cleared.contains("hubbub_session="), "cookie cleared: {cleared}");
+    assert!(
+        cleared.contains("hubbub_session="),
+        "cookie cleared: {cleared}"
+    );
     for ws in [&mut phone_ws, &mut token_ws] {
         let (_, close) = ws.read_until_close(Duration::from_secs(2)).await;
         assert_eq!(close.expect("a close code").0, 4100);
@@ -145,7 +148,10 @@ async fn members_see_the_user_leave_as_deleted_and_their_messages_as_tombstones(
     assert_eq!(by_alice.len(), 1, "the tombstone keeps its place: {page}");
     assert!(by_alice[0]["body"].is_null() && by_alice[0]["deleted_at"].is_string());
     assert_eq!(by_alice[0]["attachments"], json!([]));
-    let kept = messages.iter().find(|m| m["id"] == bobs_id.as_str()).unwrap();
+    let kept = messages
+        .iter()
+        .find(|m| m["id"] == bobs_id.as_str())
+        .unwrap();
     assert_eq!(kept["body"], "bob keeps this");
     assert_eq!(kept["mention_ids"], json!([alice.id]));
     assert_eq!(kept["reactions"], json!([]), "alice's reaction went");
@@ -265,7 +271,10 @@ async fn friendships_requests_and_blocks_go_and_the_direct_room_stays_with_the_p
         .expect(201);
     bob.post(
         &app,
-        &format!("/api/v1/friends/requests/{}/accept", sent["id"].as_str().unwrap()),
+        &format!(
+            "/api/v1/friends/requests/{}/accept",
+            sent["id"].as_str().unwrap()
+        ),
         &json!({}),
     )
     .await
@@ -292,7 +301,10 @@ async fn friendships_requests_and_blocks_go_and_the_direct_room_stays_with_the_p
     assert_eq!(resp.status, 204, "{}", resp.body);
     let friends = bob.get(&app, "/api/v1/friends").await.expect(200);
     assert_eq!(friends["friends"], json!([]), "{friends}");
-    let requests = carol.get(&app, "/api/v1/friends/requests").await.expect(200);
+    let requests = carol
+        .get(&app, "/api/v1/friends/requests")
+        .await
+        .expect(200);
     assert_eq!(requests["incoming"], json!([]), "{requests}");
     let blocks = dave.get(&app, "/api/v1/blocks").await.expect(200);
     assert_eq!(blocks["blocks"], json!([]), "{blocks}");
@@ -300,10 +312,20 @@ async fn friendships_requests_and_blocks_go_and_the_direct_room_stays_with_the_p
         .get(&app, &format!("/api/v1/rooms/{dm_id}"))
         .await
         .expect(200);
-    let ids: Vec<&Value> = room["members"].as_array().unwrap().iter().map(|m| &m["id"]).collect();
+    let ids: Vec<&Value> = room["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["id"])
+        .collect();
     assert_eq!(ids, vec![&json!(bob.id)], "the partner keeps the room");
     let page = bob.history(&app, &dm_id, "").await;
-    let bodies: Vec<&Value> = page["messages"].as_array().unwrap().iter().map(|m| &m["body"]).collect();
+    let bodies: Vec<&Value> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["body"])
+        .collect();
     assert_eq!(bodies, vec![&Value::Null, &json!("bob's reply")]);
 }
 
@@ -317,7 +339,9 @@ async fn the_username_is_held_then_released_by_maintenance() {
         .await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
-    delete_account(&app, &alice, &alice.password).await.expect(204);
+    delete_account(&app, &alice, &alice.password)
+        .await
+        .expect(204);
 
     // Act
     let body = json!({ "username": "alice", "password": "a brand new long password" });
@@ -339,7 +363,10 @@ async fn the_username_is_held_then_released_by_maintenance() {
         .get(&app, &format!("/api/v1/users/{}", alice.id))
         .await
         .expect(200);
-    assert!(old["username"].as_str().unwrap().starts_with("deleted:"), "{old}");
+    assert!(
+        old["username"].as_str().unwrap().starts_with("deleted:"),
+        "{old}"
+    );
     assert_eq!(old["deleted"], true);
 }
 
@@ -355,7 +382,9 @@ async fn a_bot_is_deleted_by_its_owner_and_with_its_owner() {
 
     // Act
     let by_stranger = bob.delete(&app, &first_path).await;
-    let on_a_person = alice.delete(&app, &format!("/api/v1/bots/{}", bob.id)).await;
+    let on_a_person = alice
+        .delete(&app, &format!("/api/v1/bots/{}", bob.id))
+        .await;
     let by_owner = alice.delete(&app, &first_path).await;
 
     // Assert
@@ -366,9 +395,14 @@ async fn a_bot_is_deleted_by_its_owner_and_with_its_owner() {
         .get(&app, "/api/v1/me")
         .await
         .expect_error(401, "invalid_token");
-    alice.delete(&app, &first_path).await.expect_error(404, "user_not_found");
+    alice
+        .delete(&app, &first_path)
+        .await
+        .expect_error(404, "user_not_found");
     second_token.get(&app, "/api/v1/me").await.expect(200);
-    delete_account(&app, &alice, &alice.password).await.expect(204);
+    delete_account(&app, &alice, &alice.password)
+        .await
+        .expect(204);
     second_token
         .get(&app, "/api/v1/me")
         .await
@@ -407,4 +441,55 @@ async fn a_wrong_password_or_a_token_changes_nothing() {
         .await
         .expect(200);
     assert!(profile.get("deleted").is_none(), "{profile}");
+}
+
+/// The figure in docs/benchmarks.md ("Account deletion"): one account with 20,000 messages in
+/// 50 rooms (each with a reaction on it and a mention in it), deleted in one transaction. Slow
+/// to build (a minute), so it runs only with `HUBBUB_BENCH_DELETION=1`.
+#[actix_web::test]
+async fn deleting_an_account_with_20k_messages_in_50_rooms() {
+    if std::env::var("HUBBUB_BENCH_DELETION").is_err() {
+        return;
+    }
+    // Arrange
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut rooms = Vec::new();
+    for i in 0..50 {
+        let room = alice.create_room(&app, &format!("room {i}"), &[&bob]).await;
+        rooms.push(room["id"].as_str().unwrap().to_owned());
+    }
+    let bodies: Vec<(String, Value)> = (0..20_000)
+        .map(|i| {
+            let room = rooms[i % rooms.len()].clone();
+            let body = json!({ "body": format!("message {i} of alice"), "mention_ids": [bob.id] });
+            (format!("/api/v1/rooms/{room}/messages"), body)
+        })
+        .collect();
+    let built = Instant::now();
+    for chunk in bodies.chunks(100) {
+        let sends = chunk
+            .iter()
+            .map(|(path, body)| send(alice.req(app.post(path)), Some(body)));
+        for resp in futures_util::future::join_all(sends).await {
+            assert_eq!(resp.status, 201, "{}", resp.body);
+        }
+    }
+    eprintln!("built 20k messages in {:?}", built.elapsed());
+
+    // Act
+    let started = Instant::now();
+    let resp = delete_account(&app, &alice, &alice.password).await;
+    let took = started.elapsed();
+
+    // Assert
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    eprintln!("deleted an account with 20k messages in 50 rooms in {took:?}");
+    let page = bob.history(&app, &rooms[0], "limit=100").await;
+    assert!(page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["body"].is_null()));
 }

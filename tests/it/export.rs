@@ -32,7 +32,8 @@ async fn the_export_holds_the_profile_rooms_and_own_messages_and_nothing_of_othe
         .await
         .expect(201);
     alice.send_message(&app, &room_id, "and once more").await;
-    bob.send_message(&app, &room_id, "bob in the team room").await;
+    bob.send_message(&app, &room_id, "bob in the team room")
+        .await;
     let dm = bob
         .post(&app, "/api/v1/dms", &json!({ "user_id": carol.id }))
         .await
@@ -40,12 +41,19 @@ async fn the_export_holds_the_profile_rooms_and_own_messages_and_nothing_of_othe
     bob.send_message(&app, dm["id"].as_str().unwrap(), "private bob carol text")
         .await;
     let friend = alice
-        .post(&app, "/api/v1/friends/requests", &json!({ "user_id": bob.id }))
+        .post(
+            &app,
+            "/api/v1/friends/requests",
+            &json!({ "user_id": bob.id }),
+        )
         .await
         .expect(201);
     bob.post(
         &app,
-        &format!("/api/v1/friends/requests/{}/accept", friend["id"].as_str().unwrap()),
+        &format!(
+            "/api/v1/friends/requests/{}/accept",
+            friend["id"].as_str().unwrap()
+        ),
         &json!({}),
     )
     .await
@@ -156,7 +164,10 @@ async fn an_export_of_many_messages_is_streamed_in_pages() {
 
     // Assert
     assert_eq!(resp.status, 200);
-    assert!(resp.header("content-length").is_none(), "streamed, not sized");
+    assert!(
+        resp.header("content-length").is_none(),
+        "streamed, not sized"
+    );
     let messages: &Vec<Value> = resp.body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2400);
     let mut numbers: Vec<&str> = messages
@@ -170,5 +181,8 @@ async fn an_export_of_many_messages_is_streamed_in_pages() {
     eprintln!("export of 9.5 MB: RSS peak grew {grew} KiB");
     // Built whole, the document alone (and its serialization beside it) would be more; a page
     // is about 0.8 MB, and glibc's arenas per thread add noise, so the bound is the document.
-    assert!(grew < 9_000, "the server held {grew} KiB more: not streamed?");
+    assert!(
+        grew < 9_000,
+        "the server held {grew} KiB more: not streamed?"
+    );
 }
