@@ -85,7 +85,7 @@ async fn members_see_the_user_leave_as_deleted_and_their_messages_as_tombstones(
         .await
         .expect(201);
     let path = format!("/api/v1/rooms/{room_id}/messages");
-    alice
+    let secret = alice
         .post(
             &app,
             &path,
@@ -93,6 +93,11 @@ async fn members_see_the_user_leave_as_deleted_and_their_messages_as_tombstones(
         )
         .await
         .expect(201);
+    let secret_path = format!("{path}/{}", secret["message"]["id"].as_str().unwrap());
+    alice
+        .patch(&app, &secret_path, &json!({ "body": "alice edited words" }))
+        .await
+        .expect(200);
     let avatar = upload(&app, &alice, &png(8, 8), "me.png", "image/png")
         .await
         .expect(201);
@@ -169,6 +174,7 @@ async fn members_see_the_user_leave_as_deleted_and_their_messages_as_tombstones(
     }
     let all = serde_json::to_string(&frames).unwrap();
     assert!(!all.contains("alice secret words"), "{all}");
+    assert!(!all.contains("alice edited words"), "{all}");
     assert!(all.contains("bob keeps this"));
     // A deleted account is no one to add, befriend or write to.
     bob.post(&app, "/api/v1/dms", &json!({ "user_id": alice.id }))
