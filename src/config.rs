@@ -93,6 +93,10 @@ pub struct Settings {
     pub work_wait: Duration,
     /// Push notifications (docs/notifications.md).
     pub push: PushSettings,
+    /// How long a deleted account's username stays taken before maintenance frees it.
+    pub deleted_username_hold: Duration,
+    /// The least time between two data exports of one user (across every node).
+    pub export_interval: Duration,
 }
 
 /// Push notifications: where they go and how the worker behaves.
@@ -220,6 +224,8 @@ impl Settings {
         }
         let settings = Settings {
             push,
+            deleted_username_hold: secs("HUBBUB_DELETED_USERNAME_HOLD_SECS", 30 * 24 * 3600)?,
+            export_interval: secs("HUBBUB_EXPORT_INTERVAL_SECS", 600)?,
             listen,
             data_dir,
             database_url,

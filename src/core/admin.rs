@@ -99,6 +99,20 @@ fn no_such_user() -> Error {
     Error::not_found("user_not_found", "no such user")
 }
 
+/// `user`'s row, unless there is none (404) or the account was deleted (409
+/// `account_deleted`): a deleted account stays a tombstone, which no administrator can give a
+/// password, rights or a sign-in back to.
+fn live_user(conn: &mut store::DbConnection, user: Id) -> Result<store::users::UserRow> {
+    let row = store::users::find(conn, user)?.ok_or_else(no_such_user)?;
+    if row.deleted_at.is_some() {
+        return Err(Error::conflict(
+            "account_deleted",
+            "that account was deleted: it can't be changed or signed in to again",
+        ));
+    }
+    Ok(row)
+}
+
 /// The user named `username` (404 `user_not_found`).
 pub async fn find_by_username(db: &Db, username: &str) -> Result<AdminUser> {
     let name = Username::parse(username).map_err(|_| no_such_user())?;
@@ -141,7 +155,7 @@ pub async fn deactivate(writer: &Writer, by: Option<Id>, user: Id) -> Result<(Ad
     }
     writer
         .run(move |batch| {
-            let row = store::users::find(batch.conn(), user)?.ok_or_else(no_such_user)?;
+            let row = live_user(batch.conn(), user)?;
             if row.deactivated_at.is_none() {
                 store::users::set_deactivated(batch.conn(), user, Some(Time::now()))?;
             }
@@ -156,6 +170,7 @@ pub async fn deactivate(writer: &Writer, by: Option<Id>, user: Id) -> Result<(Ad
 pub async fn reactivate(db: &Db, user: Id) -> Result<AdminUser> {
     db.run(move |conn| {
         store::write_tx(conn, |conn| {
+            live_user(conn, user)?;
             if !store::users::set_deactivated(conn, user, None)? {
                 return Err(no_such_user());
             }
@@ -170,6 +185,7 @@ pub async fn reactivate(db: &Db, user: Id) -> Result<AdminUser> {
 pub async fn set_admin(db: &Db, user: Id, admin: bool) -> Result<AdminUser> {
     db.run(move |conn| {
         store::write_tx(conn, |conn| {
+            live_user(conn, user)?;
             if !store::users::set_admin(conn, user, admin)? {
                 return Err(no_such_user());
             }
@@ -236,6 +252,7 @@ pub async fn reset_password(
     let id = user.id;
     writer
         .run(move |batch| {
+            live_user(batch.conn(), id)?;
             store::users::set_password_hash(batch.conn(), id, &hash)?;
             let sessions = store::sessions::ids_of_user(batch.conn(), id)?;
             for &session in &sessions {

@@ -199,6 +199,7 @@ mod tests {
             kind: crate::domain::UserKind::User,
             avatar_attachment_id: None,
             created_at: Time::now(),
+            deleted: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Periodic clean-up, run by the server on a timer: events past retention, expired sessions,
 //! tokens and tickets (and the push subscriptions made with them), old idempotency keys, and
-//! uploads never attached (their files after the commit).
+//! uploads never attached (their files after the commit), and the usernames of accounts deleted
+//! longer ago than the hold.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct Retention {
     pub events: Duration,
     pub idempotency_keys: Duration,
     pub unattached_uploads: Duration,
+    /// How long a deleted account's username stays taken.
+    pub deleted_usernames: Duration,
 }
 
 /// What one round removed.
@@ -25,6 +28,8 @@ pub struct Pruned {
     pub sessions: usize,
     pub keys: usize,
     pub uploads: usize,
+    /// Usernames of deleted accounts freed.
+    pub usernames: usize,
 }
 
 /// Removes what is past its time, in one write transaction, then the files of the uploads it
@@ -48,6 +53,11 @@ pub async fn prune(db: &Db, keep: Retention, data_dir: &Path) -> Result<Pruned> 
                 sessions: sessions.len(),
                 keys: store::idempotency::prune(conn, ago(keep.idempotency_keys))?,
                 uploads: 0,
+                usernames: store::erasure::release_usernames(
+                    conn,
+                    ago(keep.deleted_usernames),
+                    1000,
+                )?,
             };
             store::tokens::prune_tickets(conn, now)?;
             let uploads = attachments::prune_rows(conn, ago(keep.unattached_uploads))?;

@@ -76,6 +76,7 @@ pub async fn add(writer: &Writer, user: Id, room: Id, new_member: Id) -> Result<
                 return Err(Error::not_allowed("only owners and admins may add members"));
             }
             let added = store::users::find(batch.conn(), new_member)?
+                .filter(|u| u.deleted_at.is_none())
                 .ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
             if store::rooms::membership(batch.conn(), room, new_member)?.is_some() {
                 return Ok(None);

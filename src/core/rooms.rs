@@ -37,7 +37,9 @@ pub async fn create_group(
     writer
         .run(move |batch| {
             let ids: Vec<Id> = members.into_iter().collect();
-            let users = store::users::find_many(batch.conn(), &ids)?;
+            let mut users = store::users::find_many(batch.conn(), &ids)?;
+            // A deleted account can't be added to anything.
+            users.retain(|u| u.deleted_at.is_none());
             if users.len() != ids.len() {
                 let known: BTreeSet<Id> = users.iter().map(|u| u.id).collect();
                 let unknown: Vec<String> = ids
@@ -74,7 +76,8 @@ pub async fn open_direct(
     let key = format!("{low}:{high}");
     writer
         .run(move |batch| {
-            if store::users::find(batch.conn(), other)?.is_none() {
+            let found = store::users::find(batch.conn(), other)?;
+            if found.is_none_or(|u| u.deleted_at.is_some()) {
                 return Err(Error::not_found("user_not_found", "no such user"));
             }
             if store::social::blocked_either_way(batch.conn(), me, other)? {

@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 use crate::events::{Batch, To, Writer};
 use crate::store::{self, social::RequestRow, Db, DbConnection};
 
+/// A user who may be asked, blocked or listed (not a deleted account).
 fn user(conn: &mut DbConnection, id: Id) -> Result<User> {
     store::users::find(conn, id)?
+        .filter(|u| u.deleted_at.is_none())
         .map(|u| User::from(&u))
         .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
 }

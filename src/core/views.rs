@@ -19,6 +19,10 @@ pub struct User {
     /// The user's picture (`GET /api/v1/attachments/{id}`), if any.
     pub avatar_attachment_id: Option<Id>,
     pub created_at: Time,
+    /// `true` once the account is deleted (absent otherwise): the name reads "Deleted user",
+    /// and clients show every message by this author as deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl From<&UserRow> for User {
@@ -30,6 +34,7 @@ impl From<&UserRow> for User {
             kind: row.kind,
             avatar_attachment_id: row.avatar_attachment_id,
             created_at: row.created_at,
+            deleted: row.deleted_at.is_some(),
         }
     }
 }

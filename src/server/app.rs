@@ -358,6 +358,7 @@ async fn maintain(
             events: settings.event_retention,
             idempotency_keys: settings.idempotency_ttl,
             unattached_uploads: settings.attachment_ttl,
+            deleted_usernames: settings.deleted_username_hold,
         };
         match maintenance::prune(&db, keep, &settings.data_dir).await {
             Ok(pruned) if pruned == Pruned::default() => {}
@@ -366,7 +367,8 @@ async fn maintain(
                 sessions,
                 keys,
                 uploads,
-            }) => tracing::info!(events, sessions, keys, uploads, "pruned"),
+                usernames,
+            }) => tracing::info!(events, sessions, keys, uploads, usernames, "pruned"),
             Err(e) => tracing::warn!(error = %e, "maintenance failed"),
         }
         tokio::select! {

@@ -4,7 +4,9 @@
 
 pub mod attachments;
 mod connection;
+pub mod erasure;
 pub mod events;
+pub mod export;
 pub mod idempotency;
 pub mod invites;
 pub mod messages;

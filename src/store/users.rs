@@ -119,6 +119,7 @@ pub fn search(
     );
     let mut query = users::table
         .filter(users::username.like(pattern).escape('\\'))
+        .filter(users::deleted_at.is_null())
         .select(UserRow::as_select())
         .order(users::username.asc())
         .limit(limit)

@@ -1,5 +1,6 @@
 //! hubbub integration tests: every test runs the real server binary on a random port with its own data.
 
+mod account_deletion;
 mod account_security;
 mod accounts;
 mod admin;
@@ -10,6 +11,7 @@ mod cluster;
 mod conformance;
 mod durability;
 mod errors;
+mod export;
 mod harness;
 mod hostile;
 mod loadgen;

@@ -1,6 +1,7 @@
 //! The REST API: routes, extractors and middleware. Handlers parse and answer; the rules live
 //! in `core`.
 
+pub mod account_data;
 pub mod account_security;
 pub mod accounts;
 pub mod admin;
@@ -81,9 +82,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource!("/sessions/current", delete => accounts::logout))
                 .service(resource!("/sessions/{id}", delete => account_security::revoke))
                 .service(
-                    resource!("/me", get => accounts::me, patch => accounts::update_me),
+                    resource!("/me", get => accounts::me, patch => accounts::update_me, delete => account_data::delete_me),
                 )
                 .service(resource!("/me/password", post => account_security::change_password))
+                // Leaving and taking one's data (#18).
+                .service(resource!("/me/export", get => account_data::export))
+                .service(resource!("/bots/{id}", delete => account_data::delete_bot))
                 .service(
                     resource!("/friends/requests", post => social::request, get => social::requests),
                 )

@@ -11,8 +11,8 @@ use crate::core::event::{self, Kind};
 use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
 use crate::server::api::{
-    account_security, accounts, admin, admin_reports, attachments, notifications, ops, push,
-    reports, rooms, social, tokens,
+    account_data, account_security, accounts, admin, admin_reports, attachments, notifications,
+    ops, push, reports, rooms, social, tokens,
 };
 use crate::server::stream;
 
@@ -27,6 +27,7 @@ use crate::server::stream;
         accounts::register, accounts::login, accounts::logout, accounts::me, accounts::update_me,
         accounts::user, accounts::search, account_security::change_password,
         account_security::list, account_security::revoke,
+        account_data::delete_me, account_data::delete_bot, account_data::export,
         social::request, social::requests, social::accept, social::decline, social::cancel,
         social::friends, social::unfriend, social::block, social::unblock, social::blocks,
         rooms::create, rooms::open_direct, rooms::list, rooms::get, rooms::rename,

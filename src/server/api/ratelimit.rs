@@ -123,9 +123,11 @@ const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 /// Which bucket a request draws from, if any.
 async fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -> Option<Verdict> {
     let path = req.path();
-    // A password change guesses a password too: it draws from the sign-in bucket.
+    // A password change, or an account deletion, guesses a password too: it draws from the
+    // sign-in bucket.
     let guesses = ["/api/v1/sessions", "/api/v1/users", "/api/v1/me/password"];
-    if req.method() == Method::POST && guesses.contains(&path) {
+    let deletes_account = req.method() == Method::DELETE && path == "/api/v1/me";
+    if (req.method() == Method::POST && guesses.contains(&path)) || deletes_account {
         // Behind a proxy that sets X-Forwarded-For (and that alone can reach us), the client's
         // address is there; otherwise every client would share the proxy's bucket.
         let forwarded = trust_forwarded
