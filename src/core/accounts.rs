@@ -129,17 +129,7 @@ pub async fn create(db: &Db, hashes: &Pool, form: NewAccount) -> Result<User> {
     let (Some(username), Some(password)) = (username, password) else {
         return Err(Error::validation("username", "required"));
     };
-    // The strength estimate runs in the hash pool too: a few milliseconds a call, bounded with
-    // the hashes rather than on the request threads.
-    let name = username.as_str().to_string();
-    let hash = hashes
-        .call(move || {
-            password
-                .check_strength(&name)
-                .map_err(|why| Error::validation("password", why))?;
-            crypto::hash_password(password.expose())
-        })
-        .await?;
+    let hash = strong_hash(hashes, password, username.as_str().to_string(), "password").await?;
     let now = Time::now();
     let row = UserRow {
         id: Id::new(),
@@ -176,6 +166,25 @@ pub async fn create(db: &Db, hashes: &Pool, form: NewAccount) -> Result<User> {
         })
     })
     .await
+}
+
+/// Checks `password`'s strength for `username` (422 on `field` when weak) and hashes it. Both
+/// run in the hash pool: the estimate takes a few milliseconds and the hash 19 MiB, so neither
+/// runs on the request threads, and both are bounded with the other hashes.
+pub(crate) async fn strong_hash(
+    hashes: &Pool,
+    password: Password,
+    username: String,
+    field: &'static str,
+) -> Result<String> {
+    hashes
+        .call(move || {
+            password
+                .check_strength(&username)
+                .map_err(|why| Error::validation(field, why))?;
+            crypto::hash_password(password.expose())
+        })
+        .await
 }
 
 /// Checks a username and password. Unknown user and wrong password are the same 401, in the

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::core::accounts::{self, NewAccount};
-use crate::core::crypto::{self, sha256_hex};
+use crate::core::crypto::sha256_hex;
 use crate::core::tokens;
 use crate::core::views::User;
 use crate::core::work::Pool;
@@ -124,25 +124,8 @@ pub async fn find_by_username(db: &Db, username: &str) -> Result<AdminUser> {
     .await
 }
 
-/// Revokes every credential of `user` in the batch, each as a logout does (row deleted,
-/// `credential.revoked` appended, so sockets bound to it close on every node): sessions, API
-/// tokens, stream tickets, push subscriptions. The tokens of bots they own are the bots' own and
-/// stay. Returns the revoked credentials.
-fn revoke_all(batch: &mut crate::events::Batch<'_>, user: Id) -> Result<Vec<Id>> {
-    let mut revoked = store::sessions::ids_of_user(batch.conn(), user)?;
-    revoked.extend(store::tokens::ids_of_user(batch.conn(), user)?);
-    for &credential in &revoked {
-        store::sessions::delete(batch.conn(), credential)?;
-        store::tokens::delete(batch.conn(), credential)?;
-        tokens::revoke_in(batch, credential)?;
-    }
-    store::tokens::delete_tickets_of_user(batch.conn(), user)?;
-    store::push::delete_for_user(batch.conn(), user)?;
-    Ok(revoked)
-}
-
 /// Turns `user`'s account off: `deactivated_at` is set and every credential of theirs revoked
-/// in the same transaction (see [`revoke_all`]); they can't sign in until reactivated. `by`,
+/// in the same transaction (see `tokens::revoke_all_of`); they can't sign in until reactivated. `by`,
 /// the administrator asking, may not be `user` (409 `cannot_deactivate_self`). Deactivating
 /// an account that is off already keeps its first time. Returns the user and the revoked
 /// credentials.
@@ -159,7 +142,7 @@ pub async fn deactivate(writer: &Writer, by: Option<Id>, user: Id) -> Result<(Ad
             if row.deactivated_at.is_none() {
                 store::users::set_deactivated(batch.conn(), user, Some(Time::now()))?;
             }
-            let revoked = revoke_all(batch, user)?;
+            let revoked = tokens::revoke_all_of(batch, user)?;
             let row = store::users::find(batch.conn(), user)?.ok_or_else(no_such_user)?;
             Ok((AdminUser::from(&row), revoked))
         })
@@ -240,15 +223,7 @@ pub async fn reset_password(
     password: String,
 ) -> Result<Vec<Id>> {
     let password = Password::parse(&password).map_err(|why| Error::validation("password", why))?;
-    let name = user.username.clone();
-    let hash = hashes
-        .call(move || {
-            password
-                .check_strength(&name)
-                .map_err(|why| Error::validation("password", why))?;
-            crypto::hash_password(password.expose())
-        })
-        .await?;
+    let hash = accounts::strong_hash(hashes, password, user.username.clone(), "password").await?;
     let id = user.id;
     writer
         .run(move |batch| {

@@ -126,10 +126,7 @@ fn erase(batch: &mut Batch<'_>, user: Id, now: Time) -> Result<Erased> {
         .ok_or_else(Error::unauthenticated)?;
 
     // Every credential, each revoked as a logout is, so its sockets close on every node.
-    let credentials = store::erasure::delete_credentials(batch.conn(), user)?;
-    for &credential in &credentials {
-        tokens::revoke_in(batch, credential)?;
-    }
+    let credentials = tokens::revoke_all_of(batch, user)?;
 
     leave_rooms(batch, &tombstone, now)?;
 

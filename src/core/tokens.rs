@@ -195,6 +195,17 @@ pub async fn list(db: &Db, user: Id) -> Result<Vec<Token>> {
     .await
 }
 
+/// Ends every session and token of `user` (and their stream tickets and push subscriptions),
+/// each revoked as a logout is, so their sockets close on every node. Returns the ids revoked.
+/// Deactivation and account deletion both end an account's access this way.
+pub(crate) fn revoke_all_of(batch: &mut events::Batch<'_>, user: Id) -> Result<Vec<Id>> {
+    let revoked = store::erasure::delete_credentials(batch.conn(), user)?;
+    for &credential in &revoked {
+        revoke_in(batch, credential)?;
+    }
+    Ok(revoked)
+}
+
 /// Ends a credential (a session or a token) and appends `credential.revoked` in the same
 /// transaction, so that every node closes the sockets bound to it. The push subscriptions made
 /// with it go too: a signed-out device is notified of nothing more.

@@ -154,12 +154,6 @@ pub fn delete_for_credentials(conn: &mut DbConnection, credentials: &[Id]) -> Qu
     .execute(conn)
 }
 
-/// Deletes every subscription of `user`.
-pub fn delete_for_user(conn: &mut DbConnection, user: Id) -> QueryResult<usize> {
-    diesel::delete(push_subscriptions::table.filter(push_subscriptions::user_id.eq(user)))
-        .execute(conn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

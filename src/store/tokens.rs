@@ -142,16 +142,3 @@ pub fn redeem_ticket(
 pub fn prune_tickets(conn: &mut DbConnection, now: Time) -> QueryResult<usize> {
     diesel::delete(stream_tickets::table.filter(stream_tickets::expires_at.le(now))).execute(conn)
 }
-
-/// The ids of every API token of `user`.
-pub fn ids_of_user(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<Id>> {
-    api_tokens::table
-        .filter(api_tokens::user_id.eq(user))
-        .select(api_tokens::id)
-        .load(conn)
-}
-
-/// Forgets every stream ticket of `user`, used or not.
-pub fn delete_tickets_of_user(conn: &mut DbConnection, user: Id) -> QueryResult<usize> {
-    diesel::delete(stream_tickets::table.filter(stream_tickets::user_id.eq(user))).execute(conn)
-}
