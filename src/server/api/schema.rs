@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::core::{accounts, messages, push, reactions, reports, rooms, tokens};
+use crate::core::{accounts, admin, messages, push, reactions, reports, rooms, tokens};
 use crate::domain::{
     allowed_in_bodies, allowed_in_notes, refused_in_names, DisplayName, Label, Note, NotifyLevel,
     Password, PushKind, Role, RoomName, Username,
@@ -262,6 +262,16 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
         ("ReportBody", "reason", note()),
         ("ResolveBody", "resolution", note()),
         (
+            "InviteBody",
+            "uses",
+            range(1, admin::MAX_INVITE_USES as i64),
+        ),
+        (
+            "InviteBody",
+            "expires_in",
+            json!({ "pattern": "^[0-9]{1,8}[smhd]$" }),
+        ),
+        (
             "NotificationsBody",
             "level",
             json!({ "enum": NotifyLevel::names() }),
@@ -333,6 +343,17 @@ fn parameters() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "enum": ["open", "resolved", "all"] }),
         ),
         ("admin_reports", "limit", range(1, reports::MAX_PAGE)),
+        ("admin_users", "limit", range(1, admin::MAX_LIST)),
+        (
+            "admin_users",
+            "q",
+            json!({ "pattern": format!("^[{ws}]*[A-Za-z0-9_.\\-]{{0,{}}}[{ws}]*$", Username::MAX_CHARS) }),
+        ),
+        (
+            "admin_users",
+            "after",
+            json!({ "pattern": format!("^[a-z0-9_.\\-]{{0,{}}}$", Username::MAX_CHARS) }),
+        ),
     ]
 }
 
