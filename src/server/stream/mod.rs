@@ -3,7 +3,9 @@
 
 pub mod peer;
 pub mod poll;
+mod session;
 mod socket;
+pub mod sse;
 mod subscribe;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +16,7 @@ use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
 use subscribe::subscribe;
 
-pub use socket::close_codes;
+pub use session::close_codes;
 
 #[derive(Deserialize)]
 pub struct StreamQuery {
