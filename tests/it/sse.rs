@@ -428,3 +428,82 @@ async fn heartbeats_are_comments_at_the_socket_interval() {
         sent["event_id"].as_str()
     );
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_has_its_connection_cut_and_its_slot_given_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Arrange: a 1 s heartbeat (the write timeout is two), a small queue.
+    let app = TestApp::builder()
+        .env("HUBBUB_HEARTBEAT_SECS", "1")
+        .env("HUBBUB_STREAM_QUEUE", "8")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let room = alice.create_room(&app, "general", &[]).await;
+    let room_id = room["id"].as_str().unwrap();
+    let token = Bearer::create_token(&app, &alice, json!(["read"])).await;
+    // A receive buffer as small as the kernel allows, so that the server's writes back up soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut stream = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /api/v1/stream/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\r\n",
+        token.authorization()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert_eq!(app.metric("hubbub_open_sockets").await, 1.0);
+
+    // Act: messages the client never reads.
+    let body = "x".repeat(3000);
+    let started = Instant::now();
+    while app.metric("hubbub_open_sockets").await > 0.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stream of a client that reads nothing still holds its slot"
+        );
+        for _ in 0..20 {
+            alice.send_message(&app, room_id, &body).await;
+        }
+    }
+
+    // Assert: what the server had written is there to read, then the connection ends (read
+    // with a larger window now: through the tiny one it would take minutes).
+    let std = stream.into_std().unwrap();
+    socket2_recv_buffer(&std, 1 << 20);
+    let mut stream = tokio::net::TcpStream::from_std(std).unwrap();
+    let mut rest = Vec::new();
+    // Sooner than the server's 5 s keep-alive would end a connection whose response completed.
+    let read = tokio::time::timeout(Duration::from_secs(4), stream.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the connection was cut, not left open (read {} bytes)",
+        rest.len()
+    );
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "cut mid-response: the response did not end in good order"
+    );
+}
+
+/// SO_RCVBUF on a connected socket.
+fn socket2_recv_buffer(stream: &std::net::TcpStream, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor and an int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+}
