@@ -1,5 +1,7 @@
 //! `GET /api/v1/stream`: the read-only WebSocket. The upgrade is checked here (session,
-//! `Origin`, cursor); `socket` runs the connection: hello, replay, then live.
+//! `Origin`, cursor); `socket` runs the connection: hello, replay, then live. Beside it the
+//! other transports of the same subscription: `sse` (Server-Sent Events) and `poll` (the long
+//! poll); `session` is what the socket and SSE share.
 
 pub mod peer;
 pub mod poll;
