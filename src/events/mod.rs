@@ -102,9 +102,33 @@ pub fn frame(row: &EventRow) -> String {
     })
 }
 
+/// The event type (`message.created`…) of a frame made by [`frame`], read without parsing it:
+/// the frame's fields come in a fixed order, and its `event` is the first `"event":"` in it (the
+/// fields before it, `type` and `id`, can't hold that text). An SSE stream names each message
+/// with it.
+pub fn frame_kind(frame: &str) -> Option<&str> {
+    const KEY: &str = "\"event\":\"";
+    let start = frame.find(KEY)? + KEY.len();
+    let len = frame[start..].find('"')?;
+    Some(&frame[start..start + len])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kind_of_a_frame_is_its_event_even_when_the_payload_names_another() {
+        let row = EventRow {
+            id: 7,
+            kind: "reaction.added".into(),
+            room_id: None,
+            payload: r#"{"event":"message.created","type":"event"}"#.into(),
+            created_at: Time::now(),
+        };
+        assert_eq!(frame_kind(&frame(&row)), Some("reaction.added"));
+        assert_eq!(frame_kind(r#"{"type":"hello"}"#), None);
+    }
 
     #[test]
     fn a_frame_is_valid_json_with_the_payload_inside() {

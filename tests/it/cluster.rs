@@ -97,6 +97,38 @@ async fn a_message_sent_on_node_a_reaches_a_socket_on_node_b_through_the_doorbel
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL and Redis: set HUBBUB_TEST_POSTGRES_URL and HUBBUB_TEST_REDIS_URL"]
+async fn a_message_sent_on_node_a_reaches_an_sse_stream_on_node_b_and_logout_there_closes_it() {
+    // Arrange: the slow poll can't explain a fast delivery; only the Redis doorbell can.
+    let slow = [("HUBBUB_POLL_INTERVAL_MS", "60000")];
+    let (a, b) = two_nodes(None, &slow).await;
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room = alice.create_room(&a, "bridge", &[&bob]).await;
+    let room_id = room["id"].as_str().unwrap();
+    let mut sse = b
+        .sse(
+            &format!("since={}", room["event_id"].as_str().unwrap()),
+            &[("Cookie", &bob.cookie)],
+        )
+        .await;
+
+    // Act
+    let sent = alice.send_message(&a, room_id, "over the bridge").await;
+    let acked = Instant::now();
+    let event = sse.next_event().await;
+    let took = acked.elapsed();
+    send_delete(&a, &bob, "/api/v1/sessions/current").await;
+    let close = sse.expect_close(Duration::from_secs(2)).await;
+
+    // Assert
+    assert_eq!(event.id.as_deref(), sent["event_id"].as_str());
+    assert_eq!(event.json["data"], sent["message"]);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(close["code"], 4100, "{close}");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and Redis: set HUBBUB_TEST_POSTGRES_URL and HUBBUB_TEST_REDIS_URL"]
 async fn senders_on_both_nodes_are_seen_by_listeners_on_both_once_in_the_same_order() {
     // Arrange
     let (a, b) = two_nodes(None, &[]).await;

@@ -27,5 +27,6 @@ mod reports;
 mod room_life;
 mod rooms;
 mod social;
+mod sse;
 mod stream;
 mod upgrade;

@@ -131,6 +131,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/attachments/{id}/thumbnail", get => attachments::thumbnail),
                 )
                 .service(resource!("/stream", get => stream::connect))
+                .service(resource!("/stream/sse", get => stream::sse::sse))
                 .service(resource!("/stream/tickets", post => tokens::ticket))
                 .service(resource!("/events", get => stream::poll::events))
                 .service(resource!("/bots", post => tokens::create_bot))

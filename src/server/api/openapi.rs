@@ -37,7 +37,7 @@ use crate::server::stream;
         crate::server::api::messages::delete, crate::server::api::messages::react, crate::server::api::messages::unreact,
         attachments::upload, attachments::get, attachments::thumbnail,
         tokens::create_bot, tokens::create, tokens::list, tokens::delete, tokens::ticket,
-        stream::connect, stream::poll::events,
+        stream::connect, stream::sse::sse, stream::poll::events,
         push::vapid, push::subscribe, push::list, push::unsubscribe,
         reports::file, admin_reports::list, admin_reports::resolve, admin_reports::delete_message,
         ops::healthz, ops::readyz, ops::metrics,

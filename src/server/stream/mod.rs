@@ -1,9 +1,13 @@
 //! `GET /api/v1/stream`: the read-only WebSocket. The upgrade is checked here (session,
-//! `Origin`, cursor); `socket` runs the connection: hello, replay, then live.
+//! `Origin`, cursor); `socket` runs the connection: hello, replay, then live. Beside it the
+//! other transports of the same subscription: `sse` (Server-Sent Events) and `poll` (the long
+//! poll); `session` is what the socket and SSE share.
 
 pub mod peer;
 pub mod poll;
+mod session;
 mod socket;
+pub mod sse;
 mod subscribe;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +18,7 @@ use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
 use subscribe::subscribe;
 
-pub use socket::close_codes;
+pub use session::close_codes;
 
 #[derive(Deserialize)]
 pub struct StreamQuery {

@@ -19,6 +19,25 @@ impl Peer {
         Peer(io.as_raw_fd())
     }
 
+    /// The connection's peer, if the request came on a connection the server knows.
+    pub fn of_request(req: &HttpRequest) -> Option<Peer> {
+        req.conn_data::<Peer>().copied()
+    }
+
+    /// Ends the TCP connection (both directions) without closing the descriptor, which stays
+    /// actix-http's to close: its next read or write on it fails, and it drops the connection
+    /// with whatever response it was writing. For a client that stopped reading, whose
+    /// response would otherwise wait on it for as long as TCP keeps the connection up.
+    /// Only call it while the response of this connection is known to be alive (the
+    /// descriptor could otherwise be another connection's by now).
+    pub fn cut(self) {
+        // SAFETY: shutdown(2) on a descriptor changes no memory; the caller makes sure it is
+        // still this connection's.
+        unsafe {
+            libc::shutdown(self.0, libc::SHUT_RDWR);
+        }
+    }
+
     /// Whether the client closed or reset the connection: a peek finds its end (0 bytes) or an
     /// error. Bytes waiting (a pipelined request) or none yet mean it is still there. An HTTP
     /// client that half-closes while it waits counts as gone, as it does for nginx.
@@ -50,7 +69,13 @@ impl Peer {
 
 /// Resolves once the client of `req` has gone (never, for a request without a known peer).
 pub async fn gone(req: &HttpRequest) {
-    let Some(peer) = req.conn_data::<Peer>().copied() else {
+    left(req.conn_data::<Peer>().copied()).await
+}
+
+/// Resolves once `peer` has gone (never, for `None`): [`gone`] for a task that outlives the
+/// request's handler (an SSE stream), which keeps the peer rather than the request.
+pub async fn left(peer: Option<Peer>) {
+    let Some(peer) = peer else {
         return std::future::pending().await;
     };
     let mut tick = tokio::time::interval(EVERY);

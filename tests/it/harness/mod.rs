@@ -7,6 +7,7 @@ mod nodes;
 pub mod push;
 mod raw;
 mod socket;
+mod sse;
 
 pub use bearer::Bearer;
 pub use cli::CliRun;
@@ -14,6 +15,7 @@ pub use http::{cursor_key, ids, send, send_raw, Resp, TestUser};
 pub use nodes::{PrivateRedis, SharedDb};
 pub use raw::{client_frame, upgrade_request, Raw};
 pub use socket::{Recv, Socket};
+pub use sse::{SseMessage, SseRecv};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
