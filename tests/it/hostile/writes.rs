@@ -75,10 +75,20 @@ async fn a_user_writes_from_one_bucket_whatever_credentials_they_use() {
     let bot_room = bot_room["id"].as_str().expect("room id");
     bot.send_message(&app, bot_room, "the bot is not alice")
         .await;
-    alice
-        .post(&app, &path, &json!({ "body": "still limited" }))
-        .await
-        .expect_error(429, "rate_limited");
+    // And alice is still limited: more at once than her bucket can have refilled since the
+    // flood (it refills PER_S a second, however slowly the machine got here) can't all pass.
+    let since_flood = started.elapsed().as_secs_f64() - took;
+    let more = (since_flood * PER_S as f64).ceil() as usize + 2;
+    let still = json!({ "body": "still limited" });
+    let again = join_all((0..more).map(|_| alice.post(&app, &path, &still))).await;
+    let limited = again.iter().filter(|a| a.status == 429).count();
+    assert!(
+        limited >= 1,
+        "all {more} writes passed {since_flood:.2} s after the flood: her bucket is not shared"
+    );
+    for answer in again.iter().filter(|a| a.status != 201) {
+        answer.expect_error(429, "rate_limited");
+    }
 }
 
 #[actix_web::test]
