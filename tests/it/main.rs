@@ -28,4 +28,5 @@ mod room_life;
 mod rooms;
 mod social;
 mod stream;
+mod typing;
 mod upgrade;
