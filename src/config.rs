@@ -66,6 +66,17 @@ pub struct Settings {
     pub rate_login_per_min: u32,
     /// Writes per credential per second, bursting to five seconds' worth (0: no limit).
     pub rate_writes_per_s: u32,
+    /// Typing calls per user per second, bursting to five seconds' worth (0: no limit): a
+    /// bucket of their own, so typing never spends the user's write (send) budget.
+    pub rate_typing_per_s: u32,
+    /// How long a `typing: true` lasts (its event's `expires_at`).
+    pub typing_ttl: Duration,
+    /// The least time between two appended `typing: true` of one user in one room.
+    pub typing_throttle: Duration,
+    /// The most (user, room) pairs a node remembers as typing.
+    pub typing_max_entries: usize,
+    /// How often expired short-lived events (typing) are deleted.
+    pub short_lived_prune_interval: Duration,
     /// Take the client's address from `X-Forwarded-For`/`Forwarded` (only behind a proxy that
     /// sets them and that alone can reach the server).
     pub trust_forwarded: bool,
@@ -256,6 +267,13 @@ impl Settings {
             poll_interval: Duration::from_millis(number("HUBBUB_POLL_INTERVAL_MS", 1000)? as u64),
             rate_login_per_min: number("HUBBUB_RATE_LOGIN_PER_MIN", 10)? as u32,
             rate_writes_per_s: number("HUBBUB_RATE_WRITES_PER_SEC", 10)? as u32,
+            rate_typing_per_s: number("HUBBUB_RATE_TYPING_PER_SEC", 2)? as u32,
+            typing_ttl: secs("HUBBUB_TYPING_TTL_SECS", 8)?,
+            typing_throttle: Duration::from_millis(
+                number("HUBBUB_TYPING_THROTTLE_MS", 3000)? as u64
+            ),
+            typing_max_entries: number("HUBBUB_TYPING_MAX_ENTRIES", 100_000)?,
+            short_lived_prune_interval: secs("HUBBUB_SHORT_LIVED_PRUNE_SECS", 60)?,
             trust_forwarded: matches!(
                 var("HUBBUB_TRUST_FORWARDED").as_deref(),
                 Some("true") | Some("1")
@@ -280,6 +298,12 @@ impl Settings {
         };
         if settings.heartbeat.is_zero() || settings.stream_queue == 0 || settings.pool_size == 0 {
             bail!("HUBBUB_HEARTBEAT_SECS, HUBBUB_STREAM_QUEUE and HUBBUB_DB_POOL_SIZE must be above zero");
+        }
+        if settings.typing_ttl.is_zero()
+            || settings.typing_throttle >= settings.typing_ttl
+            || settings.short_lived_prune_interval.is_zero()
+        {
+            bail!("HUBBUB_TYPING_TTL_SECS and HUBBUB_SHORT_LIVED_PRUNE_SECS must be above zero, and HUBBUB_TYPING_THROTTLE_MS below the typing TTL");
         }
         if settings.image_workers == 0
             || settings.hash_workers == 0

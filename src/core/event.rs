@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::core::views::{FriendRequest, Message, Room, User};
 use crate::domain::{Id, NotifyLevel, Role, Time};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{self, Batch, To};
 
 /// Declares [`Kind`] (the names) and [`Event`] (the payloads) from one list.
@@ -93,6 +93,8 @@ model! {
     UserUpdated = "user.updated" (UserUpdated),
     /// A member changed their notification setting for a room: to their own devices only.
     NotificationsUpdated = "notifications.updated" (NotificationSettings),
+    /// Short-lived: a member started or stopped typing in a room (`core::typing`).
+    TypingUpdated = "typing.updated" (TypingEvent),
     /// Internal: a session or token ended; sockets bound to it close. Never sent to clients
     /// (it is addressed to nobody).
     CredentialRevoked = "credential.revoked" (Revoked),
@@ -108,12 +110,58 @@ impl Kind {
     pub fn is_public(self) -> bool {
         self != Kind::CredentialRevoked
     }
+
+    /// Whether events of this kind are short-lived: appended with an expiry
+    /// ([`append_expiring`]), skipped by replay once expired, pruned early by maintenance.
+    pub fn is_short_lived(self) -> bool {
+        matches!(self, Kind::TypingUpdated)
+    }
 }
 
 /// Appends `event` in the batch's transaction and returns its id (the client's cursor).
 pub fn append(batch: &mut Batch<'_>, event: &Event, to: To<'_>, at: Time) -> Result<i64> {
+    let kind = event.kind();
+    if kind.is_short_lived() {
+        return Err(Error::internal(anyhow::anyhow!(
+            "{} is short-lived: append it with an expiry",
+            kind.as_str()
+        )));
+    }
     let payload = event.payload()?;
-    events::append(batch, event.kind().as_str(), to, &payload, at)
+    events::append(batch, kind.as_str(), to, &payload, at, None)
+}
+
+/// Appends a short-lived `event` that stops mattering at `expires`: live sockets get it like
+/// any event, a replay after `expires` skips it, and maintenance deletes it soon after.
+pub fn append_expiring(
+    batch: &mut Batch<'_>,
+    event: &Event,
+    to: To<'_>,
+    at: Time,
+    expires: Time,
+) -> Result<i64> {
+    let kind = event.kind();
+    if !kind.is_short_lived() {
+        return Err(Error::internal(anyhow::anyhow!(
+            "{} is permanent: it takes no expiry",
+            kind.as_str()
+        )));
+    }
+    let payload = event.payload()?;
+    events::append(batch, kind.as_str(), to, &payload, at, Some(expires))
+}
+
+/// The payload of the short-lived `typing.updated`: `user_id` is (`typing: true`) or stopped
+/// being (`false`) typing in `room_id`. Clients show it until `expires_at`, until a `false`,
+/// or until a `message.created` from that user in that room, whichever comes first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TypingEvent {
+    pub room_id: Id,
+    pub user_id: Id,
+    pub typing: bool,
+    /// When this event stops mattering (RFC 3339, UTC): a client that heard nothing newer
+    /// stops showing the user as typing then. Replay skips the event after it.
+    pub expires_at: Time,
 }
 
 /// The payload of `reaction.added` and `reaction.removed`.
@@ -208,6 +256,7 @@ mod tests {
         for kind in Kind::ALL {
             assert_eq!(Kind::parse(kind.as_str()), Some(*kind));
             assert_eq!(kind.is_public(), *kind != Kind::CredentialRevoked);
+            assert_eq!(kind.is_short_lived(), *kind == Kind::TypingUpdated);
         }
         assert_eq!(Kind::parse("message.exploded"), None);
     }

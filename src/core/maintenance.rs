@@ -1,7 +1,8 @@
 //! Periodic clean-up, run by the server on a timer: events past retention, expired sessions,
 //! tokens and tickets (and the push subscriptions made with them), old idempotency keys, and
 //! uploads never attached (their files after the commit), and the usernames of accounts deleted
-//! longer ago than the hold.
+//! longer ago than the hold. Short-lived events (typing) have a round of their own, run far more
+//! often: [`prune_expired`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -68,6 +69,30 @@ pub async fn prune(db: &Db, keep: Retention, data_dir: &Path) -> Result<Pruned> 
         }
         pruned.uploads = uploads.len();
         Ok(pruned)
+    })
+    .await
+}
+
+/// Expired short-lived events deleted per transaction: each is short, so sends waiting for the
+/// write lock (SQLite) wait little.
+const EXPIRED_PER_ROUND: i64 = 5000;
+
+/// Deletes the short-lived events (typing) that have expired, in short transactions of at most
+/// [`EXPIRED_PER_ROUND`]; returns how many went. Replay already skips them: this only gives the
+/// space back, long before the log's retention would.
+pub async fn prune_expired(db: &Db) -> Result<usize> {
+    db.run(move |conn| {
+        let now = Time::now();
+        let mut total = 0;
+        loop {
+            let deleted = store::write_tx(conn, |conn| {
+                Ok::<_, Error>(store::events::prune_expired(conn, now, EXPIRED_PER_ROUND)?)
+            })?;
+            total += deleted;
+            if (deleted as i64) < EXPIRED_PER_ROUND {
+                return Ok(total);
+            }
+        }
     })
     .await
 }

@@ -206,7 +206,11 @@ pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<
 }
 
 /// In a direct room, a block between the two members stops messages both ways.
-fn check_direct_not_blocked(conn: &mut DbConnection, room: Id, author: Id) -> Result<()> {
+pub(crate) fn check_direct_not_blocked(
+    conn: &mut DbConnection,
+    room: Id,
+    author: Id,
+) -> Result<()> {
     for stay in store::rooms::current_members(conn, &[room])? {
         if stay.user_id != author && store::social::blocked_either_way(conn, author, stay.user_id)?
         {

@@ -22,5 +22,6 @@ pub mod send_group;
 pub mod sessions;
 pub mod social;
 pub mod tokens;
+pub mod typing;
 pub mod views;
 pub mod work;

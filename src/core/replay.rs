@@ -57,9 +57,10 @@ pub struct Page {
     pub full: bool,
 }
 
-/// The events in `(after, upto]` that `user` may see, at most `limit`, as frames. The query
-/// starts now, before the future is awaited, so a caller can send one page while the next is
-/// read.
+/// The events in `(after, upto]` that `user` may see, at most `limit`, as frames. Short-lived
+/// events (typing) that have expired are skipped: a client resuming later doesn't hear of
+/// someone typing long ago. The query starts now, before the future is awaited, so a caller
+/// can send one page while the next is read.
 pub fn page(
     db: &Db,
     user: Id,
@@ -68,7 +69,7 @@ pub fn page(
     limit: i64,
 ) -> impl Future<Output = Result<Page>> + use<> {
     db.start(move |conn| {
-        let rows = store::events::visible_range(conn, user, after, upto, limit)?;
+        let rows = store::events::visible_range(conn, user, after, upto, limit, Time::now())?;
         Ok(Page {
             full: rows.len() as i64 == limit,
             frames: rows

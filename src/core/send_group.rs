@@ -611,6 +611,7 @@ mod tests {
                 room_id: Some(room),
                 payload: "{}",
                 created_at: Time::now(),
+                expires_at: None,
             },
         )
         .unwrap();

@@ -21,13 +21,15 @@ pub enum To<'a> {
 }
 
 /// Appends an event of kind `kind` with the JSON `payload` in the batch's transaction and
-/// returns its id (the client's cursor).
+/// returns its id (the client's cursor). `expires`: when a short-lived event stops mattering
+/// (replay skips it after that, maintenance deletes it); `None` for a permanent event.
 pub fn append(
     batch: &mut Batch<'_>,
     kind: &'static str,
     to: To<'_>,
     payload: &str,
     at: Time,
+    expires: Option<Time>,
 ) -> Result<i64> {
     let room_id = match to {
         To::Room(room) => Some(room),
@@ -40,6 +42,7 @@ pub fn append(
             room_id,
             payload,
             created_at: at,
+            expires_at: expires,
         },
     )?;
     if let To::Users(users) = to {
@@ -125,6 +128,7 @@ mod tests {
             room_id: None,
             payload: r#"{"event":"message.created","type":"event"}"#.into(),
             created_at: Time::now(),
+            expires_at: None,
         };
         assert_eq!(frame_kind(&frame(&row)), Some("reaction.added"));
         assert_eq!(frame_kind(r#"{"type":"hello"}"#), None);
@@ -138,6 +142,7 @@ mod tests {
             room_id: Some(Id::new()),
             payload: r#"{"body":"hi \"there\""}"#.into(),
             created_at: Time::now(),
+            expires_at: None,
         };
         let v: serde_json::Value = serde_json::from_str(&frame(&row)).unwrap();
         assert_eq!(v["type"], "event");

@@ -441,7 +441,14 @@ mod tests {
         running.await.unwrap();
         let first = send_group::submit(&writer, send(alice, general, "first"));
         let failing = writer.run(move |batch| -> Result<()> {
-            events::append(batch, "room.updated", To::Room(general), "{}", Time::now())?;
+            events::append(
+                batch,
+                "room.updated",
+                To::Room(general),
+                "{}",
+                Time::now(),
+                None,
+            )?;
             Err(Error::conflict("nope", "this job fails after writing"))
         });
         let second = send_group::submit(&writer, send(alice, general, "second"));

@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{RegistrationMode, Settings};
 use crate::core::credentials::Credentials;
 use crate::core::maintenance::{self, Pruned, Retention};
+use crate::core::typing::{TypingSettings, Typists};
 use crate::core::work::Pool;
 use crate::events::Writer;
 use crate::metrics::Metrics;
@@ -147,12 +148,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.work_wait,
         ),
         push,
+        typists: Arc::new(Typists::new(TypingSettings {
+            ttl: settings.typing_ttl,
+            throttle: settings.typing_throttle,
+            max_entries: settings.typing_max_entries,
+        })),
     };
     // The rate limiter's buckets: app data of their own (the limiter is server-layer code that
     // AppState doesn't need to know).
     let limits = Arc::new(Limits::new(
         settings.rate_login_per_min,
         settings.rate_writes_per_s,
+        settings.rate_typing_per_s,
     ));
     let limits_data = web::Data::from(limits.clone());
     let (stop, stop_rx) = watch::channel(false);
@@ -177,6 +184,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         db.clone(),
         settings.clone(),
         limits,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(maintain_short_lived(
+        db.clone(),
+        state.typists.clone(),
+        settings.short_lived_prune_interval,
         stop_rx.clone(),
     ));
     if settings.push.worker {
@@ -341,6 +354,28 @@ async fn wait_for_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Deletes expired short-lived events (typing) every `every`, far more often than the log's
+/// retention round, and forgets this node's expired typists.
+async fn maintain_short_lived(
+    db: Db,
+    typists: Arc<Typists>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        typists.shrink();
+        match maintenance::prune_expired(&db).await {
+            Ok(0) => {}
+            Ok(events) => tracing::debug!(events, "pruned expired short-lived events"),
+            Err(e) => tracing::warn!(error = %e, "pruning short-lived events failed"),
         }
     }
 }

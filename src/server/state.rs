@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::core::credentials::Credentials;
+use crate::core::typing::Typists;
 use crate::core::work::Pool;
 use crate::events::Writer;
 use crate::metrics::Metrics;
@@ -30,4 +31,6 @@ pub struct AppState {
     /// Push notifications' keys and senders (the VAPID key, FCM's service account), for the
     /// API (the public key, whether FCM is on) and the push worker.
     pub push: Arc<Senders>,
+    /// Who is typing where, as this node has appended it (the typing throttle).
+    pub typists: Arc<Typists>,
 }

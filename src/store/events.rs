@@ -1,4 +1,5 @@
-//! The event log table: appends, the per-user replay query, the head, and pruning.
+//! The event log table: appends, the per-user replay query, the head, and pruning (of the old
+//! log, and early of short-lived events once expired).
 
 use crate::domain::visibility::{may_see, Addressed, Stay};
 use crate::domain::{Id, Time};
@@ -15,6 +16,8 @@ pub struct EventRow {
     pub room_id: Option<Id>,
     pub payload: String,
     pub created_at: Time,
+    /// When a short-lived event (typing) stops mattering; `None` for a permanent one.
+    pub expires_at: Option<Time>,
 }
 
 #[derive(Debug, Insertable)]
@@ -24,6 +27,8 @@ pub struct NewEvent<'a> {
     pub room_id: Option<Id>,
     pub payload: &'a str,
     pub created_at: Time,
+    /// `None`: a permanent event.
+    pub expires_at: Option<Time>,
 }
 
 /// An event with the id reserved for it by [`reserve`] (many go in one statement).
@@ -132,6 +137,8 @@ const SCAN_WINDOW: i64 = 1000;
 
 /// Events in `(after, upto]` that `user` may see (`domain::visibility::may_see`), oldest
 /// first, at most `limit`. Fewer than `limit` means every visible event up to `upto` is there.
+/// Short-lived events that expired by `now` are left out, like events of another room: the
+/// caller's cursor still moves past them (a page that isn't full ends at `upto`).
 ///
 /// The user's stays that overlap the range are read first (a handful of rows); the events
 /// query then only tests membership in a list of rooms and in the user's audience rows, both
@@ -147,6 +154,7 @@ pub fn visible_range(
     after: i64,
     upto: i64,
     limit: i64,
+    now: Time,
 ) -> QueryResult<Vec<EventRow>> {
     let stays: Vec<(Id, i64, Option<i64>)> = room_memberships::table
         .filter(room_memberships::user_id.eq(user))
@@ -200,6 +208,11 @@ pub fn visible_range(
                     .eq_any(&rooms)
                     .or(events::id.eq_any(audience)),
             )
+            .filter(
+                events::expires_at
+                    .is_null()
+                    .or(events::expires_at.assume_not_null().gt(now)),
+            )
             .select(EventRow::as_select())
             .order(events::id.asc())
             .limit(wanted)
@@ -250,6 +263,25 @@ pub fn prune(conn: &mut DbConnection, cutoff: Time) -> QueryResult<usize> {
     Ok(deleted)
 }
 
+/// Deletes short-lived events that expired before `now` (and their audiences), at most `limit`
+/// of them, oldest first; returns how many went. Run in a write transaction. They leave holes
+/// in the log, which cursors already allow (ids may have holes); the pruned horizon doesn't
+/// move, since no permanent event went.
+pub fn prune_expired(conn: &mut DbConnection, now: Time, limit: i64) -> QueryResult<usize> {
+    let expired: Vec<i64> = events::table
+        .filter(events::expires_at.assume_not_null().lt(now))
+        .select(events::id)
+        .order(events::expires_at.assume_not_null().asc())
+        .limit(limit)
+        .load(conn)?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(event_audience::table.filter(event_audience::event_id.eq_any(&expired)))
+        .execute(conn)?;
+    diesel::delete(events::table.filter(events::id.eq_any(&expired))).execute(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +295,7 @@ mod tests {
                 room_id: room,
                 payload: "{}",
                 created_at: Time::now(),
+                expires_at: None,
             },
         )
         .unwrap()
@@ -294,15 +327,65 @@ mod tests {
 
         // Act
         let ids = |rows: Vec<EventRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        let all = ids(visible_range(&mut conn, alice, 0, 2600, 500).unwrap());
-        let first = ids(visible_range(&mut conn, alice, 0, 2600, 2).unwrap());
-        let rest = ids(visible_range(&mut conn, alice, 1500, 2600, 2).unwrap());
-        let upto = ids(visible_range(&mut conn, alice, 0, 1999, 500).unwrap());
+        let all = ids(visible_range(&mut conn, alice, 0, 2600, 500, Time::now()).unwrap());
+        let first = ids(visible_range(&mut conn, alice, 0, 2600, 2, Time::now()).unwrap());
+        let rest = ids(visible_range(&mut conn, alice, 1500, 2600, 2, Time::now()).unwrap());
+        let upto = ids(visible_range(&mut conn, alice, 0, 1999, 500, Time::now()).unwrap());
 
         // Assert
         assert_eq!(all, expected);
         assert_eq!(first, [10, 1500], "a full page stops at the limit");
         assert_eq!(rest, [2000, 2400]);
         assert_eq!(upto, [10, 1500], "nothing after upto");
+    }
+
+    #[test]
+    fn expired_short_lived_events_are_skipped_by_replay_and_pruned_leaving_the_horizon() {
+        // Arrange: in alice's room, a message, a short-lived event that expired, one that
+        // hasn't, and another message.
+        let mut conn = database();
+        let alice = user(&mut conn, "alice");
+        let mine = room(&mut conn, alice);
+        let now = Time::now();
+        let at = |secs: i64| Time(now.0 + chrono::Duration::seconds(secs));
+        let short = |conn: &mut DbConnection, expires: Time| {
+            insert(
+                conn,
+                &NewEvent {
+                    kind: "typing.updated",
+                    room_id: Some(mine),
+                    payload: "{}",
+                    created_at: now,
+                    expires_at: Some(expires),
+                },
+            )
+            .unwrap()
+        };
+        let first = append(&mut conn, Some(mine));
+        let expired = short(&mut conn, at(-1));
+        let live = short(&mut conn, at(60));
+        let last = append(&mut conn, Some(mine));
+        stay(&mut conn, mine, alice, 0, None);
+        let ids = |rows: Vec<EventRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+
+        // Act, Assert: replay leaves the expired one out, as if it were another room's.
+        let seen = ids(visible_range(&mut conn, alice, 0, last, 500, now).unwrap());
+        assert_eq!(seen, [first, live, last]);
+        let later = ids(visible_range(&mut conn, alice, 0, last, 500, at(61)).unwrap());
+        assert_eq!(later, [first, last], "both expired by then");
+        assert_eq!(
+            ids(visible_range(&mut conn, alice, first, expired, 500, now).unwrap()),
+            Vec::<i64>::new(),
+            "a range of only expired events is empty, not an error"
+        );
+
+        // Pruning takes only what expired, and the pruned horizon stays where it was.
+        assert_eq!(prune_expired(&mut conn, now, 100).unwrap(), 1);
+        assert_eq!(prune_expired(&mut conn, now, 100).unwrap(), 0);
+        assert_eq!(pruned_through(&mut conn).unwrap(), 0);
+        let left = ids(range(&mut conn, 0, None, 100).unwrap());
+        assert_eq!(left, [first, live, last]);
+        assert_eq!(prune_expired(&mut conn, at(61), 100).unwrap(), 1);
+        assert_eq!(head(&mut conn).unwrap(), last);
     }
 }

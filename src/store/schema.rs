@@ -121,6 +121,7 @@ diesel::table! {
         room_id -> Nullable<DbUuid>,
         payload -> Text,
         created_at -> DbTime,
+        expires_at -> Nullable<DbTime>,
     }
 }
 

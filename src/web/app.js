@@ -41,6 +41,8 @@ const state = {
   readTimer: null,
   loading: 0, // REST reloads in flight: socket events wait in `queue` meanwhile
   queue: [],
+  typing: new Map(), // room id -> Map(user id -> timer that clears them when their typing expires)
+  typingSent: { roomId: null, at: 0 }, // the room we last said typing=true in, and when
 };
 
 function rememberUser(u) {
@@ -140,6 +142,9 @@ function signedOut(message) {
   state.users.clear();
   state.current = null;
   state.queue = [];
+  for (const room of state.typing.values()) for (const timer of room.values()) clearTimeout(timer);
+  state.typing.clear();
+  state.typingSent = { roomId: null, at: 0 };
   if (afterFirstLoad) { afterFirstLoad(); afterFirstLoad = null; }
   $('#room-list').replaceChildren();
   $('#timeline').replaceChildren();
@@ -271,6 +276,8 @@ function handleEvent(frame) {
     case 'message.created':
     case 'message.updated':
     case 'message.deleted': {
+      // A message from someone ends their typing (the server sends no typing=false for it).
+      if (frame.event === 'message.created') setTyping(d.room_id, d.author_id, false);
       const before = state.rooms.get(d.room_id)?.last_message;
       // Already counted by the REST snapshot (unread_count) if it is, or precedes, its last message.
       const counted = before && (before.id === d.id || before.created_at > d.created_at);
@@ -353,6 +360,13 @@ function handleEvent(frame) {
         toast(`${d.from.display_name || d.from.username} sent you a friend request`);
       }
       break;
+    case 'typing.updated': {
+      if (d.user_id === state.me.id) break;
+      // How long it lasts, by the server's clock (ours may differ); at most 30 s.
+      const lasts = Date.parse(d.expires_at) - Date.parse(frame.created_at);
+      setTyping(d.room_id, d.user_id, d.typing, Math.min(Math.max(lasts || 0, 0), 30_000));
+      break;
+    }
     case 'user.updated':
       rememberUser(d.user);
       if (d.user?.id === state.me.id) state.me = { ...state.me, ...d.user };
@@ -607,6 +621,49 @@ function renderTimeline() {
   if (atBottom || !same) list.scrollTop = list.scrollHeight;
 }
 
+/** Shows (or stops showing) `userId` as typing in `roomId`, for `lasts` ms at most. */
+function setTyping(roomId, userId, on, lasts = 0) {
+  if (!roomId || !userId) return;
+  const room = state.typing.get(roomId);
+  const was = room?.get(userId);
+  if (was) { clearTimeout(was); room.delete(userId); }
+  if (on && lasts > 0) {
+    if (!state.typing.has(roomId)) state.typing.set(roomId, new Map());
+    state.typing.get(roomId).set(userId, setTimeout(() => setTyping(roomId, userId, false), lasts));
+  }
+  if (state.current === roomId && (was || on)) renderTyping();
+}
+
+function renderTyping() {
+  const line = $('#typing');
+  const names = [...(state.typing.get(state.current)?.keys() || [])].map(nameOf);
+  let text = '';
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = `${names.length} people are typing…`;
+  line.textContent = text;
+  line.hidden = !text;
+}
+
+/**
+ * Tells the room we type: typing=true at most every 3 s while the composer has text (the server
+ * throttles too), typing=false once it is emptied. Best effort: a failure is not worth a toast.
+ */
+function composerTyping() {
+  const roomId = state.current;
+  const sent = state.typingSent;
+  const hasText = $('#composer-input').value.trim() !== '';
+  const say = (room, typing) => api('POST', `/rooms/${room}/typing`, { json: { typing } }).catch(() => {});
+  if (sent.roomId && (sent.roomId !== roomId || !hasText)) {
+    say(sent.roomId, false);
+    state.typingSent = { roomId: null, at: 0 };
+  }
+  if (roomId && hasText && (state.typingSent.roomId !== roomId || Date.now() - state.typingSent.at > 3000)) {
+    state.typingSent = { roomId, at: Date.now() };
+    say(roomId, true);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Actions
 
@@ -617,6 +674,8 @@ async function openRoom(roomId) {
   $('#timeline').replaceChildren();
   renderRooms();
   renderRoomHeader();
+  renderTyping();
+  composerTyping();
   $('#room-view').dataset.roomId = roomId;
   const t = timeline(roomId);
   renderTimeline();
@@ -631,6 +690,8 @@ async function openRoom(roomId) {
 
 function closeRoom() {
   state.current = null;
+  composerTyping();
+  renderTyping();
   $('#composer').hidden = true;
   $('#timeline').replaceChildren();
   $('#room-title').textContent = 'No room open';
@@ -780,6 +841,9 @@ function composerSubmit() {
   $('#attach-input').value = '';
   input.value = '';
   input.focus();
+  // The message ends our typing for everyone (they clear it on message.created): no
+  // typing=false needed, and the next keystroke announces typing again at once.
+  state.typingSent = { roomId: null, at: 0 };
   if (!state.pending.has(roomId)) state.pending.set(roomId, []);
   state.pending.get(roomId).push(p);
   renderTimeline();
@@ -896,6 +960,7 @@ function wire() {
     } catch (e) { err.textContent = describe(e); }
   });
   $('#composer').addEventListener('submit', (ev) => { ev.preventDefault(); composerSubmit(); });
+  $('#composer-input').addEventListener('input', composerTyping);
   $('#composer-input').addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();

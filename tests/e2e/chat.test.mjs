@@ -597,6 +597,36 @@ async function main() {
     await shot(alice.page, '15-after-bob-deleted');
     log('account deleted');
 
+    // 16. Typing: carol (a new account) opens a DM with alice. While carol types in the
+    // composer, alice's open room says "Carol C. is typing…"; the line clears when carol sends.
+    const carol = await person(browser, base, 'carol');
+    people.push(carol);
+    await register(carol, 'carol', 'Carol C.', 'correct horse carol');
+    const dmStatus = await carol.page.evaluate(async () => {
+      const found = await (await fetch('/api/v1/users?prefix=alice')).json();
+      const target = found.users.find((u) => u.username === 'alice');
+      const r = await fetch('/api/v1/dms', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ user_id: target.id }),
+      });
+      return r.status;
+    });
+    assert(dmStatus === 201, `carol opens a DM with alice (${dmStatus})`);
+    await (await roomButton(alice.page, 'Carol C.')).click();
+    await (await roomButton(carol.page, 'Alice A.')).click();
+    const typingLine = alice.page.getByTestId('typing');
+    const carolBox = carol.page.getByLabel('Message', { exact: true });
+    await carolBox.pressSequentially('hello al', { delay: 20 });
+    await waitUntil('alice seeing "Carol C. is typing…"', async () =>
+      (await typingLine.isVisible()) && (await typingLine.textContent()) === 'Carol C. is typing…');
+    await shot(alice.page, '16-typing');
+    await carolBox.pressSequentially('ice', { delay: 20 });
+    await carolBox.press('Enter');
+    await waitUntil('alice\'s typing line cleared by carol\'s message', async () =>
+      !(await typingLine.isVisible()) && (await bodies(alice.page)).includes('hello alice'));
+    log('typing shown, then cleared by the message');
+
     const errors = people.flatMap((p) => p.errors);
     assert(errors.length === 0, 'no page errors or CSP violations:\n' + errors.join('\n'));
     ok = true;

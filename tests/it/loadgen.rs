@@ -39,3 +39,19 @@ fn the_load_generator_runs_the_push_scenario_at_tiny_scale() {
         .expect("start hubbub-bench");
     assert!(status.success(), "pushes were missing or malformed");
 }
+
+/// `typing` is not in `all`: sends alone and beside typists at tiny scale. Fails if a send or a
+/// typing call failed.
+#[test]
+fn the_load_generator_runs_the_typing_scenario_at_tiny_scale() {
+    let status = Command::new(env!("CARGO_BIN_EXE_hubbub-bench"))
+        .args([
+            "--smoke",
+            "--server",
+            env!("CARGO_BIN_EXE_hubbub"),
+            "typing",
+        ])
+        .status()
+        .expect("start hubbub-bench");
+    assert!(status.success(), "a send or a typing call failed");
+}

@@ -29,4 +29,5 @@ mod rooms;
 mod social;
 mod sse;
 mod stream;
+mod typing;
 mod upgrade;

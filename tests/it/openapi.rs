@@ -353,6 +353,10 @@ async fn every_event_frame_matches_its_documented_schema() {
         .post(&app, &format!("{r}/messages"), &json!({"body": "yo"}))
         .await
         .expect(201);
+    // Short-lived, but the replay below comes well within its 8 s.
+    bob.post(&app, &format!("{r}/typing"), &json!({"typing": true}))
+        .await
+        .expect(204);
     alice
         .post(
             &app,

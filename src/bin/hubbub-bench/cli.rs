@@ -29,6 +29,9 @@ pub enum Scenario {
     /// Members with Web Push subscriptions; senders post --events messages: the push worker's
     /// events/s and pushes/s (not in `all`)
     Push,
+    /// The send rate alone and beside --typers members typing at the throttle rate (not in
+    /// `all`)
+    Typing,
 }
 
 impl Scenario {
@@ -136,6 +139,10 @@ struct Args {
     #[arg(long, value_name = "SECS", value_parser = positive, help_heading = "push")]
     push_timeout: Option<f64>,
 
+    /// Members typing (one `typing: true` every 3.1 s each) beside the senders [default: 1000; --smoke: 20]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "typing")]
+    typers: Option<usize>,
+
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
     json: bool,
@@ -169,6 +176,7 @@ pub struct Opts {
     pub push_events: usize,
     pub push_rate: Option<f64>,
     pub push_timeout: f64,
+    pub typers: usize,
     pub smoke: bool,
     pub json: bool,
 }
@@ -280,6 +288,7 @@ fn resolve(a: Args) -> Opts {
         attackers: count(a.attackers, 16, 4),
         honest_rate: a.honest_rate,
         push_users: count(a.push_users, 200, 5),
+        typers: count(a.typers, 1000, 20),
         push_senders: count(a.push_senders, 4, 2),
         push_events: count(a.events, 500, 20),
         push_rate: a.push_rate,

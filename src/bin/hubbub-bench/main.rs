@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
 //! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), `hostile`
-//! (the attacks of #14; not in `all`) and `push` (the push worker's rate; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! (the attacks of #14; not in `all`), `push` (the push worker's rate; not in `all`) and
+//! `typing` (sends beside 1,000 typists; not in `all`). See `docs/benchmarks.md` for the commands behind the
 //! published figures.
 
 mod api;
@@ -15,6 +16,7 @@ mod push;
 mod send;
 mod server;
 mod stats;
+mod typing;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -204,6 +206,16 @@ fn main() -> ExitCode {
                 };
                 let (rows, line) = push::run(&server, &prefix, plan)?;
                 lines.extend(line);
+                Ok(rows)
+            }
+            Scenario::Typing => {
+                if send_op.is_none() {
+                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
+                }
+                let op = send_op.clone().ok_or("no room")?;
+                let typers = typing::setup(&server.base, &prefix, opts.typers)?;
+                let (rows, line) = typing::run(&server, &op, &typers, load);
+                lines.push(line);
                 Ok(rows)
             }
             // `cli::parse` expands it.

@@ -79,11 +79,12 @@ pub async fn send(
     if body.body.is_none() && body.attachment_ids.is_empty() {
         return Err(Error::bad_request("invalid_body", "missing field `body`"));
     }
+    let room = room.into_inner();
     let sent = messages::send(
         &state.writer,
         caller.user,
         messages::Send {
-            room: room.into_inner(),
+            room,
             body: body.body.unwrap_or_default(),
             reply_to: body.reply_to,
             attachment_ids: body.attachment_ids,
@@ -92,6 +93,9 @@ pub async fn send(
         },
     )
     .await?;
+    // The message ends the author's typing (clients clear it on `message.created`): their next
+    // keystroke is announced at once.
+    state.typists.message_sent(caller.user, room);
     answer(StatusCode::CREATED, &sent)
 }
 

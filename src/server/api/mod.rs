@@ -24,6 +24,7 @@ pub mod schema;
 pub mod session_store;
 pub mod social;
 pub mod tokens;
+pub mod typing;
 pub mod with_event;
 
 pub use with_event::WithEvent;
@@ -115,6 +116,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/rooms/{id}/members/{user_id}", delete => rooms::remove_member, patch => rooms::set_role),
                 )
                 .service(resource!("/rooms/{id}/read", post => rooms::mark_read))
+                .service(resource!("/rooms/{id}/typing", post => typing::set))
                 .service(
                     resource!("/rooms/{id}/notifications", put => notifications::set),
                 )

@@ -12,7 +12,7 @@ use crate::core::views::{Message, Room};
 use crate::server::api::error::ErrorBody;
 use crate::server::api::{
     account_data, account_security, accounts, admin, admin_reports, attachments, notifications,
-    ops, push, reports, rooms, social, tokens,
+    ops, push, reports, rooms, social, tokens, typing,
 };
 use crate::server::stream;
 
@@ -32,7 +32,7 @@ use crate::server::stream;
         social::friends, social::unfriend, social::block, social::unblock, social::blocks,
         rooms::create, rooms::open_direct, rooms::list, rooms::get, rooms::rename,
         rooms::add_member, rooms::remove_member, rooms::set_role, rooms::mark_read,
-        notifications::set,
+        notifications::set, typing::set,
         crate::server::api::messages::send, crate::server::api::messages::history, crate::server::api::messages::edit,
         crate::server::api::messages::delete, crate::server::api::messages::react, crate::server::api::messages::unreact,
         attachments::upload, attachments::get, attachments::thumbnail,
@@ -47,6 +47,7 @@ use crate::server::stream;
     components(schemas(
         ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,
         event::Pair, event::RequestGone, event::UserUpdated, event::NotificationSettings,
+        event::TypingEvent,
         crate::core::views::FriendRequest,
     )),
     modifiers(&Extras),

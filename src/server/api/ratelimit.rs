@@ -1,6 +1,7 @@
 //! Rate limits, as token buckets (`governor`): sign-in and registration per client IP, and
 //! writes per user, across all of that user's sessions and tokens (a bot is a user of its own,
-//! with its own bucket). Over the limit: 429 `rate_limited` with `Retry-After`; every limited
+//! with its own bucket). Typing calls (`POST /api/v1/rooms/{id}/typing`) are writes with a
+//! small bucket of their own, so that a typing client never spends the budget of its sends. Over the limit: 429 `rate_limited` with `Retry-After`; every limited
 //! response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until full).
 //!
 //! The buckets are per node: behind a load balancer spreading clients over n nodes, a client
@@ -93,15 +94,18 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
 pub struct Limits {
     login: Option<Bucket<IpAddr>>,
     writes: Option<Bucket<Id>>,
+    typing: Option<Bucket<Id>>,
 }
 
 impl Limits {
-    /// `login_per_min` sign-ins/registrations per IP per minute; `writes_per_s` writes per
-    /// user per second (bursting to 5 seconds' worth). 0 turns a limit off.
-    pub fn new(login_per_min: u32, writes_per_s: u32) -> Limits {
+    /// `login_per_min` sign-ins/registrations per IP per minute; `writes_per_s` writes and
+    /// `typing_per_s` typing calls per user per second (each bursting to 5 seconds' worth). 0
+    /// turns a limit off.
+    pub fn new(login_per_min: u32, writes_per_s: u32, typing_per_s: u32) -> Limits {
         Limits {
             login: Bucket::new(login_per_min, Duration::from_secs(60)),
             writes: Bucket::new(writes_per_s.saturating_mul(5), Duration::from_secs(5)),
+            typing: Bucket::new(typing_per_s.saturating_mul(5), Duration::from_secs(5)),
         }
     }
 
@@ -111,6 +115,9 @@ impl Limits {
             b.limiter.retain_recent();
         }
         if let Some(b) = &self.writes {
+            b.limiter.retain_recent();
+        }
+        if let Some(b) = &self.typing {
             b.limiter.retain_recent();
         }
     }
@@ -143,13 +150,20 @@ async fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
-    let writes = limits.writes.as_ref()?;
+    let typing = req.method() == Method::POST
+        && path.starts_with("/api/v1/rooms/")
+        && path.ends_with("/typing");
+    let bucket = if typing {
+        limits.typing.as_ref()?
+    } else {
+        limits.writes.as_ref()?
+    };
     // Who is writing, from the credentials cache (no query for a live credential); kept for
     // the handler's `Caller`. A request that isn't signed in draws from no bucket: it gets its
     // 401 without touching anything.
     let caller = Caller::authenticate(req.request()).await.ok()?;
     req.extensions_mut().insert(caller);
-    Some(writes.check(&caller.user))
+    Some(bucket.check(&caller.user))
 }
 
 /// Applies the limits and adds the headers.

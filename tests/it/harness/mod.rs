@@ -177,7 +177,8 @@ impl TestApp {
             .env("HUBBUB_COOKIE_SECURE", "false")
             // Rate limits are tested on their own; elsewhere they would only add noise.
             .env("HUBBUB_RATE_LOGIN_PER_MIN", "100000")
-            .env("HUBBUB_RATE_WRITES_PER_SEC", "100000");
+            .env("HUBBUB_RATE_WRITES_PER_SEC", "100000")
+            .env("HUBBUB_RATE_TYPING_PER_SEC", "100000");
         if let Some(db) = &self.db {
             cmd.env("HUBBUB_DATABASE_URL", &db.url);
         }
@@ -295,6 +296,34 @@ impl TestApp {
         std::fs::read_dir(self.data_dir.join("attachments"))
             .map(|dir| dir.count())
             .unwrap_or(0)
+    }
+
+    /// How many rows of the event log are of `kind`, read straight from the database (what
+    /// pruning left). `kind` is a literal of the test's.
+    pub fn count_events(&self, kind: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        assert!(kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
+        let sql = format!("SELECT COUNT(*) AS n FROM events WHERE kind = '{kind}'");
+        let count = match &self.db {
+            Some(db) => {
+                let mut conn =
+                    PgConnection::establish(&db.url).expect("connect to the test database");
+                diesel::sql_query(sql).get_result::<Count>(&mut conn)
+            }
+            None => {
+                let path = self.data_dir.join("hubbub.db");
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("open the test database");
+                diesel::sql_query(sql).get_result::<Count>(&mut conn)
+            }
+        };
+        count.expect("count events").n
     }
 
     /// Starts the peak (VmHWM) over from the current RSS (Linux ≥ 4.0), so that a test reads
