@@ -1130,15 +1130,15 @@ async function renderReports() {
   list.replaceChildren(...r.reports.map((rep) => el('li', { class: 'report', 'data-testid': 'admin-report', dataset: { id: rep.id } },
     el('span', { text: `@${rep.reporter?.username} reported @${rep.target_user?.username}` }),
     el('span', { class: 'muted', text: ` ${fmtTime(rep.created_at)}` }),
-    rep.message_body != null ? el('blockquote', { 'data-testid': 'report-message', text: rep.message_body }) : null,
+    rep.message ? el('blockquote', { 'data-testid': 'report-message', text: rep.message.body }) : null,
     el('p', { text: `Reason: ${rep.reason}` }),
-    rep.message_id ? el('button', {
+    rep.message ? el('button', {
       type: 'button',
       class: 'small',
       'data-testid': 'report-delete-message',
       text: 'Delete the message',
       onclick: async () => {
-        try { await api('DELETE', `/admin/messages/${rep.message_id}`); toast('Message deleted.'); } catch (e) { toast(describe(e)); }
+        try { await api('DELETE', `/admin/messages/${rep.message.id}`); toast('Message deleted.'); } catch (e) { toast(describe(e)); }
       },
     }) : null,
     el('button', {

@@ -163,23 +163,24 @@ async fn a_report_keeps_the_message_as_it_was_and_a_repeat_returns_the_open_one(
     let of_user = report_user(&app, &bob, &alice, "spammer").await.expect(201);
 
     // Assert
-    assert_eq!(first["message_id"], sent["message"]["id"]);
+    assert_eq!(first["message"]["id"], sent["message"]["id"]);
+    assert_eq!(first["message"]["room_id"], room["id"]);
     assert_eq!(first["user_id"], alice.id.as_str());
     assert_eq!(first["reason"], "spam\nagain");
     assert!(first["created_at"].is_string());
     assert_eq!(repeat, first, "the open report, unchanged");
-    assert_eq!(of_user["message_id"], Value::Null);
+    assert_eq!(of_user["message"], Value::Null);
     assert_eq!(of_user["user_id"], alice.id.as_str());
     assert_ne!(of_user["id"], first["id"]);
     let stored = all_reports(&app, &dave, "open").await;
     assert_eq!(stored.len(), 2);
     let (user_report, message_report) = (&stored[0], &stored[1]);
     assert_eq!(user_report["id"], of_user["id"]);
-    assert_eq!(user_report["message_body"], Value::Null);
-    assert_eq!(user_report["room_id"], Value::Null);
+    assert_eq!(user_report["message"], Value::Null);
     assert_eq!(message_report["id"], first["id"]);
-    assert_eq!(message_report["message_body"], "buy cheap pills");
-    assert_eq!(message_report["room_id"], room["id"]);
+    assert_eq!(message_report["message"]["id"], sent["message"]["id"]);
+    assert_eq!(message_report["message"]["body"], "buy cheap pills");
+    assert_eq!(message_report["message"]["room_id"], room["id"]);
     assert_eq!(message_report["reporter"]["username"], "bob");
     assert_eq!(message_report["target_user"]["id"], alice.id.as_str());
     assert_eq!(message_report["resolved_at"], Value::Null);
@@ -507,7 +508,7 @@ async fn an_admin_deletes_any_message_as_its_author_would() {
     let stored = all_reports(&app, &dave, "open").await;
     assert_eq!(stored[0]["id"], report["id"]);
     assert_eq!(
-        stored[0]["message_body"], "look",
+        stored[0]["message"]["body"], "look",
         "the report keeps what was said"
     );
     // Again: nothing more happens. An unknown message is 404.
