@@ -96,3 +96,9 @@ pub async fn prune_expired(db: &Db) -> Result<usize> {
     })
     .await
 }
+
+/// Analyses the tables whose planner statistics are stale, so that the writer's cached plans are
+/// re-made for their size (`store::statistics`; PostgreSQL only). Returns the tables analysed.
+pub async fn refresh_statistics(db: &Db) -> Result<Vec<String>> {
+    db.run(|conn| Ok(store::statistics::refresh(conn)?)).await
+}

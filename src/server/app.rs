@@ -48,6 +48,8 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
     let pool = store::connect(&settings.database_url, settings.pool_size)?;
     let mut conn = pool.get()?;
     store::run_migrations(&mut conn)?;
+    // A fresh PostgreSQL database: its first plans are made with statistics (store::statistics).
+    store::statistics::analyse_new(&mut conn)?;
     Ok(pool)
 }
 
@@ -186,6 +188,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         limits,
         stop_rx.clone(),
     ));
+    if store::Backend::of_url(&settings.database_url) == store::Backend::Postgres {
+        tokio::spawn(keep_statistics(db.clone(), stop_rx.clone()));
+    }
     tokio::spawn(maintain_short_lived(
         db.clone(),
         state.typists.clone(),
@@ -376,6 +381,23 @@ async fn maintain_short_lived(
             Ok(0) => {}
             Ok(events) => tracing::debug!(events, "pruned expired short-lived events"),
             Err(e) => tracing::warn!(error = %e, "pruning short-lived events failed"),
+        }
+    }
+}
+
+/// Every second, analyses the tables whose planner statistics are stale (PostgreSQL): a fresh or
+/// fast-growing database otherwise runs on plans made for its empty tables for minutes
+/// (`store::statistics`).
+async fn keep_statistics(db: Db, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        match maintenance::refresh_statistics(&db).await {
+            Ok(tables) if tables.is_empty() => {}
+            Ok(tables) => tracing::debug!(?tables, "analysed tables with stale statistics"),
+            Err(e) => tracing::warn!(error = %e, "refreshing planner statistics failed"),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod social;
 pub mod sql_types;
+pub mod statistics;
 #[cfg(test)]
 pub mod testing;
 pub mod tokens;
