@@ -172,6 +172,45 @@ pub async fn send(c: &Client, base: &str, token: &str, room: &str, body: &str) -
     send_keyed(c, base, token, room, body, None).await
 }
 
+/// How a sender signs its requests: a bot's bearer token, or a browser's session cookie (sent
+/// with the `Origin` a browser adds, as the CSRF guard requires).
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Bearer(String),
+    Cookie(String),
+}
+
+/// A user who sends: their id and how they sign in.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub id: String,
+    pub auth: Auth,
+}
+
+impl From<&Bot> for Sender {
+    fn from(bot: &Bot) -> Sender {
+        Sender {
+            id: bot.id.clone(),
+            auth: Auth::Bearer(bot.token.clone()),
+        }
+    }
+}
+
+/// The id of the user a session cookie belongs to (`GET /api/v1/me`).
+pub async fn me(c: &Client, base: &str, cookie: &str) -> Result<String, String> {
+    let mut resp = c
+        .get(format!("{base}/api/v1/me"))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .map_err(|e| format!("GET /api/v1/me: {e}"))?;
+    let body = json_of(&mut resp).await;
+    match (resp.status().as_u16(), body["id"].as_str()) {
+        (200, Some(id)) => Ok(id.to_string()),
+        (status, _) => Err(format!("GET /api/v1/me: {status} {body}")),
+    }
+}
+
 /// [`send`], with an `Idempotency-Key` header if `key` is given.
 pub async fn send_keyed(
     c: &Client,
@@ -181,9 +220,25 @@ pub async fn send_keyed(
     body: &str,
     key: Option<&str>,
 ) -> Sent {
-    let mut req = c
-        .post(format!("{base}/api/v1/rooms/{room}/messages"))
-        .insert_header(("Authorization", format!("Bearer {token}")));
+    send_as(c, base, &Auth::Bearer(token.into()), room, body, key).await
+}
+
+/// A send signed as `auth`, with an `Idempotency-Key` header if `key` is given.
+pub async fn send_as(
+    c: &Client,
+    base: &str,
+    auth: &Auth,
+    room: &str,
+    body: &str,
+    key: Option<&str>,
+) -> Sent {
+    let req = c.post(format!("{base}/api/v1/rooms/{room}/messages"));
+    let mut req = match auth {
+        Auth::Bearer(token) => req.insert_header(("Authorization", format!("Bearer {token}"))),
+        Auth::Cookie(cookie) => req
+            .insert_header(("Cookie", cookie.as_str()))
+            .insert_header(("Origin", base)),
+    };
     if let Some(key) = key {
         req = req.insert_header(("Idempotency-Key", key));
     }

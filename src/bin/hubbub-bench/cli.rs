@@ -76,7 +76,7 @@ struct Args {
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Server")]
     env: Vec<(String, String)>,
 
-    /// Concurrent clients [default: 32; --smoke: 4]
+    /// Concurrent clients [default: 64; --smoke: 4]
     #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "send")]
     clients: Option<usize>,
     /// Seconds per send run [default: 10; --smoke: 1]
@@ -85,6 +85,15 @@ struct Args {
     /// A fixed total rate for `send`, per second [default: as fast as the server answers]
     #[arg(long, value_name = "PER_S", help_heading = "send")]
     rate: Option<f64>,
+    /// Distinct users sending, half with session cookies, half bots with tokens [default: 64; --smoke: 4]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "send")]
+    users: Option<usize>,
+    /// Rooms the users are spread over (1: everyone in one room) [default: 16; --smoke: 2]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "send")]
+    rooms: Option<usize>,
+    /// Send without `Idempotency-Key` (clients send one with every message)
+    #[arg(long, help_heading = "send")]
+    no_keys: bool,
     /// Client threads [default: 2]
     #[arg(long, value_name = "N", default_value_t = 2, hide_default_value = true, value_parser = above_zero, help_heading = "send")]
     threads: usize,
@@ -159,6 +168,9 @@ pub struct Opts {
     pub clients: usize,
     pub duration: f64,
     pub rate: Option<f64>,
+    pub users: usize,
+    pub rooms: usize,
+    pub keyed: bool,
     pub threads: usize,
     pub sizes: Vec<usize>,
     pub fanout_rate: f64,
@@ -266,9 +278,12 @@ fn resolve(a: Args) -> Opts {
     Opts {
         server,
         scenarios,
-        clients: count(a.clients, 32, 4),
+        clients: count(a.clients, 64, 4),
         duration: scale(a.duration, 10.0, 1.0),
         rate: a.rate,
+        users: count(a.users, 64, 4),
+        rooms: count(a.rooms, 16, 2),
+        keyed: !a.no_keys,
         threads: a.threads,
         sizes: a.sizes.unwrap_or_else(|| {
             if smoke {
@@ -319,7 +334,12 @@ mod tests {
         assert_eq!(o.scenarios, Scenario::ALL);
         assert_eq!(
             (o.clients, o.duration, o.rate, o.threads),
-            (32, 10.0, None, 2)
+            (64, 10.0, None, 2)
+        );
+        assert_eq!(
+            (o.users, o.rooms, o.keyed),
+            (64, 16, true),
+            "as clients send"
         );
         assert_eq!(o.sizes, [2, 100, 1000]);
         assert_eq!((o.fanout_rate, o.fanout_secs), (20.0, 10.0));
@@ -338,6 +358,9 @@ mod tests {
         let o = opts(&["--clients", "8", "--smoke", "send"]);
         assert_eq!(o.scenarios, [Scenario::Send]);
         assert_eq!((o.clients, o.duration, o.threads), (8, 1.0, 2));
+        assert_eq!((o.users, o.rooms, o.keyed), (4, 2, true));
+        let one = opts(&["--no-keys", "--users", "1", "--rooms", "1", "send"]);
+        assert_eq!((one.users, one.rooms, one.keyed), (1, 1, false));
         assert_eq!(o.sizes, [2, 5]);
         assert_eq!((o.fanout_rate, o.fanout_secs), (10.0, 1.0));
         assert_eq!((o.sockets, o.per_ip, o.hold), (20, 10, 0.0));

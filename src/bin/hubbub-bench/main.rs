@@ -109,7 +109,13 @@ fn main() -> ExitCode {
             ]),
             Scenario::Send | Scenario::SendHalf => {
                 if send_op.is_none() {
-                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
+                    let plan = send::Senders {
+                        users: opts.users,
+                        sessions: true,
+                        rooms: opts.rooms,
+                        keyed: opts.keyed,
+                    };
+                    send_op = Some(send::setup_senders(&server.base, &prefix, plan)?);
                 }
                 let op = send_op.clone().ok_or("no room")?;
                 let mut out = Vec::new();

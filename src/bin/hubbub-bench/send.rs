@@ -1,24 +1,27 @@
 //! `send` and `ceiling`: N concurrent clients in a loop (as fast as they can, or at a fixed
-//! total rate) posting to one room, or calling `GET /healthz` (the do-nothing endpoint).
+//! total rate) posting as distinct users (half signed in with a session cookie, half bots with a
+//! bearer token) to their rooms, with a fresh `Idempotency-Key` each unless told not to, as the
+//! web client and the bot guide send; or calling `GET /healthz` (the do-nothing endpoint). The
+//! first seconds are reported apart from the rest: a fresh database is where plans go wrong.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::api::{self, Bot, Sent};
+use crate::api::{self, Auth, Sender, Sent};
 use crate::server::Server;
 use crate::stats::{us, Latency, Row};
 
 /// What each loop iteration does.
 #[derive(Clone)]
 pub enum Op {
-    /// Post a message to `room` as one of the bots (with a fresh `Idempotency-Key` if
-    /// `keyed`, as a careful client sends).
+    /// Post a message as one of the senders to their room (with a fresh `Idempotency-Key` if
+    /// `keyed`, as a careful client sends). Client `i` is sender `i % senders.len()`.
     Send {
-        room: String,
-        bots: Arc<Vec<Bot>>,
+        senders: Arc<Vec<(Sender, String)>>,
         keyed: bool,
     },
     /// `GET /healthz`.
@@ -35,23 +38,84 @@ pub struct Load {
     pub threads: usize,
 }
 
-/// The room and the sending bots (one per client).
+/// Who sends where.
+#[derive(Debug, Clone, Copy)]
+pub struct Senders {
+    /// Distinct users: bots with bearer tokens, half of them instead signed in with a session
+    /// cookie if `sessions`.
+    pub users: usize,
+    pub sessions: bool,
+    /// Rooms they are spread over (user `i` sends to room `i % rooms`, whose members are its
+    /// senders).
+    pub rooms: usize,
+    /// A fresh `Idempotency-Key` on every send.
+    pub keyed: bool,
+}
+
+/// `clients` bots in one room (the scenarios that measure beside sends: `typing`, `hostile`).
 pub fn setup(base: &str, prefix: &str, clients: usize, keyed: bool) -> Result<Op, String> {
-    api::block(async {
-        let bots = api::bots(base, &format!("{prefix}s"), clients, 32).await?;
-        let ids: Vec<String> = bots[1..].iter().map(|b| b.id.clone()).collect();
-        let room = api::create_room(base, &bots[0], "send bench", &ids).await?;
-        Ok(Op::Send {
-            room,
-            bots: Arc::new(bots),
+    setup_senders(
+        base,
+        prefix,
+        Senders {
+            users: clients,
+            sessions: false,
+            rooms: 1,
             keyed,
+        },
+    )
+}
+
+/// The users and their rooms. Each room is made by a bot (a bot of the same owner may add any
+/// user), with the room's senders as members.
+pub fn setup_senders(base: &str, prefix: &str, plan: Senders) -> Result<Op, String> {
+    let users = plan.users.max(1);
+    let rooms = plan.rooms.clamp(1, users);
+    api::block(async move {
+        let c = api::client(None);
+        let cookies = if plan.sessions { users / 2 } else { 0 };
+        let bots = api::bots(base, &format!("{prefix}s"), users - cookies + rooms, 32).await?;
+        let mut senders: Vec<Sender> = bots[rooms..].iter().map(Sender::from).collect();
+        let registered: Vec<Result<Sender, String>> = futures_util::stream::iter(0..cookies)
+            .map(|i| {
+                let c = c.clone();
+                async move {
+                    let cookie = api::register(&c, base, &format!("{prefix}u{i}")).await?;
+                    let id = api::me(&c, base, &cookie).await?;
+                    Ok(Sender {
+                        id,
+                        auth: Auth::Cookie(cookie),
+                    })
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
+        for sender in registered {
+            senders.push(sender?);
+        }
+        let mut placed = Vec::with_capacity(senders.len());
+        for (r, maker) in bots[..rooms].iter().enumerate() {
+            let members: Vec<&Sender> = senders.iter().skip(r).step_by(rooms).collect();
+            let ids: Vec<String> = members.iter().map(|s| s.id.clone()).collect();
+            let room = api::create_room(base, maker, &format!("send bench {r}"), &ids).await?;
+            placed.extend(members.into_iter().map(|s| (s.clone(), room.clone())));
+        }
+        Ok(Op::Send {
+            senders: Arc::new(placed),
+            keyed: plan.keyed,
         })
     })
 }
 
+/// The seconds at the start that are reported apart (`first`).
+pub const FIRST: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct Outcome {
     latencies: Vec<u64>,
+    /// Successes within [`FIRST`] of the start.
+    early: u64,
     errors: BTreeMap<String, u64>,
     last: Option<Instant>,
     max_event: i64,
@@ -90,11 +154,11 @@ async fn client_loop(base: String, op: Op, idx: usize, load: Load, start: Instan
         };
         n += 1;
         let failure = match &op {
-            Op::Send { room, bots, keyed } => {
-                let bot = &bots[idx % bots.len()];
+            Op::Send { senders, keyed } => {
+                let (sender, room) = &senders[idx % senders.len()];
                 let key = keyed.then(|| uuid::Uuid::new_v4().to_string());
                 let body = format!("bench {idx}-{n}");
-                match api::send_keyed(&c, &base, &bot.token, room, &body, key.as_deref()).await {
+                match api::send_as(&c, &base, &sender.auth, room, &body, key.as_deref()).await {
                     Sent::Acked { event_id, .. } => {
                         out.max_event = out.max_event.max(event_id);
                         None
@@ -112,7 +176,10 @@ async fn client_loop(base: String, op: Op, idx: usize, load: Load, start: Instan
         };
         let end = Instant::now();
         match failure {
-            None => out.latencies.push(us(end - t0)),
+            None => {
+                out.latencies.push(us(end - t0));
+                out.early += u64::from(end < start + FIRST);
+            }
             Some(kind) => *out.errors.entry(kind).or_default() += 1,
         }
         out.last = Some(end);
@@ -148,8 +215,10 @@ pub fn run(server: &Server, name: &str, op: &Op, load: Load) -> (Row, i64) {
         }
     });
     let (mut lat, mut errors, mut last, mut max_event) = (Vec::new(), BTreeMap::new(), start, 0);
+    let mut early = 0;
     for o in parts.into_iter().flatten() {
         lat.extend(o.latencies);
+        early += o.early;
         for (k, v) in o.errors {
             *errors.entry(k).or_insert(0u64) += v;
         }
@@ -167,6 +236,29 @@ pub fn run(server: &Server, name: &str, op: &Op, load: Load) -> (Row, i64) {
     row.latency = Some(Latency::of(lat));
     row.errors = errors.values().sum();
     let mut note = format!("{} clients, {:.1} s", load.clients, elapsed);
+    // The first seconds apart from the rest, when the run is long enough to have both.
+    let first = FIRST.as_secs_f64();
+    let (first_rate, later_rate) = if elapsed > 2.0 * first {
+        let later = (ok as u64 - early) as f64 / (elapsed - first);
+        (Some(early as f64 / first), Some(later))
+    } else {
+        (None, None)
+    };
+    if let (Some(a), Some(b)) = (first_rate, later_rate) {
+        note += &format!(", first {first:.0} s {a:.0}/s then {b:.0}/s");
+    }
+    if let Op::Send { senders, keyed } = op {
+        let rooms = senders
+            .iter()
+            .map(|(_, r)| r)
+            .collect::<std::collections::BTreeSet<_>>();
+        note += &format!(
+            ", {} users in {} rooms, {}",
+            senders.len(),
+            rooms.len(),
+            if *keyed { "keyed" } else { "no keys" }
+        );
+    }
     if let Some(r) = load.rate {
         note += &format!(", target {r:.0}/s");
     }
@@ -179,6 +271,7 @@ pub fn run(server: &Server, name: &str, op: &Op, load: Load) -> (Row, i64) {
     row.note = note;
     row.extra = json!({
         "clients": load.clients, "seconds": elapsed, "ok": ok, "target_rate": load.rate,
+        "first_seconds_rate": first_rate, "after_first_seconds_rate": later_rate,
         "server_cpu_percent": cpu, "errors": errors,
     });
     (row, max_event)

@@ -186,13 +186,16 @@ pub fn run(server: &Server, prefix: &str, plan: Plan) -> Result<Vec<Row>, String
         return Err("could not encode the attack pictures".into());
     }
     let honest = send::setup(&base, &format!("{prefix}h"), plan.honest_users, true)?;
-    let Op::Send {
-        bots: honest_bots, ..
-    } = &honest
-    else {
+    let listener = match &honest {
+        Op::Send { senders, .. } => senders.iter().find_map(|(s, _)| match &s.auth {
+            api::Auth::Bearer(token) => Some(token.clone()),
+            api::Auth::Cookie(_) => None,
+        }),
+        Op::Healthz => None,
+    };
+    let Some(listener) = listener else {
         return Err("no honest users".into());
     };
-    let listener = honest_bots[0].token.clone();
     let cast = api::block(cast(&base, prefix, &plan))?;
     let ws = server.ws_base();
 
