@@ -207,7 +207,8 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 user_id: send.author,
                 key: k.key.clone(),
                 request_hash: k.request_hash.clone(),
-                outcome: serde_json::to_string(&sent)?,
+                // `Sent` as JSON, around the message's JSON already made for its event.
+                outcome: format!(r#"{{"message":{},"event_id":{id}}}"#, m.payload),
                 created_at: m.row.created_at,
             });
         }
