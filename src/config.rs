@@ -146,6 +146,39 @@ fn half_the_cores() -> usize {
         .unwrap_or(1)
 }
 
+/// `HUBBUB_LISTEN`: an IP address and a port. A port alone (`:8080`) is refused rather than
+/// guessed: listening on every interface is a decision to write down (`0.0.0.0:8080`).
+fn listen_address(value: &str) -> anyhow::Result<SocketAddr> {
+    if let Some(port) = value.strip_prefix(':') {
+        bail!(
+            "HUBBUB_LISTEN={value:?} has no address: write 127.0.0.1:{port} to serve this machine \
+             only, or 0.0.0.0:{port} to serve every network interface"
+        );
+    }
+    value.parse().with_context(|| {
+        format!(
+            "HUBBUB_LISTEN={value:?} is not an IP address and port like 127.0.0.1:8080 \
+             (port 0 picks a free one)"
+        )
+    })
+}
+
+/// `HUBBUB_DATABASE_URL`: `postgres://…` or `postgresql://…`, `sqlite://PATH` or `sqlite:PATH`,
+/// or a path. Any other scheme is a mistake (`postgress://`, `mysql://`), refused instead of
+/// being taken for a SQLite file of that name.
+fn database_url(url: String) -> anyhow::Result<String> {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Ok(url);
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" | "sqlite" => Ok(url),
+        _ => bail!(
+            "HUBBUB_DATABASE_URL has the scheme {scheme:?}: hubbub speaks postgres:// (or \
+             postgresql://) and SQLite (sqlite://PATH, or a plain path)"
+        ),
+    }
+}
+
 impl Settings {
     /// Reads the environment.
     pub fn from_env() -> anyhow::Result<Settings> {
@@ -159,13 +192,11 @@ impl Settings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let listen = var("HUBBUB_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen.parse().with_context(|| {
-            format!("HUBBUB_LISTEN={listen:?} is not an address like 127.0.0.1:8080")
-        })?;
+        let listen =
+            listen_address(&var("HUBBUB_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into()))?;
         let data_dir = PathBuf::from(var("HUBBUB_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url = match var("HUBBUB_DATABASE_URL") {
-            Some(url) => url,
+            Some(url) => database_url(url)?,
             None => data_dir.join("hubbub.db").to_string_lossy().into_owned(),
         };
         let allowed_origins = var("HUBBUB_ALLOWED_ORIGINS")
@@ -346,6 +377,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("HUBBUB_REGISTRATION"));
+    }
+
+    fn with(key: &'static str, value: &'static str) -> anyhow::Result<Settings> {
+        Settings::from_lookup(|k| (k == key).then(|| value.to_string()))
+    }
+
+    #[test]
+    fn a_port_without_an_address_is_refused_with_both_choices_named() {
+        let err = with("HUBBUB_LISTEN", ":8080").unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:8080") && err.contains("0.0.0.0:8080"),
+            "{err}"
+        );
+        assert_eq!(
+            with("HUBBUB_LISTEN", "0.0.0.0:0")
+                .unwrap()
+                .listen
+                .to_string(),
+            "0.0.0.0:0"
+        );
+    }
+
+    #[test]
+    fn a_database_url_of_another_scheme_is_refused_not_taken_for_a_file() {
+        for url in ["postgress://db/hubbub", "mysql://db/hubbub", "http://x"] {
+            let err = with("HUBBUB_DATABASE_URL", url).unwrap_err().to_string();
+            assert!(err.contains("HUBBUB_DATABASE_URL"), "{url}: {err}");
+        }
+        for url in [
+            "postgres://u@db/hubbub",
+            "postgresql://u@db/hubbub",
+            "sqlite:///var/lib/hubbub/hubbub.db",
+            "sqlite:hubbub.db",
+            "/var/lib/hubbub/hubbub.db",
+            "data/hubbub.db",
+        ] {
+            assert_eq!(with("HUBBUB_DATABASE_URL", url).unwrap().database_url, url);
+        }
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(url: &str) -> Manager {
-        let url = url.strip_prefix("sqlite://").unwrap_or(url).to_string();
+        let url = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url)
+            .to_string();
         let backend = Backend::of_url(&url);
         let url = match backend {
             Backend::Postgres => with_connect_timeout(url),
@@ -309,6 +313,7 @@ mod tests {
             url("sqlite:///var/lib/hubbub/hubbub.db"),
             "/var/lib/hubbub/hubbub.db"
         );
+        assert_eq!(url("sqlite:hubbub.db"), "hubbub.db");
     }
 
     #[test]

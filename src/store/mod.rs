@@ -89,6 +89,63 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// Why the database can't take a write, if it can't: checked without writing (for `/readyz`).
+/// SQLite: the database file, its write-ahead log and its folder must be writable by this
+/// process (SQLite opens a read-only file read-only without a word, and every write then
+/// fails). PostgreSQL: the session must not be read-only (a standby, or
+/// `default_transaction_read_only`).
+pub fn cannot_write(conn: &mut DbConnection) -> QueryResult<Option<String>> {
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct File {
+        #[diesel(sql_type = Text)]
+        file: String,
+    }
+    #[derive(QueryableByName)]
+    struct ReadOnly {
+        #[diesel(sql_type = Text)]
+        transaction_read_only: String,
+    }
+    match conn {
+        DbConnection::Postgresql(c) => {
+            let mode = diesel::sql_query("SHOW transaction_read_only").get_result::<ReadOnly>(c)?;
+            Ok((mode.transaction_read_only == "on")
+                .then(|| "the PostgreSQL session is read-only (a standby?)".to_string()))
+        }
+        DbConnection::Sqlite(c) => {
+            let main =
+                diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .get_result::<File>(c)?;
+            if main.file.is_empty() {
+                return Ok(None); // in memory
+            }
+            let file = std::path::PathBuf::from(&main.file);
+            let wal = std::path::PathBuf::from(format!("{}-wal", main.file));
+            let folder = file.parent().map(std::path::Path::to_path_buf);
+            let mut paths = vec![file];
+            if wal.exists() {
+                paths.push(wal);
+            }
+            paths.extend(folder);
+            Ok(paths
+                .into_iter()
+                .find(|p| !writable(p))
+                .map(|p| format!("{} is not writable by the server", p.display())))
+        }
+    }
+}
+
+/// Whether this process may write `path`, asked of the kernel without opening it: opening and
+/// closing a SQLite database file would drop this process's locks on it.
+fn writable(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `access` reads the NUL-terminated path and nothing else.
+    unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
+}
+
 /// Runs `f` in a write transaction. On SQLite the transaction starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: a deferred transaction that reads and then writes can fail
 /// with SQLITE_BUSY when another writer committed in between, and busy_timeout can't help it.

@@ -12,6 +12,7 @@ mod conformance;
 mod durability;
 mod errors;
 mod export;
+mod first_run;
 mod harness;
 mod hostile;
 mod loadgen;

@@ -5,27 +5,46 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
 
-use crate::error::Error;
 use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
+use crate::store;
 
 #[utoipa::path(operation_id = "ops_healthz", get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(operation_id = "ops_readyz", get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers; doorbell up, down or off"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    state
+#[utoipa::path(operation_id = "ops_readyz", get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers and can take a write; doorbell up, down or off"), (status = 503, description = "not ready: `database` says why (it doesn't answer, or can't take a write)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = state
         .db
-        .run(|conn| Ok(conn.batch_execute("SELECT 1")?))
-        .await?;
+        .run(|conn| {
+            conn.batch_execute("SELECT 1")?;
+            Ok(store::cannot_write(conn)?)
+        })
+        .await;
+    let problem = match database {
+        Ok(None) => None,
+        Ok(Some(reason)) => Some(reason),
+        Err(e) => {
+            tracing::warn!(error = %e, "readyz: the database does not answer");
+            Some("the database does not answer".to_string())
+        }
+    };
     // Without the Redis doorbell the node still serves (other nodes' events arrive by polling).
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "ready",
-        "database": "ok",
-        "doorbell": state.doorbell.describe(),
-    })))
+    let doorbell = state.doorbell.describe();
+    match problem {
+        None => HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "database": "ok",
+            "doorbell": doorbell,
+        })),
+        Some(reason) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready",
+            "database": reason,
+            "doorbell": doorbell,
+        })),
+    }
 }
 
 #[utoipa::path(operation_id = "ops_metrics", get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]

@@ -79,6 +79,10 @@ pub struct Builder {
     envs: Vec<(String, String)>,
     /// A database shared with other servers (see [`SharedDb`]) instead of a fresh one.
     shared: Option<Arc<PgDb>>,
+    /// Run the server as this user id instead of the test's own (see [`Builder::as_nobody`]).
+    uid: Option<u32>,
+    /// SQLite even when the run has PostgreSQL (a test of SQLite's own file).
+    sqlite: bool,
 }
 
 impl Builder {
@@ -87,11 +91,37 @@ impl Builder {
         self
     }
 
+    /// SQLite under the data dir, even in a PostgreSQL run.
+    pub fn sqlite(mut self) -> Self {
+        self.sqlite = true;
+        self
+    }
+
+    /// Runs the server as `nobody` when the tests run as root, whom file permissions don't
+    /// stop (a test of what the server does with a file it may not write). The data dir is
+    /// made writable by anyone.
+    pub fn as_nobody(mut self) -> Self {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            self.uid = Some(65534);
+        }
+        self
+    }
+
     /// Prepares data dir and database without starting the server.
     pub fn create(self) -> TestApp {
         let data_dir = std::env::temp_dir().join(format!("hubbub-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&data_dir).expect("create data dir");
+        if self.uid.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod data dir");
+        }
+        let sqlite = self.sqlite;
         let db = self.shared.or_else(|| {
+            if sqlite {
+                return None;
+            }
             std::env::var("HUBBUB_TEST_POSTGRES_URL")
                 .ok()
                 .filter(|u| !u.is_empty())
@@ -114,6 +144,7 @@ impl Builder {
             envs: self.envs,
             data_dir,
             db,
+            uid: self.uid,
         }
     }
 
@@ -133,6 +164,7 @@ pub struct TestApp {
     envs: Vec<(String, String)>,
     data_dir: PathBuf,
     db: Option<Arc<PgDb>>,
+    uid: Option<u32>,
 }
 
 fn drain(
@@ -167,7 +199,17 @@ impl TestApp {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.uid {
+            Some(uid) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args);
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HUBBUB_")) {
             cmd.env_remove(key);
@@ -189,6 +231,11 @@ impl TestApp {
     /// Runs a CLI subcommand (e.g. `migrate`) against this app's data dir and database.
     pub fn run_cli(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run hubbub")
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     pub fn server_log(&self) -> String {
