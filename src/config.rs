@@ -38,6 +38,16 @@ impl RegistrationMode {
     }
 }
 
+/// When the session cookie carries `Secure` (`HUBBUB_COOKIE_SECURE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    /// When the request came over HTTPS as the browser sees it (the default): by its `Origin`,
+    /// else a trusted proxy's `X-Forwarded-Proto`, else the connection (plain HTTP).
+    Auto,
+    Always,
+    Never,
+}
+
 /// Everything the server needs to know at start-up.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,7 +56,7 @@ pub struct Settings {
     pub database_url: String,
     /// Origins allowed besides the server's own (CSRF and WebSocket checks).
     pub allowed_origins: Vec<String>,
-    pub cookie_secure: bool,
+    pub cookie_secure: CookieSecure,
     pub redis_url: Option<String>,
     pub dm_policy: DmPolicy,
     /// Who may register (`HUBBUB_REGISTRATION`).
@@ -208,9 +218,10 @@ impl Settings {
             })
             .unwrap_or_default();
         let cookie_secure = match var("HUBBUB_COOKIE_SECURE").as_deref() {
-            None | Some("true") | Some("1") => true,
-            Some("false") | Some("0") => false,
-            Some(other) => bail!("HUBBUB_COOKIE_SECURE={other:?}: expected true or false"),
+            None | Some("auto") => CookieSecure::Auto,
+            Some("true") | Some("1") => CookieSecure::Always,
+            Some("false") | Some("0") => CookieSecure::Never,
+            Some(other) => bail!("HUBBUB_COOKIE_SECURE={other:?}: expected auto, true or false"),
         };
         let secs = |key: &str, default: u64| -> anyhow::Result<Duration> {
             match var(key) {
@@ -356,7 +367,7 @@ mod tests {
         let s = Settings::from_lookup(|_| None).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert!(s.database_url.ends_with("hubbub.db"));
-        assert!(s.cookie_secure);
+        assert_eq!(s.cookie_secure, CookieSecure::Auto);
         assert_eq!(s.registration, RegistrationMode::Open);
     }
 

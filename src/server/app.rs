@@ -18,7 +18,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::{RegistrationMode, Settings};
+use crate::config::{CookieSecure, RegistrationMode, Settings};
 use crate::core::credentials::Credentials;
 use crate::core::maintenance::{self, Pruned, Retention};
 use crate::core::typing::{TypingSettings, Typists};
@@ -225,7 +225,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let make_app = move |docs: bool| {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
             .cookie_name(SESSION_COOKIE.into())
-            .cookie_secure(cookie_secure)
+            // `auto`: api::middleware::secure_cookies marks it per request.
+            .cookie_secure(cookie_secure == CookieSecure::Always)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_content_security(CookieContentSecurity::Signed)
@@ -257,6 +258,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             // Inside the sessions, so that the limiter knows the user behind a cookie.
             .wrap(from_fn(api::ratelimit::limit))
             .wrap(sessions)
+            .wrap(from_fn(api::middleware::secure_cookies))
             .wrap(from_fn(api::middleware::csrf_guard))
             .wrap(api::middleware::cors(&cors_origins))
             .wrap(from_fn(api::middleware::observe))
@@ -327,6 +329,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     // The one line scripts and tests wait for.
     println!("hubbub listening on http://{addr}");
+    if !addr.ip().is_loopback() {
+        let cookies = match settings.cookie_secure {
+            CookieSecure::Auto => "session cookies are Secure when the browser comes over HTTPS",
+            CookieSecure::Always => {
+                "HUBBUB_COOKIE_SECURE=true: browsers drop the session cookie over plain HTTP"
+            }
+            CookieSecure::Never => "HUBBUB_COOKIE_SECURE=false: session cookies are never Secure",
+        };
+        tracing::warn!(
+            "serving plain HTTP on {addr}, beyond this machine: put a TLS proxy in front \
+             (docs/nginx.conf) for anything but a trusted network, since passwords and \
+             session cookies cross it in clear; {cookies}"
+        );
+    }
     server.await?;
     let _ = stop.send(true);
     tracing::info!("stopped");

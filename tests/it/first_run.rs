@@ -41,3 +41,111 @@ async fn readyz_is_not_ready_when_the_database_file_cannot_be_written() {
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(readyz(&app).await.0, 200, "ready again once it can write");
 }
+
+/// The session cookie a registration sets, sent with these extra headers.
+async fn session_cookie(app: &TestApp, name: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = app.post("/api/v1/users");
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let body = serde_json::json!({ "username": name, "password": "correct horse battery staple" });
+    let resp = req.send_json(&body).await.expect("POST /api/v1/users");
+    assert_eq!(resp.status().as_u16(), 201);
+    resp.headers()
+        .get_all("set-cookie")
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("hubbub_session="))
+        .expect("a session cookie")
+        .to_string()
+}
+
+fn is_secure(cookie: &str) -> bool {
+    cookie
+        .split(';')
+        .any(|part| part.trim().eq_ignore_ascii_case("secure"))
+}
+
+/// The default (`auto`): a browser on plain HTTP keeps its session (a `Secure` cookie set over
+/// HTTP is dropped by the browser, and the page said "Your session ended"); over HTTPS, seen by
+/// the browser's `Origin` or a trusted proxy's `X-Forwarded-Proto`, the cookie is `Secure`.
+#[actix_web::test]
+async fn the_session_cookie_is_secure_exactly_when_the_browser_comes_over_https() {
+    // Arrange: the defaults, behind a proxy the operator trusts.
+    let app = TestApp::builder()
+        .env("HUBBUB_COOKIE_SECURE", "auto")
+        .env("HUBBUB_TRUST_FORWARDED", "true")
+        .env("HUBBUB_ALLOWED_ORIGINS", "https://chat.example")
+        .spawn()
+        .await;
+    let plain = app.origin();
+
+    // Act
+    let over_http = session_cookie(&app, "alice", &[("Origin", &plain)]).await;
+    let over_https = session_cookie(&app, "bob", &[("Origin", "https://chat.example")]).await;
+    let proxied = session_cookie(&app, "carol", &[("X-Forwarded-Proto", "https")]).await;
+    let proxied_http = session_cookie(&app, "dave", &[("X-Forwarded-Proto", "http")]).await;
+    let forwarded = session_cookie(&app, "erin", &[("Forwarded", "for=1.2.3.4;proto=https")]).await;
+
+    // Assert
+    assert!(!is_secure(&over_http), "{over_http}");
+    assert!(is_secure(&over_https), "{over_https}");
+    assert!(is_secure(&proxied), "{proxied}");
+    assert!(!is_secure(&proxied_http), "{proxied_http}");
+    assert!(is_secure(&forwarded), "{forwarded}");
+    for cookie in [&over_http, &over_https] {
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+    }
+}
+
+/// Without a trusted proxy, its headers don't count; `true` and `false` are what they say.
+#[actix_web::test]
+async fn forwarded_headers_count_only_from_a_trusted_proxy_and_fixed_modes_stay_fixed() {
+    // Arrange
+    let untrusting = TestApp::builder()
+        .env("HUBBUB_COOKIE_SECURE", "auto")
+        .spawn()
+        .await;
+    let always = TestApp::builder()
+        .env("HUBBUB_COOKIE_SECURE", "true")
+        .spawn()
+        .await;
+    let never = TestApp::builder()
+        .env("HUBBUB_COOKIE_SECURE", "false")
+        .spawn()
+        .await;
+    let https = [("X-Forwarded-Proto", "https")];
+
+    // Act
+    let spoofed = session_cookie(&untrusting, "alice", &https).await;
+    let always = session_cookie(&always, "alice", &[]).await;
+    let never = session_cookie(&never, "alice", &[("Origin", "https://x.example")]).await;
+
+    // Assert
+    assert!(!is_secure(&spoofed), "{spoofed}");
+    assert!(is_secure(&always), "{always}");
+    assert!(!is_secure(&never), "{never}");
+}
+
+/// Listening beyond this machine on plain HTTP says so at start-up.
+#[actix_web::test]
+async fn serving_plain_http_beyond_loopback_warns_at_start() {
+    // Arrange
+    let local = TestApp::spawn().await;
+
+    // Act
+    let open = TestApp::builder()
+        .env("HUBBUB_LISTEN", "0.0.0.0:0")
+        .spawn()
+        .await;
+
+    // Assert
+    assert!(
+        open.server_log().contains("serving plain HTTP on 0.0.0.0:"),
+        "{}",
+        open.server_log()
+    );
+    assert!(!local.server_log().contains("serving plain HTTP"));
+}

@@ -10,7 +10,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use crate::config::Settings;
+use crate::config::{CookieSecure, Settings};
 use crate::domain::Id;
 use crate::error::{Class, Error};
 use crate::server::api::auth::SESSION_COOKIE;
@@ -193,6 +193,61 @@ pub async fn csrf_guard(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// `HUBBUB_COOKIE_SECURE=auto` (the default): the session cookie set on an answer gets
+/// `Secure` when the request came over HTTPS as the browser sees it. A browser drops a `Secure`
+/// cookie set over plain HTTP (but for `localhost`), so a server tried over
+/// `http://192.168.1.20:8080` signed its users in and they were out again at the next request.
+pub async fn secure_cookies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let settings = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.clone());
+    let secure = settings.is_some_and(|s| {
+        s.cookie_secure == CookieSecure::Auto && over_https(req.request(), s.trust_forwarded)
+    });
+    let mut res = next.call(req).await?;
+    if secure {
+        let headers = res.headers_mut();
+        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+        if !cookies.is_empty() {
+            headers.remove(header::SET_COOKIE);
+            for cookie in cookies {
+                let marked = cookie
+                    .to_str()
+                    .ok()
+                    .filter(|c| !c.to_ascii_lowercase().contains("; secure"))
+                    .and_then(|c| HeaderValue::from_str(&format!("{c}; Secure")).ok());
+                headers.append(header::SET_COOKIE, marked.unwrap_or(cookie));
+            }
+        }
+    }
+    Ok(res)
+}
+
+/// Whether the browser sent this request over HTTPS: its `Origin` says (browsers send it with
+/// every POST, which is where sessions begin), else a trusted proxy's `X-Forwarded-Proto` or
+/// `Forwarded: proto=`, else no (hubbub itself serves plain HTTP).
+fn over_https(req: &HttpRequest, trust_forwarded: bool) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(origin) = header("origin").filter(|o| *o != "null") {
+        return origin.to_ascii_lowercase().starts_with("https://");
+    }
+    if !trust_forwarded {
+        return false;
+    }
+    if let Some(proto) = header("x-forwarded-proto") {
+        return proto.split(',').next().map(str::trim) == Some("https");
+    }
+    header("forwarded").is_some_and(|f| {
+        f.split([';', ','])
+            .map(str::trim)
+            .find_map(|part| part.strip_prefix("proto="))
+            .is_some_and(|p| p.trim_matches('"').eq_ignore_ascii_case("https"))
+    })
 }
 
 /// CORS for the configured web front-end origins (`HUBBUB_ALLOWED_ORIGINS`), credentials
