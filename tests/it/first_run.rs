@@ -20,7 +20,7 @@ async fn readyz(app: &TestApp) -> (u16, Value) {
 #[actix_web::test]
 async fn readyz_is_not_ready_when_the_database_file_cannot_be_written() {
     // Arrange: SQLite whatever the run's backend, as a user whom file modes stop.
-    let mut app = TestApp::builder().sqlite().as_nobody().create();
+    let mut app = TestApp::builder().sqlite().run_as_nobody().create();
     let db = app.data_dir().join("hubbub.db");
     app.start().await;
     let (before, _) = readyz(&app).await;

@@ -79,7 +79,7 @@ pub struct Builder {
     envs: Vec<(String, String)>,
     /// A database shared with other servers (see [`SharedDb`]) instead of a fresh one.
     shared: Option<Arc<PgDb>>,
-    /// Run the server as this user id instead of the test's own (see [`Builder::as_nobody`]).
+    /// Run the server as this user id instead of the test's own (see [`Builder::run_as_nobody`]).
     uid: Option<u32>,
     /// SQLite even when the run has PostgreSQL (a test of SQLite's own file).
     sqlite: bool,
@@ -100,7 +100,7 @@ impl Builder {
     /// Runs the server as `nobody` when the tests run as root, whom file permissions don't
     /// stop (a test of what the server does with a file it may not write). The data dir is
     /// made writable by anyone.
-    pub fn as_nobody(mut self) -> Self {
+    pub fn run_as_nobody(mut self) -> Self {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             self.uid = Some(65534);
