@@ -40,7 +40,7 @@ function startServer() {
     ...process.env,
     HUBBUB_LISTEN: '127.0.0.1:0',
     HUBBUB_DATA_DIR: dataDir,
-    HUBBUB_COOKIE_SECURE: 'false',
+    // HUBBUB_COOKIE_SECURE stays at its default (auto): step 1a signs in over plain HTTP.
     HUBBUB_RATE_LOGIN_PER_MIN: '0',
     HUBBUB_RATE_WRITES_PER_SEC: '0',
   };
@@ -245,7 +245,10 @@ async function main() {
       executablePath: CHROMIUM,
       headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        // A name for the server other than localhost/127.0.0.1, which browsers treat as secure
+        // contexts: to them, http://hubbub.test is plain HTTP from another machine.
+        '--host-resolver-rules=MAP hubbub.test 127.0.0.1'],
     });
     const base = server.url;
 
@@ -263,6 +266,22 @@ async function main() {
     await register(alice, 'alice', 'Alice A.', 'correct horse alice');
     await register(bob, 'bob', 'Bob B.', 'correct horse bob');
     log('registered alice and bob');
+
+    // 1a. The first-run trap: a newcomer opens the server by another address over plain HTTP
+    // (not localhost: not a secure context, so a browser drops a Secure cookie). With the
+    // default cookie setting erin registers and stays signed in, also after a reload.
+    const lan = base.replace('127.0.0.1', 'hubbub.test');
+    const erin = await person(browser, lan, 'erin');
+    people.push(erin);
+    assert(!(await erin.page.evaluate(() => window.isSecureContext)),
+      'http://hubbub.test is not a secure context to the browser');
+    await register(erin, 'erin', 'Erin E.', 'correct horse erin');
+    await erin.page.reload();
+    await waitForLive(erin);
+    const cookies = await erin.context.cookies(lan);
+    const session = cookies.find((c) => c.name === 'hubbub_session');
+    assert(session && !session.secure, `erin keeps a session cookie over plain HTTP (${JSON.stringify(cookies)})`);
+    log('erin signed in over plain HTTP from another address');
 
     // 1b. Push notifications: the "Notify me" button is offered, and the service worker it would
     // register is served under the CSP and starts (a push itself needs a browser vendor's push
