@@ -12,7 +12,7 @@ use crate::server::ServerOpts;
 pub enum Scenario {
     /// Clients loop on GET /healthz: the loopback ceiling
     Ceiling,
-    /// Clients loop on sending messages to one room (at --rate, if given)
+    /// Clients loop on sending messages as --users users in --rooms rooms, keyed (at --rate, if given)
     Send,
     /// The same clients at half the measured maximum rate
     SendHalf,
