@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+pub mod sources;
+
 /// Who may open a direct room with whom (blocks always prevent it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DmPolicy {
@@ -189,27 +191,91 @@ fn database_url(url: String) -> anyhow::Result<String> {
     }
 }
 
+/// One setting as the code reads it: its variable and its default, described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// `HUBBUB_LISTEN`.
+    pub key: &'static str,
+    /// The default as text (`127.0.0.1:8080`), or how it is chosen (`<data dir>/hubbub.db`,
+    /// `unset`).
+    pub default: String,
+    /// Whether `default` is a value (else a description).
+    pub fixed: bool,
+}
+
+/// Settings whose values are secrets (masked by `hubbub config check`) or may carry one (URLs
+/// with a password: only the password is masked).
+pub const SECRETS: &[&str] = &["HUBBUB_VAPID_PRIVATE_KEY"];
+pub const URLS_WITH_PASSWORDS: &[&str] = &["HUBBUB_DATABASE_URL", "HUBBUB_REDIS_URL"];
+
 impl Settings {
     /// Reads the environment.
     pub fn from_env() -> anyhow::Result<Settings> {
         Settings::from_lookup(|key| std::env::var(key).ok())
     }
 
-    /// Reads settings through `get` (the environment, or a map in tests).
+    /// Reads settings through `get` (the environment, a file under it, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
-        let var = |key: &str| {
+        Settings::read(get).map(|(settings, _)| settings)
+    }
+
+    /// Every setting the code reads, in order, with its default (what `config check` lists and
+    /// what a file's keys are checked against). Reading the defaults can't fail.
+    pub fn known() -> Vec<Known> {
+        let mut known = Vec::new();
+        let _ = Settings::read_noting(|_| None, &mut known);
+        known
+    }
+
+    /// The settings and every setting the code read, with its default.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<(Settings, Vec<Known>)> {
+        let mut known = Vec::new();
+        let settings = Settings::read_noting(get, &mut known)?;
+        Ok((settings, known))
+    }
+
+    fn read_noting(
+        get: impl Fn(&str) -> Option<String>,
+        known: &mut Vec<Known>,
+    ) -> anyhow::Result<Settings> {
+        let noted = std::cell::RefCell::new(std::mem::take(known));
+        let settings = Settings::parse(get, &|key, default, fixed| {
+            noted.borrow_mut().push(Known {
+                key,
+                default: default.to_string(),
+                fixed,
+            })
+        });
+        *known = noted.into_inner();
+        settings
+    }
+
+    /// Reads settings through `get`, telling `note` each setting it reads and its default.
+    fn parse(
+        get: impl Fn(&str) -> Option<String>,
+        note: &dyn Fn(&'static str, &str, bool),
+    ) -> anyhow::Result<Settings> {
+        let var = |key: &'static str| {
             get(key)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let listen =
-            listen_address(&var("HUBBUB_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into()))?;
-        let data_dir = PathBuf::from(var("HUBBUB_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let database_url = match var("HUBBUB_DATABASE_URL") {
+        // A setting without a fixed default: `how` says what it is then.
+        let optional = |key: &'static str, how: &str| {
+            note(key, how, false);
+            var(key)
+        };
+        let text = |key: &'static str, default: &str| {
+            note(key, default, true);
+            var(key).unwrap_or_else(|| default.to_string())
+        };
+        let listen = listen_address(&text("HUBBUB_LISTEN", "127.0.0.1:8080"))?;
+        let data_dir = PathBuf::from(text("HUBBUB_DATA_DIR", "./data"));
+        let database_url = match optional("HUBBUB_DATABASE_URL", "<data dir>/hubbub.db") {
             Some(url) => database_url(url)?,
             None => data_dir.join("hubbub.db").to_string_lossy().into_owned(),
         };
-        let allowed_origins = var("HUBBUB_ALLOWED_ORIGINS")
+        let allowed_origins = optional("HUBBUB_ALLOWED_ORIGINS", "none besides the server's own")
             .map(|list| {
                 list.split(',')
                     .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
@@ -217,13 +283,14 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
-        let cookie_secure = match var("HUBBUB_COOKIE_SECURE").as_deref() {
-            None | Some("auto") => CookieSecure::Auto,
-            Some("true") | Some("1") => CookieSecure::Always,
-            Some("false") | Some("0") => CookieSecure::Never,
-            Some(other) => bail!("HUBBUB_COOKIE_SECURE={other:?}: expected auto, true or false"),
+        let cookie_secure = match text("HUBBUB_COOKIE_SECURE", "auto").as_str() {
+            "auto" => CookieSecure::Auto,
+            "true" | "1" => CookieSecure::Always,
+            "false" | "0" => CookieSecure::Never,
+            other => bail!("HUBBUB_COOKIE_SECURE={other:?}: expected auto, true or false"),
         };
-        let secs = |key: &str, default: u64| -> anyhow::Result<Duration> {
+        let secs = |key: &'static str, default: u64| -> anyhow::Result<Duration> {
+            note(key, &default.to_string(), true);
             match var(key) {
                 None => Ok(Duration::from_secs(default)),
                 Some(v) => v
@@ -232,7 +299,8 @@ impl Settings {
                     .with_context(|| format!("{key}={v:?} is not a whole number of seconds")),
             }
         };
-        let number = |key: &str, default: usize| -> anyhow::Result<usize> {
+        let number = |key: &'static str, default: usize| -> anyhow::Result<usize> {
+            note(key, &default.to_string(), true);
             match var(key) {
                 None => Ok(default),
                 Some(v) => v
@@ -240,7 +308,8 @@ impl Settings {
                     .with_context(|| format!("{key}={v:?} is not a whole number")),
             }
         };
-        let flag = |key: &str, default: bool| -> anyhow::Result<bool> {
+        let flag = |key: &'static str, default: bool| -> anyhow::Result<bool> {
+            note(key, &default.to_string(), true);
             match var(key).as_deref() {
                 None => Ok(default),
                 Some("true") | Some("1") => Ok(true),
@@ -250,12 +319,14 @@ impl Settings {
         };
         let push = PushSettings {
             allow_insecure: flag("HUBBUB_PUSH_ALLOW_INSECURE", false)?,
-            vapid_private_key: var("HUBBUB_VAPID_PRIVATE_KEY"),
-            vapid_subject: var("HUBBUB_VAPID_SUBJECT")
-                .unwrap_or_else(|| "mailto:postmaster@localhost".into()),
-            fcm_credentials: var("HUBBUB_FCM_CREDENTIALS").map(PathBuf::from),
-            fcm_endpoint: var("HUBBUB_FCM_ENDPOINT")
-                .unwrap_or_else(|| "https://fcm.googleapis.com".into())
+            vapid_private_key: optional(
+                "HUBBUB_VAPID_PRIVATE_KEY",
+                "generated once, kept in the database",
+            ),
+            vapid_subject: text("HUBBUB_VAPID_SUBJECT", "mailto:postmaster@localhost"),
+            fcm_credentials: optional("HUBBUB_FCM_CREDENTIALS", "unset (FCM off)")
+                .map(PathBuf::from),
+            fcm_endpoint: text("HUBBUB_FCM_ENDPOINT", "https://fcm.googleapis.com")
                 .trim_end_matches('/')
                 .to_string(),
             grace: Duration::from_millis(number("HUBBUB_PUSH_GRACE_MS", 10_000)? as u64),
@@ -284,17 +355,17 @@ impl Settings {
             database_url,
             allowed_origins,
             cookie_secure,
-            redis_url: var("HUBBUB_REDIS_URL"),
-            dm_policy: match var("HUBBUB_DM_POLICY").as_deref() {
-                None | Some("anyone") => DmPolicy::Anyone,
-                Some("friends") => DmPolicy::Friends,
-                Some(other) => bail!("HUBBUB_DM_POLICY={other:?}: expected anyone or friends"),
+            redis_url: optional("HUBBUB_REDIS_URL", "unset (no doorbell between nodes)"),
+            dm_policy: match text("HUBBUB_DM_POLICY", "anyone").as_str() {
+                "anyone" => DmPolicy::Anyone,
+                "friends" => DmPolicy::Friends,
+                other => bail!("HUBBUB_DM_POLICY={other:?}: expected anyone or friends"),
             },
-            registration: match var("HUBBUB_REGISTRATION").as_deref() {
-                None | Some("open") => RegistrationMode::Open,
-                Some("invite") => RegistrationMode::Invite,
-                Some("closed") => RegistrationMode::Closed,
-                Some(other) => {
+            registration: match text("HUBBUB_REGISTRATION", "open").as_str() {
+                "open" => RegistrationMode::Open,
+                "invite" => RegistrationMode::Invite,
+                "closed" => RegistrationMode::Closed,
+                other => {
                     bail!("HUBBUB_REGISTRATION={other:?}: expected open, invite or closed")
                 }
             },
@@ -316,10 +387,7 @@ impl Settings {
             ),
             typing_max_entries: number("HUBBUB_TYPING_MAX_ENTRIES", 100_000)?,
             short_lived_prune_interval: secs("HUBBUB_SHORT_LIVED_PRUNE_SECS", 60)?,
-            trust_forwarded: matches!(
-                var("HUBBUB_TRUST_FORWARDED").as_deref(),
-                Some("true") | Some("1")
-            ),
+            trust_forwarded: flag("HUBBUB_TRUST_FORWARDED", false)?,
             max_upload_bytes: number("HUBBUB_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
             attachment_ttl: secs("HUBBUB_ATTACHMENT_TTL_SECS", 24 * 3600)?,
             max_streams_per_user: number("HUBBUB_MAX_STREAMS_PER_USER", 20)?,
@@ -331,7 +399,7 @@ impl Settings {
             hash_workers: number("HUBBUB_HASH_WORKERS", half_the_cores())?,
             hash_queue: number("HUBBUB_HASH_QUEUE", 32)?,
             work_wait: secs("HUBBUB_WORK_WAIT_SECS", 10)?,
-            max_sockets: var("HUBBUB_MAX_SOCKETS")
+            max_sockets: optional("HUBBUB_MAX_SOCKETS", "from the open-file limit")
                 .map(|v| {
                     v.parse::<u64>()
                         .with_context(|| format!("HUBBUB_MAX_SOCKETS={v:?} is not a whole number"))
@@ -426,6 +494,27 @@ mod tests {
         ] {
             assert_eq!(with("HUBBUB_DATABASE_URL", url).unwrap().database_url, url);
         }
+    }
+
+    /// Every setting the code reads has its row in docs/operations.md's table, and every row
+    /// is a setting (or `HUBBUB_CONFIG`, the file itself).
+    #[test]
+    fn every_setting_is_documented_once_and_every_documented_setting_exists() {
+        let doc = include_str!("../docs/operations.md");
+        let mut documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(name, _)| name))
+            .filter(|name| name.starts_with("HUBBUB_"))
+            .collect();
+        let mut known: Vec<&str> = Settings::known().iter().map(|k| k.key).collect();
+        known.push("HUBBUB_CONFIG");
+        known.sort();
+        let before = documented.len();
+        documented.sort();
+        documented.dedup();
+        assert_eq!(documented.len(), before, "a setting documented twice");
+        assert_eq!(documented, known);
     }
 
     #[test]

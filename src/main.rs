@@ -1,21 +1,38 @@
 //! The `hubbub` binary: `hubbub serve` (the default) runs the server, `hubbub migrate` applies
 //! the database migrations and exits, `hubbub admin …` administers accounts and invites
-//! (`server::admin_cli`). Exit codes: 0 done, 1 failed, 2 a usage error.
+//! (`server::admin_cli`), `hubbub config check` prints the effective settings. Exit codes: 0
+//! done, 1 failed, 2 a usage error or invalid settings.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hubbub::config::Settings;
+use hubbub::config::sources::{self, Origin, Sources};
+use hubbub::config::{Known, SECRETS, URLS_WITH_PASSWORDS};
 use hubbub::server::admin_cli::AdminCommand;
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HUBBUB_GIT_COMMIT"),
+    ")\nbackends: sqlite (bundled), postgresql; doorbell across nodes: postgresql, redis"
+);
 
 /// A self-hostable chat backend: send over REST, receive over a read-only WebSocket.
 #[derive(Debug, Parser)]
 #[command(
     name = "hubbub",
     version,
-    after_help = "Settings come from HUBBUB_* environment variables; see docs/operations.md."
+    long_version = LONG_VERSION,
+    after_help = "Settings: HUBBUB_* environment variables, over a TOML file if one is given \
+                  (--config FILE or HUBBUB_CONFIG; keys are the names without HUBBUB_, in lower \
+                  case: listen = \"0.0.0.0:8080\"). `hubbub config check` prints them and where \
+                  each came from. Every setting is in docs/operations.md."
 )]
 struct Cli {
+    /// A TOML settings file (environment variables override it)
+    #[arg(long, global = true, value_name = "FILE", env = "HUBBUB_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -31,6 +48,18 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The settings: `hubbub config check`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Checks the settings and prints the effective ones (secrets masked), each with where it
+    /// came from; exits 0 when they are valid, whether or not the database answers (it says).
+    Check,
 }
 
 /// glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB),
@@ -58,8 +87,10 @@ fn main() -> ExitCode {
         .init();
     // clap exits by itself: 0 for --help and --version, 2 for a usage error.
     let cli = Cli::parse();
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
+    let loaded = Sources::load(cli.config.as_deref(), std::env::vars())
+        .and_then(|sources| Ok((sources.settings()?, sources)));
+    let ((settings, known), sources) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("hubbub: {e:#}");
             return ExitCode::from(2);
@@ -73,6 +104,16 @@ fn main() -> ExitCode {
             hubbub::server::app::migrate(&settings).map(|_| println!("hubbub: migrations applied"))
         }
         Command::Admin { command } => hubbub::server::admin_cli::run(&settings, command),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let mut out = settings_text(&sources, &known);
+            out.push_str(&hubbub::server::app::database_status(&settings));
+            out.push('\n');
+            // A closed pipe (`| head`) is not an error of ours.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,4 +122,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The effective settings as a settings file would hold them, each with where it came from.
+fn settings_text(sources: &Sources, known: &[Known]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let version = env!("CARGO_PKG_VERSION");
+    let _ = match sources.file() {
+        Some(file) => writeln!(
+            out,
+            "# hubbub {version}: the settings are valid; from {} and the environment",
+            file.display()
+        ),
+        None => writeln!(
+            out,
+            "# hubbub {version}: the settings are valid; from the environment (no settings file)"
+        ),
+    };
+    for setting in known {
+        let key = sources::file_key(setting.key);
+        let shown = |value: &str| {
+            if SECRETS.contains(&setting.key) {
+                "***".to_string()
+            } else if URLS_WITH_PASSWORDS.contains(&setting.key) {
+                hubbub::store::redact(value)
+            } else {
+                value.to_string()
+            }
+        };
+        match (sources.get(setting.key), sources.origin(setting.key)) {
+            (Some(value), Some(origin)) => {
+                let from = match origin {
+                    Origin::Environment => format!("{} (environment)", setting.key),
+                    file @ Origin::File { .. } => file.to_string(),
+                };
+                let _ = writeln!(out, "{key} = {:?}  # {from}", shown(&value));
+            }
+            _ if setting.fixed => {
+                let _ = writeln!(out, "{key} = {:?}  # default", setting.default);
+            }
+            _ => {
+                let _ = writeln!(out, "# {key}: {} (default)", setting.default);
+            }
+        }
+    }
+    out
 }

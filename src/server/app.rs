@@ -53,6 +53,45 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<store::Pool> {
     Ok(pool)
 }
 
+/// One line on whether the database answers, for `hubbub config check`, which must not change
+/// anything: a SQLite file that doesn't exist yet is not created.
+pub fn database_status(settings: &Settings) -> String {
+    let url = &settings.database_url;
+    let manager = Manager::new(url);
+    if manager.backend() == store::Backend::Sqlite {
+        let path = std::path::Path::new(url.strip_prefix("sqlite://").unwrap_or(url));
+        if !path.exists() {
+            return format!(
+                "# database: SQLite at {}, made at the first start",
+                path.display()
+            );
+        }
+    }
+    let answer = manager
+        .open()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("SELECT 1")?;
+            Ok(store::cannot_write(&mut conn)?)
+        });
+    let name = match manager.backend() {
+        store::Backend::Sqlite => "SQLite",
+        store::Backend::Postgres => "PostgreSQL",
+    };
+    match answer {
+        Ok(None) => format!("# database: {name} at {} answers", store::redact(url)),
+        Ok(Some(why)) => format!(
+            "# database: {name} at {} answers but can't take a write: {why}",
+            store::redact(url)
+        ),
+        Err(e) => format!(
+            "# database: {name} at {} does not answer: {e} (the settings are valid all the same)",
+            store::redact(url)
+        ),
+    }
+}
+
 /// What a command that writes without serving needs (`hubbub admin`, `server::admin_cli`).
 pub struct Offline {
     /// The database, migrated.

@@ -149,3 +149,134 @@ async fn serving_plain_http_beyond_loopback_warns_at_start() {
     );
     assert!(!local.server_log().contains("serving plain HTTP"));
 }
+
+/// Writes a settings file into the app's data dir and returns its path.
+fn settings_file(app: &TestApp, text: &str) -> String {
+    let path = app.data_dir().join("hubbub.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A settings file configures the server it starts, under the environment.
+#[actix_web::test]
+async fn a_settings_file_configures_the_server_and_the_environment_overrides_it() {
+    // Arrange: the file closes registration and sets the DM policy; the environment (the
+    // harness's) sets the listen address the file also names.
+    let probe = TestApp::builder().create();
+    let file = settings_file(
+        &probe,
+        "# a newcomer's settings\nregistration = \"closed\"\nlisten = \"127.0.0.1:1\"\n",
+    );
+    let app = TestApp::builder().env("HUBBUB_CONFIG", &file).spawn().await;
+
+    // Act
+    let resp = app
+        .post("/api/v1/users")
+        .send_json(
+            &serde_json::json!({"username": "alice", "password": "quartz lantern meadow 19"}),
+        )
+        .await
+        .unwrap();
+
+    // Assert: the file's registration mode holds; its port (1) lost to HUBBUB_LISTEN.
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_ne!(app.port, 1);
+}
+
+/// `hubbub config check`: valid settings print as a file would hold them, with their sources
+/// and secrets masked, exit 0, and say whether the database answers; bad ones exit 2 naming the
+/// key and line.
+#[actix_web::test]
+async fn config_check_prints_the_effective_settings_and_their_sources() {
+    // Arrange
+    let app = TestApp::builder().sqlite().create();
+    let file = settings_file(
+        &app,
+        "registration = \"invite\"\n\nvapid_private_key = \"a-secret-value\"\n",
+    );
+    let bad = app.data_dir().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "registration = \"invite\"\nheartbeat_secs = \"often\"\n",
+    )
+    .unwrap();
+    let typo = app.data_dir().join("typo.toml");
+    std::fs::write(&typo, "registraton = \"invite\"\n").unwrap();
+
+    // Act
+    let checked = app.run_cli(&["--config", &file, "config", "check"]);
+    let invalid = app.run_cli(&["config", "check", "--config", bad.to_str().unwrap()]);
+    let misspelt = app.run_cli(&["config", "check", "--config", typo.to_str().unwrap()]);
+
+    // Assert
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("registration = \"invite\"  # {file} line 1")),
+        "{out}"
+    );
+    assert!(out.contains("vapid_private_key = \"***\""), "{out}");
+    assert!(!out.contains("a-secret-value"), "{out}");
+    assert!(
+        out.contains("listen = \"127.0.0.1:0\"  # HUBBUB_LISTEN (environment)"),
+        "{out}"
+    );
+    assert!(out.contains("heartbeat_secs = \"20\"  # default"), "{out}");
+    assert!(out.contains("# database: SQLite"), "{out}");
+    let err = String::from_utf8_lossy(&invalid.stderr);
+    assert_eq!(invalid.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`heartbeat_secs`") && err.contains("line 2"),
+        "{err}"
+    );
+    let err = String::from_utf8_lossy(&misspelt.stderr);
+    assert_eq!(misspelt.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`registraton`") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+/// A database that doesn't answer doesn't make valid settings invalid; `config check` says so.
+#[actix_web::test]
+async fn config_check_says_when_the_database_does_not_answer_and_exits_zero() {
+    // Arrange: nothing listens on port 1.
+    let app = TestApp::builder()
+        .env(
+            "HUBBUB_DATABASE_URL",
+            "postgres://hubbub:pw@127.0.0.1:1/hubbub?connect_timeout=2",
+        )
+        .create();
+
+    // Act
+    let checked = app.run_cli(&["config", "check"]);
+
+    // Assert
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{out}");
+    assert!(out.contains("does not answer"), "{out}");
+    assert!(out.contains("postgres://hubbub:***@127.0.0.1:1"), "{out}");
+}
+
+/// `--version` names the commit and the backends; `--help` lists the commands and where
+/// settings come from.
+#[actix_web::test]
+async fn version_and_help_say_what_the_binary_is_and_where_settings_come_from() {
+    // Arrange
+    let app = TestApp::builder().create();
+
+    // Act
+    let version = app.run_cli(&["--version"]);
+    let help = app.run_cli(&["--help"]);
+
+    // Assert
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.contains("(commit ") && version.contains("postgresql"),
+        "{version}"
+    );
+    let help = String::from_utf8_lossy(&help.stdout);
+    for word in ["serve", "migrate", "admin", "config", "--config", "HUBBUB_"] {
+        assert!(help.contains(word), "{word} in {help}");
+    }
+}
