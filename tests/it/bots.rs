@@ -128,6 +128,9 @@ async fn tokens_are_listed_without_secrets_and_bad_ones_get_401_invalid_token() 
     let unknown = send(app.get("/api/v1/me").bearer_auth("hb_0000"), None).await;
     let basic = ("Authorization", "Basic eA==");
     let malformed = send(app.get("/api/v1/me").insert_header(basic), None).await;
+    // The documentation's placeholder pasted as it stands (a non-ASCII header value).
+    let pasted = ("Authorization", "Bearer hb_\u{2026}");
+    let placeholder = send(app.get("/api/v1/me").insert_header(pasted), None).await;
 
     // Assert
     let tokens = list["tokens"].as_array().expect("tokens array");
@@ -150,6 +153,14 @@ async fn tokens_are_listed_without_secrets_and_bad_ones_get_401_invalid_token() 
     expired.expect_error(401, "invalid_token");
     unknown.expect_error(401, "invalid_token");
     malformed.expect_error(401, "invalid_token");
+    let err = placeholder.expect_error(401, "invalid_token");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("token_secret"),
+        "the answer says what to send: {err}"
+    );
     long.get(&app, "/api/v1/me").await.expect(200);
 }
 

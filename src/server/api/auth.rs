@@ -39,19 +39,20 @@ impl Caller {
     /// cookie; 401 without either.
     pub async fn authenticate(req: &HttpRequest) -> Result<Caller, Error> {
         if let Some(header) = req.headers().get(header::AUTHORIZATION) {
-            let secret = header
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
+            let invalid = |why: &str| Error::new(Class::Unauthenticated, "invalid_token", why);
+            // A token is ASCII (`hb_` and hex): anything else was pasted wrong, such as the
+            // documentation's placeholder `hb_…`.
+            let value = header.to_str().map_err(|_| {
+                invalid(
+                    "the Authorization header holds characters no token has: send \
+                     `Bearer hb_<hex>`, the token_secret shown once when the token was made",
+                )
+            })?;
+            let secret = value
+                .strip_prefix("Bearer ")
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    Error::new(
-                        Class::Unauthenticated,
-                        "invalid_token",
-                        "Authorization must be `Bearer <token>`",
-                    )
-                })?;
+                .ok_or_else(|| invalid("Authorization must be `Bearer <token>`"))?;
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("no app state")))?;
