@@ -32,6 +32,8 @@ pub enum Scenario {
     /// The send rate alone and beside --typers members typing at the throttle rate (not in
     /// `all`)
     Typing,
+    /// The `send` clients against a Matrix homeserver at --matrix-url (not in `all`)
+    MatrixSend,
 }
 
 impl Scenario {
@@ -152,6 +154,10 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "typing")]
     typers: Option<usize>,
 
+    /// A Matrix homeserver (Synapse) for `matrix-send`, registration open without verification
+    #[arg(long, value_name = "http://HOST:PORT", help_heading = "matrix-send")]
+    matrix_url: Option<String>,
+
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
     json: bool,
@@ -189,6 +195,7 @@ pub struct Opts {
     pub push_rate: Option<f64>,
     pub push_timeout: f64,
     pub typers: usize,
+    pub matrix_url: Option<String>,
     pub smoke: bool,
     pub json: bool,
 }
@@ -304,6 +311,7 @@ fn resolve(a: Args) -> Opts {
         honest_rate: a.honest_rate,
         push_users: count(a.push_users, 200, 5),
         typers: count(a.typers, 1000, 20),
+        matrix_url: a.matrix_url,
         push_senders: count(a.push_senders, 4, 2),
         push_events: count(a.events, 500, 20),
         push_rate: a.push_rate,

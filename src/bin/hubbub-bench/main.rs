@@ -12,6 +12,7 @@ mod cli;
 mod conns;
 mod fanout;
 mod hostile;
+mod matrix;
 mod push;
 mod send;
 mod server;
@@ -223,6 +224,21 @@ fn main() -> ExitCode {
                 let (rows, line) = typing::run(&server, &op, &typers, load);
                 lines.push(line);
                 Ok(rows)
+            }
+            Scenario::MatrixSend => {
+                let url = opts
+                    .matrix_url
+                    .as_deref()
+                    .ok_or("matrix-send needs --matrix-url")?;
+                let op = matrix::setup(url, &prefix, opts.users)?;
+                let (row, _) = send::run(&server, "matrix send max", &op, load);
+                if let (Some(hubbub), Some(matrix)) = (max_send, row.rate) {
+                    lines.push(format!(
+                        "hubbub sends / Matrix sends = {:.0}x ({hubbub:.0} / {matrix:.1} per s)",
+                        hubbub / matrix.max(1e-9)
+                    ));
+                }
+                Ok(vec![row])
             }
             // `cli::parse` expands it.
             Scenario::All => Ok(Vec::new()),

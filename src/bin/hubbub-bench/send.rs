@@ -27,6 +27,12 @@ pub enum Op {
     },
     /// `GET /healthz`.
     Healthz,
+    /// Post `m.room.message` to a Matrix homeserver at `url` with a fresh transaction id, as
+    /// one of the (access token, room) pairs (`matrix.rs`).
+    Matrix {
+        url: String,
+        senders: Arc<Vec<(String, String)>>,
+    },
 }
 
 /// How hard to push.
@@ -157,7 +163,11 @@ async fn client_loop(
     // 64 clients connecting at once stall for seconds (some connects wait for a SYN to be sent
     // again; some met the server's 5 s request timeout, 408), which is the client's start-up,
     // not the server's, and would spoil the first seconds (reported apart).
-    if let Ok(mut r) = c.get(format!("{base}/healthz")).send().await {
+    let warm = match &op {
+        Op::Matrix { url, .. } => format!("{url}/_matrix/client/versions"),
+        _ => format!("{base}/healthz"),
+    };
+    if let Ok(mut r) = c.get(warm).send().await {
         let _ = r.body().await;
     }
     let start = line.ready(load.clients).await;
@@ -202,6 +212,20 @@ async fn client_loop(
                         None
                     }
                     Sent::Failed(status, why) => Some(format!("{status} {why}")),
+                }
+            }
+            Op::Matrix { url, senders } => {
+                let (token, room) = &senders[idx % senders.len()];
+                let txn = uuid::Uuid::new_v4().simple().to_string();
+                let path =
+                    format!("{url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
+                let body = json!({"msgtype": "m.text", "body": format!("bench {idx}-{n}")});
+                match c.put(path).bearer_auth(token).send_json(&body).await {
+                    Ok(mut r) if r.status().as_u16() == 200 => {
+                        r.body().await.err().map(|e| e.to_string())
+                    }
+                    Ok(r) => Some(r.status().as_u16().to_string()),
+                    Err(e) => Some(format!("0 {e}")),
                 }
             }
             Op::Healthz => match c.get(format!("{base}/healthz")).send().await {
@@ -267,8 +291,10 @@ pub fn run(server: &Server, name: &str, op: &Op, load: Load) -> (Row, i64) {
         max_event = max_event.max(o.max_event);
     }
     let elapsed = (last - start).as_secs_f64().max(1e-6);
-    let cpu = match (cpu0, server.cpu_seconds()) {
-        (Some(a), Some(b)) => Some((b - a) / elapsed * 100.0),
+    let cpu = match (cpu0, server.cpu_seconds(), op) {
+        // hubbub's CPU says nothing of another server's run.
+        (_, _, Op::Matrix { .. }) => None,
+        (Some(a), Some(b), _) => Some((b - a) / elapsed * 100.0),
         _ => None,
     };
     let ok = lat.len();
