@@ -78,7 +78,8 @@ fn survey() -> Vec<(PathBuf, String, BTreeSet<String>, Option<String>)> {
     rust_files(&src, &mut files);
     files
         .into_iter()
-        .filter(|f| !f.starts_with(src.join("bin")))
+        // The binaries' own files and the build script are not the library's modules.
+        .filter(|f| !f.starts_with(src.join("bin")) && *f != src.join("build.rs"))
         .map(|file| {
             let rel = file.strip_prefix(&src).unwrap().to_path_buf();
             let first = rel.components().next().unwrap().as_os_str();

@@ -102,3 +102,22 @@ pub async fn prune_expired(db: &Db) -> Result<usize> {
 pub async fn refresh_statistics(db: &Db) -> Result<Vec<String>> {
     db.run(|conn| Ok(store::statistics::refresh(conn)?)).await
 }
+
+/// Why the database can't serve, if it can't: it doesn't answer, or it can't take a write (a
+/// read-only SQLite file, a read-only PostgreSQL session). For `/readyz`; writes nothing.
+pub async fn unready(db: &Db) -> Option<String> {
+    let checked = db
+        .run(|conn| {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("SELECT 1")?;
+            Ok(store::cannot_write(conn)?)
+        })
+        .await;
+    match checked {
+        Ok(reason) => reason,
+        Err(e) => {
+            tracing::warn!(error = %e, "readyz: the database does not answer");
+            Some("the database does not answer".to_string())
+        }
+    }
+}

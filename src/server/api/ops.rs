@@ -2,12 +2,11 @@
 //! answers), `GET /metrics` (Prometheus text).
 
 use actix_web::{web, HttpResponse};
-use diesel::connection::SimpleConnection;
 use serde_json::json;
 
+use crate::core::maintenance;
 use crate::server::api::error::ErrorBody;
 use crate::server::state::AppState;
-use crate::store;
 
 #[utoipa::path(operation_id = "ops_healthz", get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn healthz() -> HttpResponse {
@@ -16,21 +15,7 @@ pub async fn healthz() -> HttpResponse {
 
 #[utoipa::path(operation_id = "ops_readyz", get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers and can take a write; doorbell up, down or off"), (status = 503, description = "not ready: `database` says why (it doesn't answer, or can't take a write)"), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(()))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state
-        .db
-        .run(|conn| {
-            conn.batch_execute("SELECT 1")?;
-            Ok(store::cannot_write(conn)?)
-        })
-        .await;
-    let problem = match database {
-        Ok(None) => None,
-        Ok(Some(reason)) => Some(reason),
-        Err(e) => {
-            tracing::warn!(error = %e, "readyz: the database does not answer");
-            Some("the database does not answer".to_string())
-        }
-    };
+    let problem = maintenance::unready(&state.db).await;
     // Without the Redis doorbell the node still serves (other nodes' events arrive by polling).
     let doorbell = state.doorbell.describe();
     match problem {
