@@ -342,6 +342,7 @@ async fn presence_holds_across_two_nodes_and_a_dead_node_s_users_go_offline() {
     let frame = presence_within(&mut bob_ws, Duration::from_secs(6)).await;
     assert_presence(&frame, &alice, false);
     let took = killed.elapsed();
+    eprintln!("presence: offline {took:?} after the node died (timeout 1.5 s, tick 100 ms)");
     assert!(
         took < Duration::from_millis(1500 + 500 + 1500),
         "offline {took:?} after the node died"
