@@ -16,7 +16,7 @@
 //! - Flaps: at most one event per user per flap window. A change inside the window after the
 //!   last announcement is held (`due_at`); when the window ends, the state then is announced if
 //!   it differs from the one last announced, so a user who left and came back inside the window
-//!   costs no event at all. Turning `share_presence` off or on is announced at once.
+//!   costs no event at all. Turning `share_presence` off is announced at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -305,7 +305,7 @@ fn sweep(batch: &mut Batch<'_>, me: Id, now: Time, settings: PresenceSettings) -
 /// a stream row somewhere): announces a change with a compare-and-set and appends
 /// `presence.updated` in the same transaction, unless the flap window since the last
 /// announcement is still open (then the change is held until it ends). `force`: announce now
-/// whatever the window (a change of the setting).
+/// whatever the window (the user stopped sharing).
 fn reconcile(
     batch: &mut Batch<'_>,
     user: Id,
@@ -429,14 +429,15 @@ pub fn of_friends(conn: &mut DbConnection, friends: &[Id]) -> Result<HashMap<Id,
 }
 
 /// Sets `share_presence`: off, the user looks offline and never seen to everyone, and those
-/// who were told they were online hear at once that they aren't; on, they are announced as
-/// they are.
+/// who were told they were online hear it at once, whatever the flap window (privacy comes
+/// first); on, they are announced as they are, like any change (within the window, so that
+/// toggling the setting can't make more than two events per window).
 pub async fn set_share(writer: &Writer, window: Duration, user: Id, share: bool) -> Result<()> {
     writer
         .run(move |batch| {
             store::presence::ensure_state(batch.conn(), user)?;
             store::presence::set_share(batch.conn(), user, share)?;
-            reconcile(batch, user, Time::now(), window, true)
+            reconcile(batch, user, Time::now(), window, !share)
         })
         .await
 }

@@ -244,11 +244,11 @@ async fn a_user_flapping_past_the_grace_costs_at_most_one_event_per_window() {
 
 #[actix_web::test]
 async fn turning_share_presence_off_announces_offline_at_once_and_hides_it() {
-    // Arrange: a window of a minute, so that only the setting can explain a quick event.
+    // Arrange: a 3 s window, so that only the setting can explain a quick second event.
     let envs = [
         ("HUBBUB_PRESENCE", "true"),
         ("HUBBUB_PRESENCE_GRACE_MS", "1000"),
-        ("HUBBUB_PRESENCE_WINDOW_MS", "60000"),
+        ("HUBBUB_PRESENCE_WINDOW_MS", "3000"),
         ("HUBBUB_PRESENCE_TICK_MS", "100"),
     ];
     let app = spawn(&envs).await;
@@ -266,13 +266,14 @@ async fn turning_share_presence_off_announces_offline_at_once_and_hides_it() {
     assert_eq!(me["share_presence"], true, "on by default: {me}");
 
     // Act
+    let off = Instant::now();
     alice
         .patch(&app, "/api/v1/me", &json!({ "share_presence": false }))
         .await
         .expect(200);
 
-    // Assert: offline and never seen, at once, though she is still connected.
-    let frame = presence_within(&mut bob_ws, Duration::from_secs(2)).await;
+    // Assert: offline and never seen, at once (inside the window), though still connected.
+    let frame = presence_within(&mut bob_ws, Duration::from_secs(1)).await;
     assert_presence(&frame, &alice, false);
     assert_eq!(frame["data"]["last_seen_at"], Value::Null, "{frame}");
     let seen = profile(&app, &bob, &alice).await;
@@ -285,16 +286,22 @@ async fn turning_share_presence_off_announces_offline_at_once_and_hides_it() {
         .await;
     assert_eq!(bad.status, 400, "{:?}", bad.body);
 
-    // Turned back on while connected: online again, at once.
-    alice
-        .patch(&app, "/api/v1/me", &json!({ "share_presence": true }))
-        .await
-        .expect(200);
-    assert_presence(
-        &presence_within(&mut bob_ws, Duration::from_secs(2)).await,
-        &alice,
-        true,
+    // Turned back on (and off and on again) while connected: online again once, when the
+    // window since the last event ends; toggling costs no more than that.
+    for share in [true, false, true] {
+        alice
+            .patch(&app, "/api/v1/me", &json!({ "share_presence": share }))
+            .await
+            .expect(200);
+    }
+    let frame = presence_within(&mut bob_ws, Duration::from_secs(5)).await;
+    assert_presence(&frame, &alice, true);
+    let waited = off.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "held for the window: {waited:?}"
     );
+    no_presence(&mut bob_ws, 500).await;
 }
 
 #[actix_web::test]
