@@ -34,8 +34,9 @@ use crate::store::{self, DbConnection};
 /// How long a `presence.updated` stays in the log for replay: a client away longer reads
 /// presence from `GET /api/v1/friends` again.
 pub const EVENT_TTL: Duration = Duration::from_secs(600);
-/// The most rows one tick writes or sweeps (the rest wait for the next tick).
-const PER_TICK: usize = 1000;
+/// The most users one tick's writer job takes (each costs about ten queries; the job shares the
+/// writer with the sends, so it is kept short). More waiting: the next job follows at once.
+const PER_TICK: usize = 100;
 
 /// How presence behaves (`HUBBUB_PRESENCE_*`).
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +226,7 @@ impl Presence {
             inserts: pending.inserts.clone(),
             deletes: pending.deletes.clone(),
         };
-        let alive = writer
+        let (alive, more) = writer
             .run(move |batch| {
                 let now = Time::now();
                 let alive = store::presence::beat(batch.conn(), node, now)?;
@@ -239,15 +240,20 @@ impl Presence {
                     store::presence::set_left(batch.conn(), *user, *ended)?;
                     reconcile(batch, *user, now, settings.window, false)?;
                 }
-                sweep(batch, node, now, settings)?;
+                let swept = sweep(batch, node, now, settings)?;
                 let due = store::presence::due(batch.conn(), now, PER_TICK as i64)?;
+                let more = swept || due.len() == PER_TICK;
                 for user in due {
                     reconcile(batch, user, now, settings.window, false)?;
                 }
-                Ok(alive)
+                Ok((alive, more))
             })
             .await?;
         self.written(&pending);
+        if more || pending.inserts.len() == PER_TICK || pending.deletes.len() == PER_TICK {
+            // More than one job's worth: the next one follows at once.
+            self.wake.notify_one();
+        }
         let started = self.started.swap(true, Ordering::Relaxed);
         if !alive && started {
             tracing::warn!("presence: this node was taken for dead; recording its streams again");
@@ -275,30 +281,30 @@ impl Presence {
     }
 }
 
-/// Forgets the streams of nodes silent longer than the timeout: their users' states are
-/// reconciled (offline unless they hold a stream elsewhere), and `left_at` is the node's last
-/// heartbeat.
-fn sweep(batch: &mut Batch<'_>, me: Id, now: Time, settings: PresenceSettings) -> Result<()> {
+/// Forgets the streams of a node silent longer than the timeout, up to [`PER_TICK`] of them:
+/// their users' states are reconciled (offline unless they hold a stream elsewhere), and
+/// `left_at` is the node's last heartbeat. True if it swept anything (there may be more).
+fn sweep(batch: &mut Batch<'_>, me: Id, now: Time, settings: PresenceSettings) -> Result<bool> {
     let timeout =
         chrono::Duration::from_std(settings.node_timeout).unwrap_or(chrono::Duration::MAX);
     let before = Time(now.0.checked_sub_signed(timeout).unwrap_or(now.0));
-    for (dead, heartbeat) in store::presence::silent_nodes(batch.conn(), before)? {
-        if dead == me {
-            continue;
-        }
-        let users = store::presence::users_on(batch.conn(), dead, PER_TICK as i64)?;
-        store::presence::delete_streams(batch.conn(), dead, &users)?;
-        for user in &users {
-            store::presence::ensure_state(batch.conn(), *user)?;
-            store::presence::set_left(batch.conn(), *user, heartbeat)?;
-            reconcile(batch, *user, now, settings.window, false)?;
-        }
-        if users.len() < PER_TICK {
-            store::presence::delete_node(batch.conn(), dead)?;
-            tracing::info!(node = %dead, users = users.len(), "presence: swept a silent node");
-        }
+    // This node has just written its heartbeat; skip it all the same.
+    let silent = store::presence::silent_nodes(batch.conn(), before)?;
+    let Some(&(dead, heartbeat)) = silent.iter().find(|(node, _)| *node != me) else {
+        return Ok(false);
+    };
+    let users = store::presence::users_on(batch.conn(), dead, PER_TICK as i64)?;
+    store::presence::delete_streams(batch.conn(), dead, &users)?;
+    for user in &users {
+        store::presence::ensure_state(batch.conn(), *user)?;
+        store::presence::set_left(batch.conn(), *user, heartbeat)?;
+        reconcile(batch, *user, now, settings.window, false)?;
     }
-    Ok(())
+    if users.len() < PER_TICK {
+        store::presence::delete_node(batch.conn(), dead)?;
+        tracing::info!(node = %dead, users = users.len(), "presence: swept a silent node");
+    }
+    Ok(true)
 }
 
 /// Brings `user`'s announced state in line with the truth (they share their presence and hold

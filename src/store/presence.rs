@@ -42,12 +42,12 @@ pub fn beat(conn: &mut DbConnection, node: Id, now: Time) -> QueryResult<bool> {
     Ok(updated > 0)
 }
 
-/// The nodes whose last heartbeat is older than `before`, with that heartbeat.
+/// One or two of the nodes whose last heartbeat is older than `before`, with that heartbeat.
 pub fn silent_nodes(conn: &mut DbConnection, before: Time) -> QueryResult<Vec<(Id, Time)>> {
     presence_nodes::table
         .filter(presence_nodes::heartbeat_at.lt(before))
         .select((presence_nodes::node_id, presence_nodes::heartbeat_at))
-        .limit(16)
+        .limit(2)
         .load(conn)
 }
 

@@ -84,21 +84,30 @@ async fn profile(app: &TestApp, viewer: &TestUser, of: &TestUser) -> Value {
 
 #[actix_web::test]
 async fn presence_reaches_friends_and_dm_partners_and_never_someone_sharing_only_a_group() {
-    // Arrange: bob is alice's friend, carol shares a direct room with her, dave only a group.
+    // Arrange: bob is alice's friend, carol shares a direct room with her, dave only a group;
+    // erin shared a direct room with her too, but alice blocked her.
     let app = spawn(&fast()).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let carol = app.register("carol").await;
     let dave = app.register("dave").await;
+    let erin = app.register("erin").await;
     befriend(&app, &alice, &bob).await;
-    carol
-        .post(&app, "/api/v1/dms", &json!({ "user_id": alice.id }))
+    for partner in [&carol, &erin] {
+        partner
+            .post(&app, "/api/v1/dms", &json!({ "user_id": alice.id }))
+            .await
+            .expect(201);
+    }
+    alice
+        .put(&app, &format!("/api/v1/blocks/{}", erin.id))
         .await
-        .expect(201);
+        .expect(204);
     alice.create_room(&app, "big", &[&bob, &carol, &dave]).await;
     let mut bob_ws = bob.socket(&app, None).await;
     let mut carol_ws = carol.socket(&app, None).await;
     let mut dave_ws = dave.socket(&app, None).await;
+    let mut erin_ws = erin.socket(&app, None).await;
     // Their own sockets announced bob, carol and dave to each other's friends: let it settle.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -117,6 +126,8 @@ async fn presence_reaches_friends_and_dm_partners_and_never_someone_sharing_only
         true,
     );
     no_presence(&mut dave_ws, 500).await;
+    no_presence(&mut erin_ws, 100).await;
+    assert_eq!(profile(&app, &erin, &alice).await["online"], Value::Null);
     let seen = profile(&app, &bob, &alice).await;
     assert_eq!(seen["online"], true, "{seen}");
     assert_eq!(seen["username"], "alice");
