@@ -32,6 +32,9 @@ pub enum Scenario {
     /// The send rate alone and beside --typers members typing at the throttle rate (not in
     /// `all`)
     Typing,
+    /// The send rate alone and beside --flappers users coming online and going offline every
+    /// few seconds (not in `all`; set the server's presence grace and window below 3 s)
+    Presence,
 }
 
 impl Scenario {
@@ -143,6 +146,10 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "typing")]
     typers: Option<usize>,
 
+    /// Users each opening a long poll every 3.1 s beside the senders [default: 1000; --smoke: 20]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "presence")]
+    flappers: Option<usize>,
+
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
     json: bool,
@@ -177,6 +184,7 @@ pub struct Opts {
     pub push_rate: Option<f64>,
     pub push_timeout: f64,
     pub typers: usize,
+    pub flappers: usize,
     pub smoke: bool,
     pub json: bool,
 }
@@ -289,6 +297,7 @@ fn resolve(a: Args) -> Opts {
         honest_rate: a.honest_rate,
         push_users: count(a.push_users, 200, 5),
         typers: count(a.typers, 1000, 20),
+        flappers: count(a.flappers, 1000, 20),
         push_senders: count(a.push_senders, 4, 2),
         push_events: count(a.events, 500, 20),
         push_rate: a.push_rate,

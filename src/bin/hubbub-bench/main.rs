@@ -12,6 +12,7 @@ mod cli;
 mod conns;
 mod fanout;
 mod hostile;
+mod presence;
 mod push;
 mod send;
 mod server;
@@ -215,6 +216,16 @@ fn main() -> ExitCode {
                 let op = send_op.clone().ok_or("no room")?;
                 let typers = typing::setup(&server.base, &prefix, opts.typers)?;
                 let (rows, line) = typing::run(&server, &op, &typers, load);
+                lines.push(line);
+                Ok(rows)
+            }
+            Scenario::Presence => {
+                if send_op.is_none() {
+                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
+                }
+                let op = send_op.clone().ok_or("no room")?;
+                let flappers = presence::setup(&server.base, &prefix, opts.flappers)?;
+                let (rows, line) = presence::run(&server, &op, &flappers, load);
                 lines.push(line);
                 Ok(rows)
             }
