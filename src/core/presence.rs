@@ -31,6 +31,9 @@ use crate::error::Result;
 use crate::events::{Batch, To, Writer};
 use crate::store::{self, DbConnection};
 
+/// How long a short tick waits after a user's first stream, to take the arrivals meanwhile in
+/// the same writer job.
+const GATHER: Duration = Duration::from_millis(20);
 /// How long a `presence.updated` stays in the log for replay: a client away longer reads
 /// presence from `GET /api/v1/friends` again.
 pub const EVENT_TTL: Duration = Duration::from_secs(600);
@@ -218,8 +221,9 @@ impl Presence {
         self.wake.notify_one();
     }
 
-    /// One round: heartbeat, this node's rows, the sweep of dead nodes, held-back changes.
-    pub async fn tick(&self, writer: &Writer) -> Result<()> {
+    /// One round: this node's rows and, when `full`, the heartbeat, the sweep of dead nodes and
+    /// held-back changes. True if a full round left work for another one at once (a big sweep).
+    pub async fn tick(&self, writer: &Writer, full: bool) -> Result<bool> {
         let pending = self.pending(Instant::now());
         let (node, settings) = (self.node, self.settings);
         let jobs = Pending {
@@ -229,7 +233,7 @@ impl Presence {
         let (alive, more) = writer
             .run(move |batch| {
                 let now = Time::now();
-                let alive = store::presence::beat(batch.conn(), node, now)?;
+                let alive = !full || store::presence::beat(batch.conn(), node, now)?;
                 for user in &jobs.inserts {
                     store::presence::insert_stream(batch.conn(), node, *user)?;
                     reconcile(batch, *user, now, settings.window, false)?;
@@ -239,6 +243,9 @@ impl Presence {
                     store::presence::ensure_state(batch.conn(), *user)?;
                     store::presence::set_left(batch.conn(), *user, *ended)?;
                     reconcile(batch, *user, now, settings.window, false)?;
+                }
+                if !full {
+                    return Ok((alive, false));
                 }
                 let swept = sweep(batch, node, now, settings)?;
                 let due = store::presence::due(batch.conn(), now, PER_TICK as i64)?;
@@ -250,31 +257,51 @@ impl Presence {
             })
             .await?;
         self.written(&pending);
-        if more || pending.inserts.len() == PER_TICK || pending.deletes.len() == PER_TICK {
+        if pending.inserts.len() == PER_TICK || pending.deletes.len() == PER_TICK {
             // More than one job's worth: the next one follows at once.
             self.wake.notify_one();
         }
-        let started = self.started.swap(true, Ordering::Relaxed);
+        let started = full && self.started.swap(true, Ordering::Relaxed);
         if !alive && started {
             tracing::warn!("presence: this node was taken for dead; recording its streams again");
             self.swept();
         }
-        Ok(())
+        Ok(more)
     }
 
-    /// Runs [`Presence::tick`] every tick, and at once when a user's first stream opens, until
-    /// `stop`.
+    /// Runs a full [`Presence::tick`] every tick, and a short one (this node's rows only) soon
+    /// after a user's first stream opens, until `stop`. The short ones gather the arrivals of
+    /// [`GATHER`] into one writer job.
     pub async fn run(self: Arc<Self>, writer: Writer, mut stop: watch::Receiver<bool>) {
         if !self.settings.enabled {
             return;
         }
+        let mut last_full = Instant::now();
+        let mut full = true;
         loop {
-            if let Err(e) = self.tick(&writer).await {
-                tracing::warn!(error = %e, "presence tick failed");
+            if full {
+                last_full = Instant::now();
             }
+            let more = match self.tick(&writer, full).await {
+                Ok(more) => more,
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence tick failed");
+                    false
+                }
+            };
+            if more && !*stop.borrow() {
+                continue; // the rest of a sweep, or of the held-back changes
+            }
+            let next_full = last_full + self.settings.tick;
             tokio::select! {
-                _ = tokio::time::sleep(self.settings.tick) => {}
-                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(next_full.into()) => full = true,
+                _ = self.wake.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => {}
+                        _ = stop.changed() => return,
+                    }
+                    full = Instant::now() >= next_full;
+                }
                 _ = stop.changed() => return,
             }
         }

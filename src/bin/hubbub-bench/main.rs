@@ -3,7 +3,8 @@
 //! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
 //! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), `hostile`
 //! (the attacks of #14; not in `all`), `push` (the push worker's rate; not in `all`) and
-//! `typing` (sends beside 1,000 typists; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! `typing` (sends beside 1,000 typists; not in `all`), `presence` (sends beside 1,000 users
+//! flapping online and offline; not in `all`). See `docs/benchmarks.md` for the commands behind the
 //! published figures.
 
 mod api;
