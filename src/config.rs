@@ -89,6 +89,19 @@ pub struct Settings {
     pub typing_max_entries: usize,
     /// How often expired short-lived events (typing) are deleted.
     pub short_lived_prune_interval: Duration,
+    /// Presence (`core::presence`) is tracked and announced (`HUBBUB_PRESENCE`, default on).
+    pub presence: bool,
+    /// Presence: how long a user stays online after their last stream
+    /// ends (at most 60 s).
+    pub presence_grace: Duration,
+    /// Presence: at most one `presence.updated` per user per window (flaps are coalesced).
+    pub presence_window: Duration,
+    /// Presence: how often a node heartbeats, records its streams and sweeps dead nodes.
+    pub presence_tick: Duration,
+    /// Presence: a node silent this long is taken for dead; its users' streams are forgotten.
+    pub presence_node_timeout: Duration,
+    /// Presence: the most users a node tracks at once.
+    pub presence_max_users: usize,
     /// Take the client's address from `X-Forwarded-For`/`Forwarded` (only behind a proxy that
     /// sets them and that alone can reach the server).
     pub trust_forwarded: bool,
@@ -299,6 +312,16 @@ impl Settings {
                     .with_context(|| format!("{key}={v:?} is not a whole number of seconds")),
             }
         };
+        let millis = |key: &'static str, default: u64| -> anyhow::Result<Duration> {
+            note(key, &default.to_string(), true);
+            match var(key) {
+                None => Ok(Duration::from_millis(default)),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .with_context(|| format!("{key}={v:?} is not a whole number of milliseconds")),
+            }
+        };
         let number = |key: &'static str, default: usize| -> anyhow::Result<usize> {
             note(key, &default.to_string(), true);
             match var(key) {
@@ -387,6 +410,12 @@ impl Settings {
             ),
             typing_max_entries: number("HUBBUB_TYPING_MAX_ENTRIES", 100_000)?,
             short_lived_prune_interval: secs("HUBBUB_SHORT_LIVED_PRUNE_SECS", 60)?,
+            presence: flag("HUBBUB_PRESENCE", true)?,
+            presence_grace: millis("HUBBUB_PRESENCE_GRACE_MS", 30_000)?,
+            presence_window: millis("HUBBUB_PRESENCE_WINDOW_MS", 60_000)?,
+            presence_tick: millis("HUBBUB_PRESENCE_TICK_MS", 1_000)?,
+            presence_node_timeout: millis("HUBBUB_PRESENCE_NODE_TIMEOUT_MS", 15_000)?,
+            presence_max_users: number("HUBBUB_PRESENCE_MAX_USERS", 100_000)?,
             trust_forwarded: flag("HUBBUB_TRUST_FORWARDED", false)?,
             max_upload_bytes: number("HUBBUB_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
             attachment_ttl: secs("HUBBUB_ATTACHMENT_TTL_SECS", 24 * 3600)?,
@@ -414,6 +443,15 @@ impl Settings {
             || settings.short_lived_prune_interval.is_zero()
         {
             bail!("HUBBUB_TYPING_TTL_SECS and HUBBUB_SHORT_LIVED_PRUNE_SECS must be above zero, and HUBBUB_TYPING_THROTTLE_MS below the typing TTL");
+        }
+        if settings.presence_grace.is_zero()
+            || settings.presence_grace > Duration::from_secs(60)
+            || settings.presence_window.is_zero()
+            || settings.presence_tick.is_zero()
+            || settings.presence_node_timeout < settings.presence_tick * 3
+            || settings.presence_max_users == 0
+        {
+            bail!("HUBBUB_PRESENCE_GRACE_MS must be from 1 to 60000; HUBBUB_PRESENCE_WINDOW_MS, HUBBUB_PRESENCE_TICK_MS and HUBBUB_PRESENCE_MAX_USERS above zero; HUBBUB_PRESENCE_NODE_TIMEOUT_MS at least three ticks");
         }
         if settings.image_workers == 0
             || settings.hash_workers == 0

@@ -5,7 +5,7 @@ use crate::config::RegistrationMode;
 use crate::core::event::{self, Event, UserUpdated};
 use crate::core::views::User;
 use crate::core::work::Pool;
-use crate::core::{crypto, tokens};
+use crate::core::{crypto, presence, tokens};
 use crate::domain::{DisplayName, Id, Password, Time, UserKind, Username};
 use crate::error::{Error, Result};
 use crate::events::{To, Writer};
@@ -271,12 +271,32 @@ pub async fn change_password(
         .await
 }
 
-/// The user `id` (404 if there is none).
-pub async fn get(db: &Db, id: Id) -> Result<User> {
+/// A user as `GET /api/v1/users/{id}` shows them to a viewer: with their presence where the
+/// viewer may see it (themselves, friends, direct-room partners), null elsewhere.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Profile {
+    #[serde(flatten)]
+    pub user: User,
+    /// Whether they are online; false when they don't share their presence; null when the
+    /// viewer may not see it.
+    pub online: Option<bool>,
+    /// When they came online (online) or their last stream ended (offline); null when never
+    /// seen, not shared, or not visible to the viewer.
+    pub last_seen_at: Option<Time>,
+}
+
+/// `id` as `viewer` may see them (404 `user_not_found`).
+pub async fn profile(db: &Db, viewer: Id, id: Id) -> Result<Profile> {
     db.run(move |conn| {
-        store::users::find(conn, id)?
+        let user = store::users::find(conn, id)?
             .map(|u| User::from(&u))
-            .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
+            .ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
+        let seen = presence::seen_by(conn, viewer, id)?;
+        Ok(Profile {
+            user,
+            online: seen.online,
+            last_seen_at: seen.last_seen_at,
+        })
     })
     .await
 }
@@ -289,15 +309,20 @@ pub struct Me {
     pub user: User,
     /// Whether they may use `/api/v1/admin/`.
     pub admin: bool,
+    /// Whether their friends and direct-room partners see when they are online (`PATCH
+    /// /api/v1/me`; default true).
+    pub share_presence: bool,
 }
 
 /// The caller, with their administrator flag (401 if the account is gone).
 pub async fn me(db: &Db, id: Id) -> Result<Me> {
     db.run(move |conn| {
         let row = store::users::find(conn, id)?.ok_or_else(Error::unauthenticated)?;
+        let share_presence = store::presence::state(conn, id)?.is_none_or(|p| p.share);
         Ok(Me {
             user: User::from(&row),
             admin: row.admin && row.deactivated_at.is_none() && row.deleted_at.is_none(),
+            share_presence,
         })
     })
     .await

@@ -95,6 +95,9 @@ model! {
     NotificationsUpdated = "notifications.updated" (NotificationSettings),
     /// Short-lived: a member started or stopped typing in a room (`core::typing`).
     TypingUpdated = "typing.updated" (TypingEvent),
+    /// Short-lived: a user came online or went offline, to their friends and direct-room
+    /// partners (`core::presence`).
+    PresenceUpdated = "presence.updated" (PresenceEvent),
     /// Internal: a session or token ended; sockets bound to it close. Never sent to clients
     /// (it is addressed to nobody).
     CredentialRevoked = "credential.revoked" (Revoked),
@@ -114,7 +117,7 @@ impl Kind {
     /// Whether events of this kind are short-lived: appended with an expiry
     /// ([`append_expiring`]), skipped by replay once expired, pruned early by maintenance.
     pub fn is_short_lived(self) -> bool {
-        matches!(self, Kind::TypingUpdated)
+        matches!(self, Kind::TypingUpdated | Kind::PresenceUpdated)
     }
 }
 
@@ -162,6 +165,16 @@ pub struct TypingEvent {
     /// When this event stops mattering (RFC 3339, UTC): a client that heard nothing newer
     /// stops showing the user as typing then. Replay skips the event after it.
     pub expires_at: Time,
+}
+
+/// The payload of the short-lived `presence.updated`: `user_id` is now `online` or not.
+/// `last_seen_at`: when they came online (online), when their last stream ended (offline), or
+/// null when they stopped sharing their presence.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PresenceEvent {
+    pub user_id: Id,
+    pub online: bool,
+    pub last_seen_at: Option<Time>,
 }
 
 /// The payload of `reaction.added` and `reaction.removed`.
@@ -256,7 +269,10 @@ mod tests {
         for kind in Kind::ALL {
             assert_eq!(Kind::parse(kind.as_str()), Some(*kind));
             assert_eq!(kind.is_public(), *kind != Kind::CredentialRevoked);
-            assert_eq!(kind.is_short_lived(), *kind == Kind::TypingUpdated);
+            assert_eq!(
+                kind.is_short_lived(),
+                matches!(kind, Kind::TypingUpdated | Kind::PresenceUpdated)
+            );
         }
         assert_eq!(Kind::parse("message.exploded"), None);
     }

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod members;
 pub mod messages;
 pub mod notifications;
+pub mod presence;
 pub mod push;
 pub mod reactions;
 pub mod replay;

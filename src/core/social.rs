@@ -5,9 +5,12 @@
 //! room, no friend request, no direct message in either direction, and it ends a friendship
 //! and any pending request. The blocked user learns of it only through the `blocked` error.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::core::event::{self, Event, Pair, RequestGone};
+use crate::core::presence;
 use crate::core::views::{Friend, FriendRequest, User};
 use crate::domain::{Id, RequestStatus, Time};
 use crate::error::{Error, Result};
@@ -135,9 +138,12 @@ pub async fn accept(writer: &Writer, me: Id, id: Id) -> Result<(Friend, i64)> {
             let row = request_to_me(batch, me, id, false)?;
             let now = Time::now();
             let event = befriend(batch, &row, now)?;
+            let seen = presence::seen_by(batch.conn(), me, row.from_user)?;
             let friend = Friend {
                 user: user(batch.conn(), row.from_user)?,
                 since: now,
+                online: seen.online,
+                last_seen_at: seen.last_seen_at,
             };
             Ok((friend, event))
         })
@@ -239,20 +245,29 @@ pub async fn requests(db: &Db, me: Id) -> Result<Requests> {
 pub async fn friends(db: &Db, me: Id) -> Result<Vec<Friend>> {
     db.run(move |conn| {
         let pairs = store::social::friends_of(conn, me)?;
-        listed(conn, pairs)
+        listed(conn, pairs, true)
     })
     .await
 }
 
-fn listed(conn: &mut DbConnection, pairs: Vec<(Id, Time)>) -> Result<Vec<Friend>> {
+/// Users with a time, by username; `friends`: with their presence (friends may see it).
+fn listed(conn: &mut DbConnection, pairs: Vec<(Id, Time)>, friends: bool) -> Result<Vec<Friend>> {
     let ids: Vec<Id> = pairs.iter().map(|(id, _)| *id).collect();
     let users = store::users::find_many(conn, &ids)?;
+    let seen = if friends {
+        presence::of_friends(conn, &ids)?
+    } else {
+        HashMap::new()
+    };
     let mut list: Vec<Friend> = pairs
         .into_iter()
         .filter_map(|(id, since)| {
+            let seen = seen.get(&id).copied().unwrap_or_default();
             users.iter().find(|u| u.id == id).map(|u| Friend {
                 user: User::from(u),
                 since,
+                online: seen.online,
+                last_seen_at: seen.last_seen_at,
             })
         })
         .collect();
@@ -293,7 +308,7 @@ pub async fn unblock(writer: &Writer, me: Id, other: Id) -> Result<()> {
 pub async fn blocks(db: &Db, me: Id) -> Result<Vec<Friend>> {
     db.run(move |conn| {
         let pairs = store::social::blocked_by(conn, me)?;
-        listed(conn, pairs)
+        listed(conn, pairs, false)
     })
     .await
 }

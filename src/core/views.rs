@@ -177,6 +177,16 @@ impl Room {
 pub struct Friend {
     pub user: User,
     pub since: Time,
+    /// In the friend list: whether they are online (false when they don't share their
+    /// presence). Null in the block list.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub online: Option<bool>,
+    /// In the friend list: when they came online (online) or their last stream ended
+    /// (offline); null if never seen or not shared, and in the block list.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub last_seen_at: Option<Time>,
 }
 
 /// A pending (or just accepted) friend request.

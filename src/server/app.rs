@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{CookieSecure, RegistrationMode, Settings};
 use crate::core::credentials::Credentials;
 use crate::core::maintenance::{self, Pruned, Retention};
+use crate::core::presence::{Presence, PresenceSettings};
 use crate::core::typing::{TypingSettings, Typists};
 use crate::core::work::Pool;
 use crate::events::Writer;
@@ -194,6 +195,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             throttle: settings.typing_throttle,
             max_entries: settings.typing_max_entries,
         })),
+        presence: Arc::new(Presence::new(PresenceSettings {
+            enabled: settings.presence,
+            grace: settings.presence_grace,
+            window: settings.presence_window,
+            tick: settings.presence_tick,
+            node_timeout: settings.presence_node_timeout,
+            max_users: settings.presence_max_users,
+        })),
     };
     // The rate limiter's buckets: app data of their own (the limiter is server-layer code that
     // AppState doesn't need to know).
@@ -230,6 +239,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if store::Backend::of_url(&settings.database_url) == store::Backend::Postgres {
         tokio::spawn(keep_statistics(db.clone(), stop_rx.clone()));
     }
+    tokio::spawn(
+        state
+            .presence
+            .clone()
+            .run(state.writer.clone(), stop_rx.clone()),
+    );
     tokio::spawn(maintain_short_lived(
         db.clone(),
         state.typists.clone(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::core::credentials::Credentials;
+use crate::core::presence::Presence;
 use crate::core::typing::Typists;
 use crate::core::work::Pool;
 use crate::events::Writer;
@@ -33,4 +34,6 @@ pub struct AppState {
     pub push: Arc<Senders>,
     /// Who is typing where, as this node has appended it (the typing throttle).
     pub typists: Arc<Typists>,
+    /// This node's streams per user, for presence.
+    pub presence: Arc<Presence>,
 }

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod invites;
 pub mod messages;
 pub mod notifications;
+pub mod presence;
 pub mod push;
 pub mod push_worker;
 pub mod reports;

@@ -300,6 +300,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    presence_nodes (node_id) {
+        node_id -> DbUuid,
+        heartbeat_at -> DbTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::DbUuid;
+
+    presence_streams (node_id, user_id) {
+        node_id -> DbUuid,
+        user_id -> DbUuid,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{DbTime, DbUuid};
+
+    presence_states (user_id) {
+        user_id -> DbUuid,
+        share -> Bool,
+        online -> Bool,
+        last_seen_at -> Nullable<DbTime>,
+        left_at -> Nullable<DbTime>,
+        announced_at -> Nullable<DbTime>,
+        due_at -> Nullable<DbTime>,
+    }
+}
+
 diesel::joinable!(room_memberships -> rooms (room_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -323,4 +358,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     push_subscriptions,
     invites,
     reports,
+    presence_nodes,
+    presence_streams,
+    presence_states,
 );

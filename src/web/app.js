@@ -367,6 +367,12 @@ function handleEvent(frame) {
       setTyping(d.room_id, d.user_id, d.typing, Math.min(Math.max(lasts || 0, 0), 30_000));
       break;
     }
+    case 'presence.updated': {
+      // A friend (or DM partner) came online or went offline (docs/events.md#presence).
+      const friend = state.friends.find((f) => f.user.id === d.user_id);
+      if (friend) { friend.online = d.online; friend.last_seen_at = d.last_seen_at; renderSocial(); }
+      break;
+    }
     case 'user.updated':
       rememberUser(d.user);
       if (d.user?.id === state.me.id) state.me = { ...state.me, ...d.user };
@@ -468,8 +474,10 @@ function renderSocial() {
   $('#outgoing').replaceChildren(...state.outgoing.map((r) => el('li', { 'data-testid': 'outgoing-request' },
     el('span', { text: `Waiting for @${r.to.username}` }),
     el('button', { type: 'button', onclick: () => cancelRequest(r.id), text: 'Cancel' }))));
-  $('#friends').replaceChildren(...state.friends.map((f) => el('li', { 'data-testid': 'friend', dataset: { username: f.user.username } },
-    el('span', { text: `${f.user.display_name || f.user.username} (@${f.user.username})` }),
+  $('#friends').replaceChildren(...state.friends.map((f) => el('li', { 'data-testid': 'friend', dataset: { username: f.user.username, online: String(!!f.online) } },
+    el('span', { text: `${f.user.display_name || f.user.username} (@${f.user.username})` },
+      el('span', { class: f.online ? 'presence online' : 'presence', role: 'img', 'aria-label': f.online ? 'online' : 'offline',
+        title: f.online ? 'online' : (f.last_seen_at ? `last seen ${new Date(f.last_seen_at).toLocaleString()}` : 'offline') })),
     el('span', { class: 'actions' },
       el('button', { type: 'button', onclick: () => openDm(f.user.id), 'aria-label': `Message ${f.user.username}`, text: 'Message' })))));
   if (!state.friends.length) $('#friends').append(el('li', { class: 'muted', text: 'No friends yet.' }));

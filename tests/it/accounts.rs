@@ -39,10 +39,12 @@ async fn register_returns_201_with_user_and_a_working_session_cookie() {
     )
     .await
     .expect(200);
-    // /me adds whether the caller is a server administrator.
+    // /me adds whether the caller is a server administrator, and their presence setting.
     let mut me = me;
     assert_eq!(me["admin"], false);
+    assert_eq!(me["share_presence"], true);
     me.as_object_mut().unwrap().remove("admin");
+    me.as_object_mut().unwrap().remove("share_presence");
     assert_eq!(me, user);
 }
 

@@ -20,6 +20,7 @@ mod messages;
 mod notifications;
 mod openapi;
 mod photos;
+mod presence;
 mod push;
 mod push_receivers;
 mod push_subscriptions;

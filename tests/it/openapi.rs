@@ -293,7 +293,11 @@ async fn happy_path_answers_match_the_document() {
 
 #[actix_web::test]
 async fn every_event_frame_matches_its_documented_schema() {
-    let app = TestApp::spawn().await;
+    // Presence on, for `presence.updated`.
+    let app = TestApp::builder()
+        .env("HUBBUB_PRESENCE", "true")
+        .spawn()
+        .await;
     let doc = document(&app).await;
     let events = doc["x-hubbub-events"]
         .as_object()
@@ -379,6 +383,16 @@ async fn every_event_frame_matches_its_documented_schema() {
         req["id"].as_str().unwrap()
     );
     bob.post(&app, &accept, &json!({})).await.expect(200);
+    // Bob comes online (a long poll) while alice's friend: she hears `presence.updated`.
+    bob.get(&app, "/api/v1/events?timeout=0").await.expect(200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while app.count_events("presence.updated") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob never came online"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     alice
         .delete(&app, &format!("/api/v1/friends/{}", bob.id))
         .await

@@ -34,6 +34,9 @@ pub enum Scenario {
     Typing,
     /// The `send` clients against a Matrix homeserver at --matrix-url (not in `all`)
     MatrixSend,
+    /// The send rate alone and beside --flappers users coming online and going offline every
+    /// few seconds (not in `all`; set the server's presence grace and window below 3 s)
+    Presence,
 }
 
 impl Scenario {
@@ -157,6 +160,9 @@ struct Args {
     /// A Matrix homeserver (Synapse) for `matrix-send`, registration open without verification
     #[arg(long, value_name = "http://HOST:PORT", help_heading = "matrix-send")]
     matrix_url: Option<String>,
+    /// Users each opening a long poll every 3.1 s beside the senders [default: 1000; --smoke: 20]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "presence")]
+    flappers: Option<usize>,
 
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
@@ -196,6 +202,7 @@ pub struct Opts {
     pub push_timeout: f64,
     pub typers: usize,
     pub matrix_url: Option<String>,
+    pub flappers: usize,
     pub smoke: bool,
     pub json: bool,
 }
@@ -312,6 +319,7 @@ fn resolve(a: Args) -> Opts {
         push_users: count(a.push_users, 200, 5),
         typers: count(a.typers, 1000, 20),
         matrix_url: a.matrix_url,
+        flappers: count(a.flappers, 1000, 20),
         push_senders: count(a.push_senders, 4, 2),
         push_events: count(a.events, 500, 20),
         push_rate: a.push_rate,

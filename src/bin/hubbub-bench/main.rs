@@ -3,7 +3,8 @@
 //! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
 //! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), `hostile`
 //! (the attacks of #14; not in `all`), `push` (the push worker's rate; not in `all`) and
-//! `typing` (sends beside 1,000 typists; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! `typing` (sends beside 1,000 typists; not in `all`), `presence` (sends beside 1,000 users
+//! flapping online and offline; not in `all`). See `docs/benchmarks.md` for the commands behind the
 //! published figures.
 
 mod api;
@@ -13,6 +14,7 @@ mod conns;
 mod fanout;
 mod hostile;
 mod matrix;
+mod presence;
 mod push;
 mod send;
 mod server;
@@ -239,6 +241,16 @@ fn main() -> ExitCode {
                     ));
                 }
                 Ok(vec![row])
+            }
+            Scenario::Presence => {
+                if send_op.is_none() {
+                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
+                }
+                let op = send_op.clone().ok_or("no room")?;
+                let flappers = presence::setup(&server.base, &prefix, opts.flappers)?;
+                let (rows, line) = presence::run(&server, &op, &flappers, load);
+                lines.push(line);
+                Ok(rows)
             }
             // `cli::parse` expands it.
             Scenario::All => Ok(Vec::new()),

@@ -7,9 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::core::accounts::Me;
+use crate::core::accounts::{Me, Profile};
 use crate::core::views::User;
-use crate::core::{accounts, sessions};
+use crate::core::{accounts, presence, sessions};
 use crate::domain::Id;
 use crate::error::Error;
 use crate::server::api::auth::{start_session, Caller};
@@ -111,14 +111,15 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
     Ok(HttpResponse::Ok().json(me))
 }
 
-/// `GET /api/v1/users/{id}`.
-#[utoipa::path(operation_id = "accounts_user", get, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = Id, Path, description = "the id")), responses((status = 200, body = User), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
+/// `GET /api/v1/users/{id}`: the user, with `online` and `last_seen_at` where the caller may
+/// see them (themselves, friends, direct-room partners; null otherwise).
+#[utoipa::path(operation_id = "accounts_user", get, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = Id, Path, description = "the id")), responses((status = 200, body = Profile), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn user(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     id: web::Path<Id>,
 ) -> Result<HttpResponse, Error> {
-    let user = accounts::get(&state.db, id.into_inner()).await?;
+    let user = accounts::profile(&state.db, caller.user, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -126,9 +127,12 @@ pub async fn user(
 pub struct ProfileBody {
     display_name: Option<String>,
     avatar_attachment_id: Option<Id>,
+    /// Whether friends and direct-room partners see when you are online. Off, you look
+    /// offline and never seen to everyone, at once.
+    share_presence: Option<bool>,
 }
 
-/// `PATCH /api/v1/me`: changes the caller's profile (200 user).
+/// `PATCH /api/v1/me`: changes the caller's profile and settings (200 user).
 #[utoipa::path(operation_id = "accounts_update_me", patch, path = "/api/v1/me", tag = "accounts", request_body = ProfileBody, responses((status = 200, body = User), (status = "4XX", description = "a client error, in the error envelope", body = ErrorBody)), security(("session" = []), ("bearer" = [])))]
 pub async fn update_me(
     state: web::Data<AppState>,
@@ -143,6 +147,10 @@ pub async fn update_me(
         body.avatar_attachment_id,
     )
     .await?;
+    if let Some(share) = body.share_presence {
+        let window = state.presence.settings().window;
+        presence::set_share(&state.writer, window, caller.user, share).await?;
+    }
     Ok(HttpResponse::Ok().json(user))
 }
 

@@ -48,6 +48,7 @@ use crate::server::stream;
         ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,
         event::Pair, event::RequestGone, event::UserUpdated, event::NotificationSettings,
         event::TypingEvent,
+        event::PresenceEvent,
         crate::core::views::FriendRequest,
     )),
     modifiers(&Extras),

@@ -45,6 +45,8 @@ pub struct Context {
     /// The cursor is older than the retained log: say `resync_required` instead of replaying.
     pub resync: bool,
     pub expires: Option<Time>,
+    /// The stream counts for the caller's presence while the context lives.
+    pub _presence: crate::core::presence::Online,
 }
 
 impl Context {
@@ -57,6 +59,7 @@ impl Context {
             head: sub.head,
             resync: sub.resync,
             expires: sub.expires,
+            _presence: sub.presence,
         };
         (ctx, sub.registration)
     }

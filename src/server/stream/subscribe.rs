@@ -3,6 +3,7 @@
 
 use actix_web::HttpRequest;
 
+use crate::core::presence::Online;
 use crate::core::replay;
 use crate::core::tokens::{self, Scopes};
 use crate::domain::Time;
@@ -24,6 +25,8 @@ pub struct Subscription {
     /// When the credential expires, if it does.
     pub expires: Option<Time>,
     pub registration: Registration,
+    /// The stream counts for the caller's presence while this lives.
+    pub presence: Online,
 }
 
 impl Subscription {
@@ -86,6 +89,7 @@ pub async fn subscribe(
         .register(caller.user, caller.credential, state.settings.stream_queue)
         .map_err(|why| refused(why, state.settings.max_streams_per_user))?;
     let opening = replay::open(&state.db, caller.credential, since).await?;
+    let presence = state.presence.open(caller.user);
     Ok(Subscription {
         caller,
         since,
@@ -93,6 +97,7 @@ pub async fn subscribe(
         resync: opening.resync,
         expires: opening.expires,
         registration,
+        presence,
     })
 }
 

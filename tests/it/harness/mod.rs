@@ -220,7 +220,10 @@ impl TestApp {
             // Rate limits are tested on their own; elsewhere they would only add noise.
             .env("HUBBUB_RATE_LOGIN_PER_MIN", "100000")
             .env("HUBBUB_RATE_WRITES_PER_SEC", "100000")
-            .env("HUBBUB_RATE_TYPING_PER_SEC", "100000");
+            .env("HUBBUB_RATE_TYPING_PER_SEC", "100000")
+            // Presence events would interleave with the frames other tests expect; its own
+            // tests (presence.rs) turn it on.
+            .env("HUBBUB_PRESENCE", "false");
         if let Some(db) = &self.db {
             cmd.env("HUBBUB_DATABASE_URL", &db.url);
         }

@@ -1,0 +1,3 @@
+DROP TABLE presence_states;
+DROP TABLE presence_streams;
+DROP TABLE presence_nodes;
