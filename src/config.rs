@@ -77,6 +77,11 @@ pub struct Settings {
     pub typing_max_entries: usize,
     /// How often expired short-lived events (typing) are deleted.
     pub short_lived_prune_interval: Duration,
+    /// Message searches per user per minute (0: no limit): a bucket of their own (#19).
+    pub rate_search_per_min: u32,
+    /// PostgreSQL's time limit for one search statement, in ms (0: none); past it, 422
+    /// `search_too_broad`.
+    pub search_timeout_ms: u64,
     /// Take the client's address from `X-Forwarded-For`/`Forwarded` (only behind a proxy that
     /// sets them and that alone can reach the server).
     pub trust_forwarded: bool,
@@ -274,6 +279,8 @@ impl Settings {
             ),
             typing_max_entries: number("HUBBUB_TYPING_MAX_ENTRIES", 100_000)?,
             short_lived_prune_interval: secs("HUBBUB_SHORT_LIVED_PRUNE_SECS", 60)?,
+            rate_search_per_min: number("HUBBUB_RATE_SEARCH_PER_MIN", 60)? as u32,
+            search_timeout_ms: number("HUBBUB_SEARCH_TIMEOUT_MS", 2000)? as u64,
             trust_forwarded: matches!(
                 var("HUBBUB_TRUST_FORWARDED").as_deref(),
                 Some("true") | Some("1")
