@@ -32,6 +32,9 @@ pub enum Scenario {
     /// The send rate alone and beside --typers members typing at the throttle rate (not in
     /// `all`)
     Typing,
+    /// Search latency over --search-messages stored messages, and the send rate with and
+    /// without the search index (not in `all`)
+    Search,
 }
 
 impl Scenario {
@@ -143,6 +146,19 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "typing")]
     typers: Option<usize>,
 
+    /// Messages stored for `search` (written straight into the database) [default: 1000000; --smoke: 2000]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_messages: Option<usize>,
+    /// Rooms they are spread over [default: 1000; --smoke: 20]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_rooms: Option<usize>,
+    /// Rooms of those the searcher is a member of [default: 20; --smoke: 4]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_member_of: Option<usize>,
+    /// Queries of each kind [default: 200; --smoke: 5]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_queries: Option<usize>,
+
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
     json: bool,
@@ -177,6 +193,10 @@ pub struct Opts {
     pub push_rate: Option<f64>,
     pub push_timeout: f64,
     pub typers: usize,
+    pub search_messages: usize,
+    pub search_rooms: usize,
+    pub search_member_of: usize,
+    pub search_queries: usize,
     pub smoke: bool,
     pub json: bool,
 }
@@ -289,6 +309,10 @@ fn resolve(a: Args) -> Opts {
         honest_rate: a.honest_rate,
         push_users: count(a.push_users, 200, 5),
         typers: count(a.typers, 1000, 20),
+        search_messages: count(a.search_messages, 1_000_000, 2000),
+        search_rooms: count(a.search_rooms, 1000, 20),
+        search_member_of: count(a.search_member_of, 20, 4),
+        search_queries: count(a.search_queries, 200, 5),
         push_senders: count(a.push_senders, 4, 2),
         push_events: count(a.events, 500, 20),
         push_rate: a.push_rate,

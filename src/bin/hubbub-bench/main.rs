@@ -3,7 +3,8 @@
 //! `cargo run --release --bin hubbub-bench -- [options] [scenario...]`; scenarios: `ceiling`,
 //! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), `hostile`
 //! (the attacks of #14; not in `all`), `push` (the push worker's rate; not in `all`) and
-//! `typing` (sends beside 1,000 typists; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! `typing` (sends beside 1,000 typists; not in `all`) and `search` (search latency over a
+//! million messages; not in `all`). See `docs/benchmarks.md` for the commands behind the
 //! published figures.
 
 mod api;
@@ -14,6 +15,7 @@ mod fanout;
 mod hostile;
 mod push;
 mod send;
+mod search;
 mod server;
 mod stats;
 mod typing;
@@ -216,6 +218,21 @@ fn main() -> ExitCode {
                 let typers = typing::setup(&server.base, &prefix, opts.typers)?;
                 let (rows, line) = typing::run(&server, &op, &typers, load);
                 lines.push(line);
+                Ok(rows)
+            }
+            Scenario::Search => {
+                if send_op.is_none() {
+                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
+                }
+                let op = send_op.clone().ok_or("no room")?;
+                let plan = search::Plan {
+                    messages: opts.search_messages,
+                    rooms: opts.search_rooms,
+                    member_of: opts.search_member_of.min(opts.search_rooms),
+                    queries: opts.search_queries,
+                };
+                let (rows, more) = search::run(&server, &prefix, plan, &op, load)?;
+                lines.extend(more);
                 Ok(rows)
             }
             // `cli::parse` expands it.
