@@ -198,7 +198,7 @@ fn seed(
                     let count = rng.gen_range(3..=WORDS);
                     let mut body: Vec<&str> =
                         (0..count).map(|_| words[zipf.pick(rng)].as_str()).collect();
-                    if room >= rooms.member_of && (m / room_ids.len()) % FLOOD_EVERY == 0 {
+                    if room >= rooms.member_of && (m / room_ids.len()).is_multiple_of(FLOOD_EVERY) {
                         body.push(FLOOD);
                     }
                     // Oldest first: message m is (n - m) ms before the start.
@@ -281,10 +281,7 @@ fn kinds(words: &[String], n: usize, rng: &mut StdRng) -> Vec<Kind> {
         .iter()
         .filter(|w| w.chars().next().is_some_and(|c| c >= '\u{AC00}'))
         .collect();
-    let english: Vec<&String> = words[..50]
-        .iter()
-        .filter(|w| w.is_ascii())
-        .collect();
+    let english: Vec<&String> = words[..50].iter().filter(|w| w.is_ascii()).collect();
     let prefix_queries = (0..n)
         .map(|_| {
             let k: String = korean[rng.gen_range(0..korean.len().min(200))]
@@ -340,8 +337,7 @@ fn measure(server: &Server, searcher: &Bot, kind: &Kind, total: usize) -> Row {
                 .await;
             match resp {
                 Ok(mut r) if r.status().as_u16() == 200 => {
-                    let body: serde_json::Value =
-                        r.json().limit(1 << 24).await.unwrap_or_default();
+                    let body: serde_json::Value = r.json().limit(1 << 24).await.unwrap_or_default();
                     lat.push(us(t0.elapsed()));
                     hits += body["hits"].as_array().map_or(0, |h| h.len());
                 }
