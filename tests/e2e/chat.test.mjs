@@ -634,9 +634,11 @@ async function main() {
     await send(carol.page, '서울에서 만나요 <img src=x onerror="window.pwned=1">');
     await waitUntil('alice\'s DM with carol\'s Korean message', async () =>
       (await bodies(alice.page)).some((b) => b.startsWith('서울에서')));
-    await (await roomButton(alice.page, 'Bob B.')).click();
+    await alice.page.getByTestId('room-list').getByRole('button').filter({ hasNotText: 'Carol C.' }).first().click();
+    await waitUntil('alice in another room', async () =>
+      (await alice.page.getByTestId('room-title').textContent()) !== 'Carol C.');
     await alice.page.getByTestId('message-search-input').fill('서울');
-    await alice.page.getByTestId('message-search-form').getByRole('button', { name: 'Search' }).click();
+    await alice.page.getByTestId('message-search-form').getByRole('button', { name: 'Find' }).click();
     const hit = alice.page.locator('[data-testid=message-hits] > li[data-testid=message-hit]');
     await waitUntil('one search hit', async () => (await hit.count()) === 1);
     const marked = await hit.locator('mark').allTextContents();
@@ -651,7 +653,7 @@ async function main() {
       (await alice.page.getByTestId('room-title').textContent()) === 'Carol C.');
     const refused = alice.page.locator('[data-testid=message-hits]');
     await alice.page.getByTestId('message-search-input').fill('a');
-    await alice.page.getByTestId('message-search-form').getByRole('button', { name: 'Search' }).click();
+    await alice.page.getByTestId('message-search-form').getByRole('button', { name: 'Find' }).click();
     await waitUntil('a one-letter search explained', async () =>
       (await refused.getByTestId('message-search-error').count()) === 1);
     log('search: Korean stem found, highlighted, markup inert, hit opens its room');
