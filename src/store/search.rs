@@ -35,16 +35,30 @@ pub struct Search<'a> {
     pub timeout_ms: u64,
 }
 
-/// The FTS5 query: every term a quoted prefix (`"term"*`), all of them required.
-fn fts5_query(terms: &[String]) -> String {
-    terms
+/// The most rooms whose tokens go into the match (see [`search`]); a caller in more rooms is
+/// filtered by the join alone.
+pub const MAX_ROOM_FILTER: usize = 200;
+
+/// The FTS5 query: every term a quoted prefix of a word of `body` (`body : "term"*`), all of
+/// them required, and, when given, the message's `room` token one of the rooms'.
+fn fts5_query(terms: &[String], rooms: Option<&[Id]>) -> String {
+    let mut q = terms
         .iter()
-        .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
+        .map(|t| format!("body : \"{}\"*", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()
-        .join(" AND ")
+        .join(" AND ");
+    if let Some(rooms) = rooms {
+        let any = rooms
+            .iter()
+            .map(|r| format!("room : r{}", r.0.simple()))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        q = format!("{q} AND ({any})");
+    }
+    q
 }
 
-/// The tsquery: every term a quoted prefix (`'term':*`), all of them required.
+/// The tsquery of the words: every term a quoted prefix (`'term':*`), all of them required.
 fn tsquery(terms: &[String]) -> String {
     terms
         .iter()
@@ -53,9 +67,44 @@ fn tsquery(terms: &[String]) -> String {
         .join(" & ")
 }
 
+/// The tsquery of the rooms (`tsquery` input syntax: lexemes taken as they are): one of the
+/// rooms' `#<hex id>` lexemes. An empty list matches nothing.
+fn rooms_tsquery(rooms: &[Id]) -> String {
+    if rooms.is_empty() {
+        return "'#'".into();
+    }
+    rooms
+        .iter()
+        .map(|r| format!("'#{}'", r.0.simple()))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The rooms the user is a current member of.
+fn rooms_of(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<Id>> {
+    use super::schema::room_memberships;
+    room_memberships::table
+        .filter(room_memberships::user_id.eq(user))
+        .filter(room_memberships::left_event_id.is_null())
+        .select(room_memberships::room_id)
+        .load(conn)
+}
+
 /// The ids of the matching messages the user may see, newest first.
+///
+/// The caller's rooms (or the one room asked for) are part of the index query when there are
+/// at most [`MAX_ROOM_FILTER`] of them: the index then skips other rooms' hits itself. The
+/// join on the current memberships decides what is visible either way.
 pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
     let before = s.before_seq.unwrap_or(i64::MAX);
+    let rooms = match s.room {
+        Some(room) => vec![room],
+        None => rooms_of(conn, s.user)?,
+    };
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = (rooms.len() <= MAX_ROOM_FILTER).then_some(rooms.as_slice());
     let room_clause = if s.room.is_some() {
         " AND m.room_id = $5"
     } else {
@@ -76,7 +125,7 @@ pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
             )
             .replace('$', "?");
             let q = diesel::sql_query(sql)
-                .bind::<Text, _>(fts5_query(s.terms))
+                .bind::<Text, _>(fts5_query(s.terms, filter))
                 .bind::<BigInt, _>(before)
                 .bind::<DbUuid, _>(s.user)
                 .bind::<BigInt, _>(s.limit);
@@ -86,13 +135,22 @@ pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
             }
         }
         DbConnection::Postgresql(c) => {
+            // The expression of the index `messages_search` (migration
+            // 2026-12-07-000007_message_search), word for word, or the index isn't used.
+            let rooms_part = if filter.is_some() {
+                " && $6::tsquery"
+            } else {
+                ""
+            };
             let sql = format!(
                 "SELECT m.id AS id FROM messages m \
-                 WHERE to_tsvector('simple'::regconfig, m.body) \
-                       @@ to_tsquery('simple'::regconfig, $1) \
+                 WHERE (to_tsvector('simple'::regconfig, m.body) \
+                        || array_to_tsvector(ARRAY['#' || replace(m.room_id::text, '-', '')])) \
+                       @@ (to_tsquery('simple'::regconfig, $1){rooms_part}) \
                  AND m.deleted_at IS NULL AND m.seq < $2 \
                  AND m.room_id IN (SELECT room_id FROM room_memberships \
-                                   WHERE user_id = $3 AND left_event_id IS NULL){room_clause} \
+                                   WHERE user_id = $3 AND left_event_id IS NULL) \
+                 AND ($5::uuid IS NULL OR m.room_id = $5::uuid) \
                  ORDER BY m.seq DESC LIMIT $4"
             );
             let timeout = s.timeout_ms;
@@ -105,9 +163,10 @@ pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
                     .bind::<Text, _>(tsquery(s.terms))
                     .bind::<BigInt, _>(before)
                     .bind::<DbUuid, _>(s.user)
-                    .bind::<BigInt, _>(s.limit);
-                match s.room {
-                    Some(room) => q.bind::<DbUuid, _>(room).load(c),
+                    .bind::<BigInt, _>(s.limit)
+                    .bind::<diesel::sql_types::Nullable<DbUuid>, _>(s.room);
+                match filter {
+                    Some(rooms) => q.bind::<Text, _>(rooms_tsquery(rooms)).load(c),
                     None => q.load(c),
                 }
             })?
@@ -145,7 +204,19 @@ mod tests {
     #[test]
     fn queries_quote_every_term_as_a_prefix() {
         let terms = vec!["서울".to_string(), "hello".to_string()];
-        assert_eq!(fts5_query(&terms), "\"서울\"* AND \"hello\"*");
+        assert_eq!(
+            fts5_query(&terms, None),
+            "body : \"서울\"* AND body : \"hello\"*"
+        );
         assert_eq!(tsquery(&terms), "'서울':* & 'hello':*");
+        let room: Id = "0a1b2c3d-0000-4000-8000-000000000001".parse().unwrap();
+        assert_eq!(
+            fts5_query(&terms[..1], Some(&[room])),
+            "body : \"서울\"* AND (room : r0a1b2c3d000040008000000000000001)"
+        );
+        assert_eq!(
+            rooms_tsquery(&[room]),
+            "'#0a1b2c3d000040008000000000000001'"
+        );
     }
 }

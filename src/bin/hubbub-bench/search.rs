@@ -379,21 +379,27 @@ fn index_writes(conn: &mut DbConnection, on: bool) -> Result<(), String> {
             // As the migration has them; messages sent meanwhile are indexed too.
             "CREATE TRIGGER message_search_insert AFTER INSERT ON messages \
              WHEN new.deleted_at IS NULL AND new.body <> '' BEGIN \
-             INSERT INTO message_search(rowid, body) VALUES (new.seq, new.body); END; \
-             CREATE TRIGGER message_search_update AFTER UPDATE OF body, deleted_at, seq ON messages BEGIN \
+             INSERT INTO message_search(rowid, body, room) \
+             VALUES (new.seq, new.body, 'r' || lower(hex(new.room_id))); END; \
+             CREATE TRIGGER message_search_update \
+             AFTER UPDATE OF body, deleted_at, seq, room_id ON messages BEGIN \
              DELETE FROM message_search WHERE rowid = old.seq; \
-             INSERT INTO message_search(rowid, body) SELECT new.seq, new.body \
+             INSERT INTO message_search(rowid, body, room) \
+             SELECT new.seq, new.body, 'r' || lower(hex(new.room_id)) \
              WHERE new.deleted_at IS NULL AND new.body <> ''; END; \
              CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN \
              DELETE FROM message_search WHERE rowid = old.seq; END; \
-             INSERT INTO message_search(rowid, body) SELECT seq, body FROM messages \
+             INSERT INTO message_search(rowid, body, room) \
+             SELECT seq, body, 'r' || lower(hex(room_id)) FROM messages \
              WHERE seq > 0 AND deleted_at IS NULL AND body <> '' \
              AND seq NOT IN (SELECT rowid FROM message_search);"
         }
         (DbConnection::Postgresql(_), false) => "DROP INDEX messages_search",
         (DbConnection::Postgresql(_), true) => {
             "CREATE INDEX messages_search ON messages \
-             USING gin (to_tsvector('simple'::regconfig, body)) WHERE deleted_at IS NULL"
+             USING gin ((to_tsvector('simple'::regconfig, body) \
+             || array_to_tsvector(ARRAY['#' || replace(room_id::text, '-', '')]))) \
+             WHERE deleted_at IS NULL"
         }
     };
     use diesel::connection::SimpleConnection;
