@@ -19,6 +19,8 @@ use crate::domain::Id;
 struct Hit {
     #[diesel(sql_type = DbUuid)]
     id: Id,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
 }
 
 /// What to search for and where.
@@ -35,27 +37,24 @@ pub struct Search<'a> {
     pub timeout_ms: u64,
 }
 
-/// The most rooms whose tokens go into the match (see [`search`]); a caller in more rooms is
-/// filtered by the join alone.
+/// The most rooms whose tokens go into one index query (see [`search`]); a caller in more
+/// rooms gets one query per this many, merged.
 pub const MAX_ROOM_FILTER: usize = 200;
 
 /// The FTS5 query: every term a quoted prefix of a word of `body` (`body : "term"*`), all of
-/// them required, and, when given, the message's `room` token one of the rooms'.
-fn fts5_query(terms: &[String], rooms: Option<&[Id]>) -> String {
-    let mut q = terms
+/// them required, and the message's `room` token one of the rooms'.
+fn fts5_query(terms: &[String], rooms: &[Id]) -> String {
+    let words = terms
         .iter()
         .map(|t| format!("body : \"{}\"*", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" AND ");
-    if let Some(rooms) = rooms {
-        let any = rooms
-            .iter()
-            .map(|r| format!("room : r{}", r.0.simple()))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        q = format!("{q} AND ({any})");
-    }
-    q
+    let any = rooms
+        .iter()
+        .map(|r| format!("room : r{}", r.0.simple()))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!("{words} AND ({any})")
 }
 
 /// The tsquery of the words: every term a quoted prefix (`'term':*`), all of them required.
@@ -68,11 +67,8 @@ fn tsquery(terms: &[String]) -> String {
 }
 
 /// The tsquery of the rooms (`tsquery` input syntax: lexemes taken as they are): one of the
-/// rooms' `#<hex id>` lexemes. An empty list matches nothing.
+/// rooms' `#<hex id>` lexemes.
 fn rooms_tsquery(rooms: &[Id]) -> String {
-    if rooms.is_empty() {
-        return "'#'".into();
-    }
     rooms
         .iter()
         .map(|r| format!("'#{}'", r.0.simple()))
@@ -92,19 +88,29 @@ fn rooms_of(conn: &mut DbConnection, user: Id) -> QueryResult<Vec<Id>> {
 
 /// The ids of the matching messages the user may see, newest first.
 ///
-/// The caller's rooms (or the one room asked for) are part of the index query when there are
-/// at most [`MAX_ROOM_FILTER`] of them: the index then skips other rooms' hits itself. The
-/// join on the current memberships decides what is visible either way.
+/// The caller's rooms (or the one room asked for) are part of the index query, so the index
+/// skips other rooms' hits itself instead of handing each to the join (a word common elsewhere
+/// but absent from the caller's rooms would otherwise be walked hit by hit). A caller in more
+/// than [`MAX_ROOM_FILTER`] rooms gets one query per that many rooms, each giving its newest
+/// `limit`, merged: the newest `limit` of all. The join on the current memberships decides
+/// what is visible either way.
 pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
-    let before = s.before_seq.unwrap_or(i64::MAX);
     let rooms = match s.room {
         Some(room) => vec![room],
         None => rooms_of(conn, s.user)?,
     };
-    if rooms.is_empty() {
-        return Ok(Vec::new());
+    let mut hits: Vec<Hit> = Vec::new();
+    for chunk in rooms.chunks(MAX_ROOM_FILTER) {
+        hits.extend(search_in(conn, s, chunk)?);
     }
-    let filter = (rooms.len() <= MAX_ROOM_FILTER).then_some(rooms.as_slice());
+    hits.sort_by_key(|h| std::cmp::Reverse(h.seq));
+    hits.truncate(s.limit.max(0) as usize);
+    Ok(hits.into_iter().map(|h| h.id).collect())
+}
+
+/// [`search`] in some of the caller's rooms (1 to [`MAX_ROOM_FILTER`]).
+fn search_in(conn: &mut DbConnection, s: &Search<'_>, rooms: &[Id]) -> QueryResult<Vec<Hit>> {
+    let before = s.before_seq.unwrap_or(i64::MAX);
     let room_clause = if s.room.is_some() {
         " AND m.room_id = $5"
     } else {
@@ -115,7 +121,7 @@ pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
             // CROSS JOIN keeps the FTS table the outer loop, so its rowid order is the result's
             // and the LIMIT stops the walk; `?n` numbering lets the room be optional.
             let sql = format!(
-                "SELECT m.id AS id FROM message_search CROSS JOIN messages m \
+                "SELECT m.id AS id, m.seq AS seq FROM message_search CROSS JOIN messages m \
                  ON m.seq = message_search.rowid \
                  WHERE message_search MATCH $1 AND message_search.rowid < $2 \
                  AND m.deleted_at IS NULL \
@@ -125,7 +131,7 @@ pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
             )
             .replace('$', "?");
             let q = diesel::sql_query(sql)
-                .bind::<Text, _>(fts5_query(s.terms, filter))
+                .bind::<Text, _>(fts5_query(s.terms, rooms))
                 .bind::<BigInt, _>(before)
                 .bind::<DbUuid, _>(s.user)
                 .bind::<BigInt, _>(s.limit);
@@ -137,42 +143,33 @@ pub fn search(conn: &mut DbConnection, s: &Search<'_>) -> QueryResult<Vec<Id>> {
         DbConnection::Postgresql(c) => {
             // The expression of the index `messages_search` (migration
             // 2026-12-07-000007_message_search), word for word, or the index isn't used.
-            let rooms_part = if filter.is_some() {
-                " && $6::tsquery"
-            } else {
-                ""
-            };
-            let sql = format!(
-                "SELECT m.id AS id FROM messages m \
+            let sql = "SELECT m.id AS id, m.seq AS seq FROM messages m \
                  WHERE (to_tsvector('simple'::regconfig, m.body) \
                         || array_to_tsvector(ARRAY['#' || replace(m.room_id::text, '-', '')])) \
-                       @@ (to_tsquery('simple'::regconfig, $1){rooms_part}) \
+                       @@ (to_tsquery('simple'::regconfig, $1) && $6::tsquery) \
                  AND m.deleted_at IS NULL AND m.seq < $2 \
                  AND m.room_id IN (SELECT room_id FROM room_memberships \
                                    WHERE user_id = $3 AND left_event_id IS NULL) \
                  AND ($5::uuid IS NULL OR m.room_id = $5::uuid) \
-                 ORDER BY m.seq DESC LIMIT $4"
-            );
+                 ORDER BY m.seq DESC LIMIT $4";
             let timeout = s.timeout_ms;
             c.transaction(|c| {
                 if timeout > 0 {
                     diesel::sql_query(format!("SET LOCAL statement_timeout = {timeout}"))
                         .execute(c)?;
                 }
-                let q = diesel::sql_query(sql)
+                diesel::sql_query(sql)
                     .bind::<Text, _>(tsquery(s.terms))
                     .bind::<BigInt, _>(before)
                     .bind::<DbUuid, _>(s.user)
                     .bind::<BigInt, _>(s.limit)
-                    .bind::<diesel::sql_types::Nullable<DbUuid>, _>(s.room);
-                match filter {
-                    Some(rooms) => q.bind::<Text, _>(rooms_tsquery(rooms)).load(c),
-                    None => q.load(c),
-                }
+                    .bind::<diesel::sql_types::Nullable<DbUuid>, _>(s.room)
+                    .bind::<Text, _>(rooms_tsquery(rooms))
+                    .load(c)
             })?
         }
     };
-    Ok(hits.into_iter().map(|h| h.id).collect())
+    Ok(hits)
 }
 
 /// Whether a store error is PostgreSQL cancelling the search at its time limit.
@@ -204,19 +201,20 @@ mod tests {
     #[test]
     fn queries_quote_every_term_as_a_prefix() {
         let terms = vec!["서울".to_string(), "hello".to_string()];
+        let other: Id = "0a1b2c3d-0000-4000-8000-000000000002".parse().unwrap();
         assert_eq!(
-            fts5_query(&terms, None),
-            "body : \"서울\"* AND body : \"hello\"*"
+            fts5_query(&terms, &[other]),
+            "body : \"서울\"* AND body : \"hello\"* AND (room : r0a1b2c3d000040008000000000000002)"
         );
         assert_eq!(tsquery(&terms), "'서울':* & 'hello':*");
         let room: Id = "0a1b2c3d-0000-4000-8000-000000000001".parse().unwrap();
         assert_eq!(
-            fts5_query(&terms[..1], Some(&[room])),
+            fts5_query(&terms[..1], &[room]),
             "body : \"서울\"* AND (room : r0a1b2c3d000040008000000000000001)"
         );
         assert_eq!(
-            rooms_tsquery(&[room]),
-            "'#0a1b2c3d000040008000000000000001'"
+            rooms_tsquery(&[room, other]),
+            "'#0a1b2c3d000040008000000000000001' | '#0a1b2c3d000040008000000000000002'"
         );
     }
 }

@@ -361,3 +361,44 @@ async fn searches_over_the_rate_limit_are_429() {
     let room = room_id(&alice.create_room(&app, "den", &[]).await);
     alice.history(&app, &room, "").await;
 }
+
+#[actix_web::test]
+async fn a_member_of_more_rooms_than_one_index_query_takes_finds_hits_in_all_of_them_in_order() {
+    // Arrange: 201 rooms (one more than an index query names); hits in the first, a middle
+    // and the last room, sent in that order.
+    let app = TestApp::builder()
+        .env("HUBBUB_RATE_WRITES_PER_SEC", "0")
+        .spawn()
+        .await;
+    let alice = app.register("alice").await;
+    let mut rooms = Vec::new();
+    for i in 0..201 {
+        rooms.push(room_id(
+            &alice.create_room(&app, &format!("r{i}"), &[]).await,
+        ));
+    }
+    for (n, i) in [0, 100, 200].into_iter().enumerate() {
+        alice
+            .send_message(&app, &rooms[i], &format!("needle {n}"))
+            .await;
+        alice.send_message(&app, &rooms[i], "hay").await;
+    }
+
+    // Act: pages of 2.
+    let first = search(&app, &alice, &format!("{}&limit=2", q("needle"))).await;
+    let before = first["next_before"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = search(
+        &app,
+        &alice,
+        &format!("{}&limit=2&before={before}", q("needle")),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(bodies(&first), ["needle 2", "needle 1"]);
+    assert_eq!(bodies(&second), ["needle 0"]);
+    assert!(second["next_before"].is_null());
+}
