@@ -143,15 +143,20 @@ fn search_in(conn: &mut DbConnection, s: &Search<'_>, rooms: &[Id]) -> QueryResu
         DbConnection::Postgresql(c) => {
             // The expression of the index `messages_search` (migration
             // 2026-12-07-000007_message_search), word for word, or the index isn't used.
-            let sql = "SELECT m.id AS id, m.seq AS seq FROM messages m \
-                 WHERE (to_tsvector('simple'::regconfig, m.body) \
-                        || array_to_tsvector(ARRAY['#' || replace(m.room_id::text, '-', '')])) \
-                       @@ (to_tsquery('simple'::regconfig, $1) && $6::tsquery) \
-                 AND m.deleted_at IS NULL AND m.seq < $2 \
-                 AND m.room_id IN (SELECT room_id FROM room_memberships \
+            // MATERIALIZED: one GIN scan (the caller's rooms are in the tsquery), then the
+            // memberships. Left to itself the planner looped over the memberships and ran the
+            // GIN scan once per room (285 ms instead of 15 for a word common elsewhere).
+            let sql = "WITH hits AS MATERIALIZED ( \
+                   SELECT m.id, m.seq, m.room_id FROM messages m \
+                   WHERE (to_tsvector('simple'::regconfig, m.body) \
+                          || array_to_tsvector(ARRAY['#' || replace(m.room_id::text, '-', '')])) \
+                         @@ (to_tsquery('simple'::regconfig, $1) && $6::tsquery) \
+                   AND m.deleted_at IS NULL AND m.seq < $2) \
+                 SELECT id, seq FROM hits \
+                 WHERE room_id IN (SELECT room_id FROM room_memberships \
                                    WHERE user_id = $3 AND left_event_id IS NULL) \
-                 AND ($5::uuid IS NULL OR m.room_id = $5::uuid) \
-                 ORDER BY m.seq DESC LIMIT $4";
+                 AND ($5::uuid IS NULL OR room_id = $5::uuid) \
+                 ORDER BY seq DESC LIMIT $4";
             let timeout = s.timeout_ms;
             c.transaction(|c| {
                 if timeout > 0 {
