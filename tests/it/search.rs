@@ -72,7 +72,10 @@ async fn search_finds_korean_and_english_words_newest_first_with_a_snippet() {
         bodies(&search(&app, &bob, &q("hello seoul")).await),
         Vec::<String>::new()
     );
-    // The hit is the message as history shows it, plus the snippet as plain-text pieces.
+    // The hit is the message as history shows it, plus the snippet as plain-text pieces; the
+    // answer fits the OpenAPI document.
+    let doc = crate::openapi::document(&app).await;
+    crate::openapi::fits(&doc, "get", "/api/v1/search/messages", 200, &page);
     let hit = &page["hits"][0];
     for key in [
         "id",
