@@ -102,6 +102,11 @@ pub struct Settings {
     pub presence_node_timeout: Duration,
     /// Presence: the most users a node tracks at once.
     pub presence_max_users: usize,
+    /// Message searches per user per minute (0: no limit): a bucket of their own (#19).
+    pub rate_search_per_min: u32,
+    /// PostgreSQL's time limit for one search statement, in ms (0: none); past it, 422
+    /// `search_too_broad`.
+    pub search_timeout_ms: u64,
     /// Take the client's address from `X-Forwarded-For`/`Forwarded` (only behind a proxy that
     /// sets them and that alone can reach the server).
     pub trust_forwarded: bool,
@@ -416,6 +421,8 @@ impl Settings {
             presence_tick: millis("HUBBUB_PRESENCE_TICK_MS", 1_000)?,
             presence_node_timeout: millis("HUBBUB_PRESENCE_NODE_TIMEOUT_MS", 15_000)?,
             presence_max_users: number("HUBBUB_PRESENCE_MAX_USERS", 100_000)?,
+            rate_search_per_min: number("HUBBUB_RATE_SEARCH_PER_MIN", 60)? as u32,
+            search_timeout_ms: number("HUBBUB_SEARCH_TIMEOUT_MS", 2000)? as u64,
             trust_forwarded: flag("HUBBUB_TRUST_FORWARDED", false)?,
             max_upload_bytes: number("HUBBUB_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
             attachment_ttl: secs("HUBBUB_ATTACHMENT_TTL_SECS", 24 * 3600)?,

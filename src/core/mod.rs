@@ -19,6 +19,7 @@ pub mod reactions;
 pub mod replay;
 pub mod reports;
 pub mod rooms;
+pub mod search;
 pub mod send_group;
 pub mod sessions;
 pub mod social;

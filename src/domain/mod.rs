@@ -2,6 +2,7 @@
 
 mod id;
 mod kinds;
+pub mod search;
 mod text;
 pub mod visibility;
 

@@ -206,11 +206,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     // The rate limiter's buckets: app data of their own (the limiter is server-layer code that
     // AppState doesn't need to know).
-    let limits = Arc::new(Limits::new(
-        settings.rate_login_per_min,
-        settings.rate_writes_per_s,
-        settings.rate_typing_per_s,
-    ));
+    let limits = Arc::new(
+        Limits::new(
+            settings.rate_login_per_min,
+            settings.rate_writes_per_s,
+            settings.rate_typing_per_s,
+        )
+        .with_search(settings.rate_search_per_min),
+    );
     let limits_data = web::Data::from(limits.clone());
     let (stop, stop_rx) = watch::channel(false);
     let remote = match &settings.redis_url {

@@ -17,6 +17,7 @@ pub mod push_worker;
 pub mod reports;
 pub mod rooms;
 pub mod schema;
+pub mod search;
 pub mod secrets;
 pub mod sessions;
 pub mod social;

@@ -514,6 +514,52 @@ function renderSearch(users, friendIds = new Set(state.friends.map((f) => f.user
   }));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Message search (GET /search/messages): hits newest first; the snippet arrives as plain-text
+// pieces, each put in the page as text (a <mark> for a hit), so a message can't inject markup.
+
+const messageSearch = { q: '', nextBefore: null };
+
+async function searchMessages(q, more = false) {
+  const list = $('#message-hits');
+  if (!more) {
+    messageSearch.q = q;
+    messageSearch.nextBefore = null;
+    list.replaceChildren();
+  }
+  if (!q) { $('#message-hits-more').hidden = true; return; }
+  let path = '/search/messages?limit=20&q=' + encodeURIComponent(q);
+  if (more && messageSearch.nextBefore) path += '&before=' + encodeURIComponent(messageSearch.nextBefore);
+  try {
+    const r = await api('GET', path);
+    if (q !== messageSearch.q) return; // a newer search replaced this one
+    list.append(...r.hits.map(hitRow));
+    if (!list.children.length) list.append(el('li', { class: 'muted', text: 'No messages found.' }));
+    messageSearch.nextBefore = r.next_before;
+    $('#message-hits-more').hidden = !r.next_before;
+  } catch (e) {
+    list.replaceChildren(el('li', { class: 'muted', 'data-testid': 'message-search-error', text: describe(e) }));
+    $('#message-hits-more').hidden = true;
+  }
+}
+
+function hitRow(hit) {
+  const room = state.rooms.get(hit.room_id);
+  const snippet = el('span', { class: 'snippet', 'data-testid': 'hit-snippet' },
+    ...hit.snippet.map((s) => (s.hit ? el('mark', { text: s.text }) : document.createTextNode(s.text))));
+  const open = async () => {
+    await openRoom(hit.room_id);
+    const row = document.querySelector(`#timeline [data-message-id="${CSS.escape(hit.id)}"]`);
+    row?.scrollIntoView({ block: 'center' });
+    row?.classList.add('found');
+  };
+  return el('li', { 'data-testid': 'message-hit', dataset: { roomId: hit.room_id, id: hit.id } },
+    el('button', { type: 'button', class: 'hit', onclick: open,
+      'aria-label': `Open ${room ? roomTitle(room) : 'the room'} at this message` },
+    el('span', { class: 'hit-meta muted', text: `${room ? roomTitle(room) : 'Room'} · ${nameOf(hit.author_id)} · ${new Date(hit.created_at).toLocaleString()}` }),
+    snippet));
+}
+
 function renderRoomHeader() {
   const room = state.rooms.get(state.current);
   if (!room) return;
@@ -951,6 +997,11 @@ function wire() {
       if (!(r.users || []).length) $('#search-results').append(el('li', { class: 'muted', text: 'Nobody found.' }));
     } catch (e) { toast(describe(e)); }
   });
+  $('#message-search-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    searchMessages($('#message-search-input').value.trim());
+  });
+  $('#message-hits-more').addEventListener('click', () => searchMessages(messageSearch.q, true));
   $('#group-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const form = ev.target;

@@ -43,6 +43,7 @@ function startServer() {
     // HUBBUB_COOKIE_SECURE stays at its default (auto): step 1a signs in over plain HTTP.
     HUBBUB_RATE_LOGIN_PER_MIN: '0',
     HUBBUB_RATE_WRITES_PER_SEC: '0',
+    HUBBUB_RATE_SEARCH_PER_MIN: '0',
   };
   delete env.HUBBUB_DATABASE_URL;
   delete env.HUBBUB_REDIS_URL;
@@ -645,6 +646,36 @@ async function main() {
     await waitUntil('alice\'s typing line cleared by carol\'s message', async () =>
       !(await typingLine.isVisible()) && (await bodies(alice.page)).includes('hello alice'));
     log('typing shown, then cleared by the message');
+
+    // 17. Search: carol sends a Korean message with markup in it; alice, in another room,
+    // finds it by the first word's stem ("서울" of "서울에서"), sees the match highlighted and
+    // the markup as text, and clicking the hit opens the DM with carol.
+    await send(carol.page, '서울에서 만나요 <img src=x onerror="window.pwned=1">');
+    await waitUntil('alice\'s DM with carol\'s Korean message', async () =>
+      (await bodies(alice.page)).some((b) => b.startsWith('서울에서')));
+    await alice.page.getByTestId('room-list').getByRole('button').filter({ hasNotText: 'Carol C.' }).first().click();
+    await waitUntil('alice in another room', async () =>
+      (await alice.page.getByTestId('room-title').textContent()) !== 'Carol C.');
+    await alice.page.getByTestId('message-search-input').fill('서울');
+    await alice.page.getByTestId('message-search-form').getByRole('button', { name: 'Find' }).click();
+    const hit = alice.page.locator('[data-testid=message-hits] > li[data-testid=message-hit]');
+    await waitUntil('one search hit', async () => (await hit.count()) === 1);
+    const marked = await hit.locator('mark').allTextContents();
+    assert(JSON.stringify(marked) === JSON.stringify(['서울']), `the stem is highlighted (${marked})`);
+    const snippetText = await hit.getByTestId('hit-snippet').textContent();
+    assert(snippetText.includes('<img src=x'), `markup shown as text (${snippetText})`);
+    assert(await hit.locator('img').count() === 0, 'no element from the message');
+    assert(!(await alice.page.evaluate(() => window.pwned)), 'no script ran');
+    await shot(alice.page, '17-search');
+    await hit.getByRole('button').click();
+    await waitUntil('the hit\'s room open', async () =>
+      (await alice.page.getByTestId('room-title').textContent()) === 'Carol C.');
+    const refused = alice.page.locator('[data-testid=message-hits]');
+    await alice.page.getByTestId('message-search-input').fill('a');
+    await alice.page.getByTestId('message-search-form').getByRole('button', { name: 'Find' }).click();
+    await waitUntil('a one-letter search explained', async () =>
+      (await refused.getByTestId('message-search-error').count()) === 1);
+    log('search: Korean stem found, highlighted, markup inert, hit opens its room');
 
     const errors = people.flatMap((p) => p.errors);
     assert(errors.length === 0, 'no page errors or CSP violations:\n' + errors.join('\n'));

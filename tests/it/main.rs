@@ -28,6 +28,7 @@ mod registration;
 mod reports;
 mod room_life;
 mod rooms;
+mod search;
 mod social;
 mod sse;
 mod stream;

@@ -37,6 +37,9 @@ pub enum Scenario {
     /// The send rate alone and beside --flappers users coming online and going offline every
     /// few seconds (not in `all`; set the server's presence grace and window below 3 s)
     Presence,
+    /// Search latency over --search-messages stored messages, and the send rate with and
+    /// without the search index (not in `all`)
+    Search,
 }
 
 impl Scenario {
@@ -163,6 +166,18 @@ struct Args {
     /// Users each opening a long poll every 3.1 s beside the senders [default: 1000; --smoke: 20]
     #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "presence")]
     flappers: Option<usize>,
+    /// Messages stored for `search` (written straight into the database) [default: 1000000; --smoke: 2000]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_messages: Option<usize>,
+    /// Rooms they are spread over [default: 1000; --smoke: 20]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_rooms: Option<usize>,
+    /// Rooms of those the searcher is a member of [default: 20; --smoke: 4]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_member_of: Option<usize>,
+    /// Queries of each kind [default: 200; --smoke: 5]
+    #[arg(long, value_name = "N", value_parser = above_zero, help_heading = "search")]
+    search_queries: Option<usize>,
 
     /// One JSON object per row after the table
     #[arg(long, help_heading = "Output")]
@@ -203,6 +218,10 @@ pub struct Opts {
     pub typers: usize,
     pub matrix_url: Option<String>,
     pub flappers: usize,
+    pub search_messages: usize,
+    pub search_rooms: usize,
+    pub search_member_of: usize,
+    pub search_queries: usize,
     pub smoke: bool,
     pub json: bool,
 }
@@ -320,6 +339,10 @@ fn resolve(a: Args) -> Opts {
         typers: count(a.typers, 1000, 20),
         matrix_url: a.matrix_url,
         flappers: count(a.flappers, 1000, 20),
+        search_messages: count(a.search_messages, 1_000_000, 2000),
+        search_rooms: count(a.search_rooms, 1000, 20),
+        search_member_of: count(a.search_member_of, 20, 4),
+        search_queries: count(a.search_queries, 200, 5),
         push_senders: count(a.push_senders, 4, 2),
         push_events: count(a.events, 500, 20),
         push_rate: a.push_rate,

@@ -4,7 +4,9 @@
 //! `send`, `send-half`, `fanout`, `connections`, `catchup`, `all` (the default), `hostile`
 //! (the attacks of #14; not in `all`), `push` (the push worker's rate; not in `all`) and
 //! `typing` (sends beside 1,000 typists; not in `all`), `presence` (sends beside 1,000 users
-//! flapping online and offline; not in `all`). See `docs/benchmarks.md` for the commands behind the
+//! flapping online and offline; not in `all`), `search` (search latency over a million
+//! messages; not in `all`) and `matrix-send` (the send clients against a Matrix homeserver).
+//! See `docs/benchmarks.md` for the commands behind the
 //! published figures.
 
 mod api;
@@ -16,6 +18,7 @@ mod hostile;
 mod matrix;
 mod presence;
 mod push;
+mod search;
 mod send;
 mod server;
 mod stats;
@@ -250,6 +253,21 @@ fn main() -> ExitCode {
                 let flappers = presence::setup(&server.base, &prefix, opts.flappers)?;
                 let (rows, line) = presence::run(&server, &op, &flappers, load);
                 lines.push(line);
+                Ok(rows)
+            }
+            Scenario::Search => {
+                if send_op.is_none() {
+                    send_op = Some(send::setup(&server.base, &prefix, opts.clients, false)?);
+                }
+                let op = send_op.clone().ok_or("no room")?;
+                let plan = search::Plan {
+                    messages: opts.search_messages,
+                    rooms: opts.search_rooms,
+                    member_of: opts.search_member_of.min(opts.search_rooms),
+                    queries: opts.search_queries,
+                };
+                let (rows, more) = search::run(&server, &prefix, plan, &op, load)?;
+                lines.extend(more);
                 Ok(rows)
             }
             // `cli::parse` expands it.

@@ -24,9 +24,20 @@ pub struct Server {
     pub backend: String,
     child: Option<Child>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
 }
 
 impl Server {
+    /// The database the server uses: `--database-url`, else the SQLite file of a server
+    /// started here.
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| {
+            self.data_dir
+                .as_ref()
+                .map(|d| d.join("hubbub.db").display().to_string())
+        })
+    }
+
     /// Starts the binary (or attaches to `--url`) and waits for it to listen.
     pub fn start(opts: &ServerOpts) -> Result<Server, String> {
         if let Some(url) = &opts.url {
@@ -39,6 +50,7 @@ impl Server {
                 },
                 child: None,
                 data_dir: None,
+                database_url: opts.database_url.clone(),
             });
         }
         let nanos = std::time::SystemTime::now()
@@ -58,6 +70,7 @@ impl Server {
             .env("HUBBUB_RATE_LOGIN_PER_MIN", "0")
             // One owner's bots are the benchmark's clients (a thousand in `fanout`).
             .env("HUBBUB_MAX_BOTS_PER_USER", "1000000")
+            .env("HUBBUB_RATE_SEARCH_PER_MIN", "0")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -100,6 +113,7 @@ impl Server {
             backend: backend.into(),
             child: Some(child),
             data_dir: Some(data_dir),
+            database_url: opts.database_url.clone(),
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(base) => server.base = base,

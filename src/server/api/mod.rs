@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod reports;
 pub mod rooms;
 pub mod schema;
+pub mod search;
 pub mod session_store;
 pub mod social;
 pub mod tokens;
@@ -155,6 +156,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource!("/push/subscriptions", post => push::subscribe, get => push::list),
                 )
                 .service(resource!("/push/subscriptions/{id}", delete => push::unsubscribe))
+                // Message search (#19).
+                .service(resource!("/search/messages", get => search::messages))
                 // Administration (#18): accounts and invites.
                 .service(admin_resource!("/admin/users", get => admin::users))
                 .service(

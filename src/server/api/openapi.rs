@@ -43,6 +43,7 @@ use crate::server::stream;
         ops::healthz, ops::readyz, ops::metrics,
         admin::users, admin::deactivate, admin::reactivate, admin::create_invite, admin::invites,
         admin::delete_invite,
+        crate::server::api::search::messages,
     ),
     components(schemas(
         ErrorBody, Message, Room, event::ReactionEvent, event::MemberEvent, event::ReadMarker,

@@ -1,7 +1,8 @@
 //! Rate limits, as token buckets (`governor`): sign-in and registration per client IP, and
 //! writes per user, across all of that user's sessions and tokens (a bot is a user of its own,
 //! with its own bucket). Typing calls (`POST /api/v1/rooms/{id}/typing`) are writes with a
-//! small bucket of their own, so that a typing client never spends the budget of its sends. Over the limit: 429 `rate_limited` with `Retry-After`; every limited
+//! small bucket of their own, so that a typing client never spends the budget of its sends.
+//! Message searches (`GET /api/v1/search/messages`) have a per-user bucket of their own. Over the limit: 429 `rate_limited` with `Retry-After`; every limited
 //! response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until full).
 //!
 //! The buckets are per node: behind a load balancer spreading clients over n nodes, a client
@@ -95,6 +96,9 @@ pub struct Limits {
     login: Option<Bucket<IpAddr>>,
     writes: Option<Bucket<Id>>,
     typing: Option<Bucket<Id>>,
+    /// Message searches per user (`GET /api/v1/search/messages`): reads, but each one walks an
+    /// index.
+    search: Option<Bucket<Id>>,
 }
 
 impl Limits {
@@ -106,7 +110,15 @@ impl Limits {
             login: Bucket::new(login_per_min, Duration::from_secs(60)),
             writes: Bucket::new(writes_per_s.saturating_mul(5), Duration::from_secs(5)),
             typing: Bucket::new(typing_per_s.saturating_mul(5), Duration::from_secs(5)),
+            search: None,
         }
+    }
+
+    /// Adds the search bucket: `per_min` searches per user per minute, bursting to a minute's
+    /// worth (0: no limit).
+    pub fn with_search(mut self, per_min: u32) -> Limits {
+        self.search = Bucket::new(per_min, Duration::from_secs(60));
+        self
     }
 
     /// Forgets idle keys (called by the maintenance task) so memory stays bounded.
@@ -118,6 +130,9 @@ impl Limits {
             b.limiter.retain_recent();
         }
         if let Some(b) = &self.typing {
+            b.limiter.retain_recent();
+        }
+        if let Some(b) = &self.search {
             b.limiter.retain_recent();
         }
     }
@@ -146,6 +161,12 @@ async fn verdict(req: &ServiceRequest, limits: &Limits, trust_forwarded: bool) -
             .flatten();
         let ip = forwarded.or_else(|| req.peer_addr().map(|a| a.ip()))?;
         return limits.login.as_ref().map(|b| b.check(&ip));
+    }
+    if req.method() == Method::GET && path == "/api/v1/search/messages" {
+        let bucket = limits.search.as_ref()?;
+        let caller = Caller::authenticate(req.request()).await.ok()?;
+        req.extensions_mut().insert(caller);
+        return Some(bucket.check(&caller.user));
     }
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;

@@ -345,6 +345,16 @@ fn parameters() -> Vec<(&'static str, &'static str, Value)> {
         ("admin_reports", "limit", range(1, reports::MAX_PAGE)),
         ("admin_users", "limit", range(1, admin::MAX_LIST)),
         (
+            "search_messages",
+            "limit",
+            range(1, crate::core::search::MAX_PAGE),
+        ),
+        (
+            "search_messages",
+            "q",
+            json!({ "minLength": crate::domain::search::MIN_TERM_CHARS, "maxLength": crate::domain::search::MAX_QUERY_CHARS }),
+        ),
+        (
             "admin_users",
             "q",
             json!({ "pattern": format!("^[{ws}]*[A-Za-z0-9_.\\-]{{0,{}}}[{ws}]*$", Username::MAX_CHARS) }),
