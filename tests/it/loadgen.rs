@@ -55,3 +55,24 @@ fn the_load_generator_runs_the_typing_scenario_at_tiny_scale() {
         .expect("start hubbub-bench");
     assert!(status.success(), "a send or a typing call failed");
 }
+
+/// `presence` and `search` are not in `all`: sends beside users coming online and going offline,
+/// and searches over a small store, at tiny scale. Fails if a send, a long poll or a search failed.
+#[test]
+fn the_load_generator_runs_the_presence_and_search_scenarios_at_tiny_scale() {
+    let status = Command::new(env!("CARGO_BIN_EXE_hubbub-bench"))
+        .args([
+            "--smoke",
+            "--server",
+            env!("CARGO_BIN_EXE_hubbub"),
+            "--env",
+            "HUBBUB_PRESENCE_GRACE_MS=1000",
+            "--env",
+            "HUBBUB_PRESENCE_WINDOW_MS=3000",
+            "presence",
+            "search",
+        ])
+        .status()
+        .expect("start hubbub-bench");
+    assert!(status.success(), "a send, a long poll or a search failed");
+}

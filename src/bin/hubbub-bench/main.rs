@@ -10,6 +10,7 @@
 //! published figures.
 
 mod api;
+mod beside;
 mod catchup;
 mod cli;
 mod conns;

@@ -7,15 +7,15 @@
 //! user per window, through the same group-commit writer. Run it once more with
 //! `--env HUBBUB_PRESENCE=false` to tell the long polls' own cost from presence's.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::api::{self, Bot};
-use crate::send::{self, Load, Op};
+use crate::beside::{self, Actor, Background};
+use crate::send::{Load, Op};
 use crate::server::Server;
-use crate::stats::{us, Latency, Row};
+use crate::stats::Row;
 
 /// A little over the window the command line sets (3 s).
 const PERIOD: Duration = Duration::from_millis(3100);
@@ -52,116 +52,38 @@ pub fn setup(base: &str, prefix: &str, n: usize) -> Result<Flappers, String> {
     })
 }
 
-#[derive(Default)]
-struct Outcome {
-    latencies: Vec<u64>,
-    errors: BTreeMap<String, u64>,
-}
+/// One flapper: a long poll that answers at once (`timeout=0`).
+#[derive(Clone)]
+struct Flapper(Bot);
 
-async fn flapper_loop(
-    c: awc::Client,
-    base: String,
-    bot: Bot,
-    idx: usize,
-    n: usize,
-    until: Instant,
-) -> Outcome {
-    // Spread over one period so that the total rate is even.
-    let mut next = Instant::now() + PERIOD.mul_f64(idx as f64 / n.max(1) as f64);
-    let mut out = Outcome::default();
-    while next < until {
-        actix_rt::time::sleep_until(next.into()).await;
-        let t0 = next;
-        next += PERIOD;
+impl Actor for Flapper {
+    async fn call(&self, c: &awc::Client, base: &str) -> Result<(), String> {
         let answer = c
             .get(format!("{base}/api/v1/events?timeout=0"))
-            .insert_header(("Authorization", format!("Bearer {}", bot.token)))
+            .insert_header(("Authorization", format!("Bearer {}", self.0.token)))
             .send()
             .await;
         match answer {
             Ok(mut r) if r.status().as_u16() == 200 => {
                 let _ = r.body().limit(1 << 20).await;
-                out.latencies.push(us(Instant::now() - t0))
+                Ok(())
             }
-            Ok(r) => {
-                *out.errors
-                    .entry(r.status().as_u16().to_string())
-                    .or_default() += 1
-            }
-            Err(e) => *out.errors.entry(format!("0 {e}")).or_default() += 1,
+            Ok(r) => Err(r.status().as_u16().to_string()),
+            Err(e) => Err(format!("0 {e}")),
         }
     }
-    out
 }
 
-/// The flappers for `duration`, on one thread of their own; a row of their polls.
-fn flap_for(base: String, bots: Vec<Bot>, duration: Duration) -> Row {
-    let n = bots.len();
-    let until = Instant::now() + duration;
-    let started = Instant::now();
-    let parts = api::on_threads(1, move |_| {
-        let (base, bots) = (base.clone(), bots.clone());
-        async move {
-            let c = api::client(None);
-            let handles: Vec<_> = bots
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    actix_rt::spawn(flapper_loop(c.clone(), base.clone(), b, i, n, until))
-                })
-                .collect();
-            let mut outs = Vec::new();
-            for h in handles {
-                outs.push(h.await.unwrap_or_default());
-            }
-            outs
-        }
-    });
-    let elapsed = started.elapsed().as_secs_f64().max(1e-6);
-    let (mut lat, mut errors) = (Vec::new(), BTreeMap::new());
-    for o in parts.into_iter().flatten() {
-        lat.extend(o.latencies);
-        for (k, v) in o.errors {
-            *errors.entry(k).or_insert(0u64) += v;
-        }
-    }
-    let mut row = Row::new(format!("presence ({n} flappers)"));
-    row.rate = Some(lat.len() as f64 / elapsed);
-    row.errors = errors.values().sum();
-    row.note = format!("one long poll per user every {:.1} s", PERIOD.as_secs_f64());
-    if !errors.is_empty() {
-        row.note += &format!(", errors {errors:?}");
-    }
-    row.extra = json!({"flappers": n, "ok": lat.len(), "errors": errors});
-    row.latency = Some(Latency::of(lat));
-    row
-}
-
-/// Sends alone, then beside the flappers; the rows and the ratio line.
+/// Sends alone, then beside the flappers; the rows and the ratio line. The flappers start a
+/// full period ahead, so that all of them are flapping when the sends start.
 pub fn run(server: &Server, op: &Op, flappers: &Flappers, load: Load) -> (Vec<Row>, String) {
-    let (alone, _) = send::run(server, "send max (alone)", op, load);
-    let base = server.base.clone();
-    let list = flappers.bots.clone();
-    // The flappers start first (a full period, so that all of them are flapping) and run a
-    // little longer, so the sends meet them all the way.
-    let lead = PERIOD;
-    let beside = std::thread::spawn(move || flap_for(base, list, lead + load.duration + lead));
-    std::thread::sleep(lead);
-    let name = format!("send max + {} flappers", flappers.bots.len());
-    let (with, _) = send::run(server, &name, op, load);
-    let flapping = beside.join().unwrap_or_else(|_| {
-        let mut row = Row::new("presence");
-        row.errors = 1;
-        row.note = "the flappers' thread panicked".into();
-        row
-    });
-    let line = match (alone.rate, with.rate) {
-        (Some(a), Some(w)) if a > 0.0 => format!(
-            "send rate beside {} flappers / alone = {:.1} % ({w:.0} / {a:.0} per s)",
-            flappers.bots.len(),
-            w / a * 100.0
-        ),
-        _ => "send rate beside flappers: not measured".into(),
+    let background = Background {
+        actors: flappers.bots.iter().cloned().map(Flapper).collect(),
+        period: PERIOD,
+        lead: PERIOD,
+        noun: "flappers",
+        label: "presence",
+        note: format!("one long poll per user every {:.1} s", PERIOD.as_secs_f64()),
     };
-    (vec![alone, with, flapping], line)
+    beside::run(server, op, &background, load)
 }
