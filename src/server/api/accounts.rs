@@ -14,6 +14,7 @@ use crate::domain::Id;
 use crate::error::Error;
 use crate::server::api::auth::{start_session, Caller};
 use crate::server::api::error::ErrorBody;
+use crate::server::api::paging;
 use crate::server::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -175,19 +176,7 @@ pub async fn search(
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, Error> {
     let query = query.into_inner();
-    let limit = match query.limit.as_deref() {
-        None => 20,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=accounts::MAX_SEARCH).contains(n))
-            .ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_query",
-                    format!("limit must be a number from 1 to {}", accounts::MAX_SEARCH),
-                )
-            })?,
-    };
+    let limit = paging::limit(query.limit.as_deref(), 20, accounts::MAX_SEARCH)?;
     let prefix = query
         .prefix
         .ok_or_else(|| Error::bad_request("invalid_query", "prefix is required"))?;

@@ -16,6 +16,7 @@ use crate::domain::Id;
 use crate::error::Error;
 use crate::server::api::auth::{Admin, Caller};
 use crate::server::api::error::{for_status, ErrorBody};
+use crate::server::api::paging;
 use crate::server::state::AppState;
 
 /// Where the administrators' API lives.
@@ -77,19 +78,7 @@ pub async fn users(
     query: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, Error> {
     let query = query.into_inner();
-    let limit = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=admin::MAX_LIST).contains(n))
-            .ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_query",
-                    format!("limit must be a number from 1 to {}", admin::MAX_LIST),
-                )
-            })?,
-    };
+    let limit = paging::limit(query.limit.as_deref(), 50, admin::MAX_LIST)?;
     let (users, next_after) = admin::list_users(&state.db, query.q, query.after, limit).await?;
     Ok(HttpResponse::Ok().json(UserPage { users, next_after }))
 }

@@ -13,6 +13,7 @@ use crate::domain::Id;
 use crate::error::Error;
 use crate::server::api::auth::Admin;
 use crate::server::api::error::ErrorBody;
+use crate::server::api::paging;
 use crate::server::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -40,19 +41,7 @@ pub async fn list(
             ))
         }
     };
-    let limit = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=reports::MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_query",
-                    format!("limit must be a number from 1 to {}", reports::MAX_PAGE),
-                )
-            })?,
-    };
+    let limit = paging::limit(query.limit.as_deref(), 50, reports::MAX_PAGE)?;
     let before = match query.before.as_deref() {
         None => None,
         Some(raw) => Some(

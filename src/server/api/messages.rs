@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::events;
 use crate::server::api::auth::Caller;
 use crate::server::api::error::ErrorBody;
+use crate::server::api::paging;
 use crate::server::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -114,19 +115,7 @@ pub async fn history(
     room: web::Path<Id>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, Error> {
-    let limit = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=messages::MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_query",
-                    format!("limit must be a number from 1 to {}", messages::MAX_PAGE),
-                )
-            })?,
-    };
+    let limit = paging::limit(query.limit.as_deref(), 50, messages::MAX_PAGE)?;
     let anchor_id = |raw: &str| {
         raw.parse::<Id>()
             .map_err(|_| Error::bad_request("invalid_cursor", "before/after must be a message id"))

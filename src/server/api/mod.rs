@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod paging;
 pub mod push;
 pub mod ratelimit;
 pub mod reports;

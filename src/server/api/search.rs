@@ -9,6 +9,7 @@ use crate::domain::Id;
 use crate::error::Error;
 use crate::server::api::auth::Caller;
 use crate::server::api::error::ErrorBody;
+use crate::server::api::paging;
 use crate::server::state::AppState;
 
 /// The query string, as text: each value is checked here so that a bad one gets its own code.
@@ -38,19 +39,7 @@ pub async fn messages(
     query: web::Query<SearchParams>,
 ) -> Result<HttpResponse, Error> {
     let query = query.into_inner();
-    let limit = match query.limit.as_deref() {
-        None => 20,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=search::MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_query",
-                    format!("limit must be a number from 1 to {}", search::MAX_PAGE),
-                )
-            })?,
-    };
+    let limit = paging::limit(query.limit.as_deref(), 20, search::MAX_PAGE)?;
     let room = match query.room_id.as_deref() {
         None => None,
         Some(raw) => Some(raw.parse::<Id>().map_err(|_| Error::room_not_found())?),
