@@ -17,21 +17,19 @@ pub struct IdempotencyRow {
     pub created_at: Time,
 }
 
-/// The stored outcomes for any of these users' keys (a superset of the pairs: the caller
-/// matches user and key together).
+/// The stored outcomes of these (user, key) pairs (the caller matches user and key together).
 pub fn find_any(conn: &mut DbConnection, pairs: &[(Id, &str)]) -> QueryResult<Vec<IdempotencyRow>> {
     match conn {
         DbConnection::Postgresql(c) => {
             if pairs.is_empty() {
                 return Ok(Vec::new());
             }
-            let users = super::distinct(pairs.iter().map(|p| p.0));
-            let keys = super::distinct(pairs.iter().map(|p| p.1));
-            idempotency_keys::table
-                .filter(idempotency_keys::user_id.eq_any(users))
-                .filter(idempotency_keys::key.eq_any(keys))
-                .select(IdempotencyRow::as_select())
-                .load(c)
+            let pairs = super::distinct(pairs.iter().copied());
+            KeyLookupPg {
+                users: pairs.iter().map(|p| p.0).collect(),
+                keys: pairs.iter().map(|p| p.1.to_string()).collect(),
+            }
+            .load(c)
         }
         // One prepared lookup per pair (see `rooms::current_stays_with_kind`).
         DbConnection::Sqlite(c) => {
@@ -59,4 +57,48 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[IdempotencyRow]) -> QueryRes
 pub fn prune(conn: &mut DbConnection, cutoff: Time) -> QueryResult<usize> {
     diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
         .execute(conn)
+}
+
+/// [`find_any`] on PostgreSQL: the pairs as two arrays, joined to the key's primary key, so a
+/// group of N keyed sends makes N index probes. (`user_id = ANY($1) AND key = ANY($2)` probed
+/// every user with every key, N² for N senders, and halved the keyed send rate of 64 users.) A
+/// type with a static query id, so that diesel keeps it prepared (`sql_query` never is).
+struct KeyLookupPg {
+    users: Vec<Id>,
+    keys: Vec<String>,
+}
+
+impl diesel::query_builder::QueryId for KeyLookupPg {
+    type QueryId = KeyLookupPg;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for KeyLookupPg {
+    type SqlType = (
+        super::sql_types::DbUuid,
+        diesel::sql_types::Text,
+        diesel::sql_types::Text,
+        diesel::sql_types::Text,
+        super::sql_types::DbTime,
+    );
+}
+
+impl<Conn> RunQueryDsl<Conn> for KeyLookupPg {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for KeyLookupPg {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text};
+        out.push_sql(
+            "SELECT i.user_id, i.key, i.request_hash, i.outcome, i.created_at \
+             FROM idempotency_keys i JOIN unnest(",
+        );
+        out.push_bind_param::<Array<super::sql_types::DbUuid>, _>(&self.users)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.keys)?;
+        out.push_sql("::text[]) AS p(user_id, key) ON i.user_id = p.user_id AND i.key = p.key");
+        Ok(())
+    }
 }
