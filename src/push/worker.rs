@@ -11,8 +11,10 @@
 //!   crash in between sends those pushes again, with the same dedupe key (the event id: Web
 //!   Push's `Topic`, FCM's collapse key, `event_id` in the payload).
 //! - **Bounded.** At most `HUBBUB_PUSH_QUEUE` deliveries are held at once (the worker reads no
-//!   further while they are), `HUBBUB_PUSH_CONCURRENCY` of them in flight; each is tried
-//!   [`ATTEMPTS`] times with back-off, honouring `Retry-After` up to [`LONGEST_WAIT`].
+//!   further while they are; a single event with more pushes than that is the one exception,
+//!   sent alone), `HUBBUB_PUSH_CONCURRENCY` of them in flight; each is tried [`ATTEMPTS`] times
+//!   with back-off, honouring `Retry-After` up to [`LONGEST_WAIT`], and given up at its
+//!   [`deadline`] whatever it is waiting for.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -217,7 +219,7 @@ impl Worker {
         loop {
             while running.len() < self.settings.concurrency {
                 match waiting.next() {
-                    Some(job) => running.push(self.deliver_one(job)),
+                    Some(job) => running.push(self.deliver_within_deadline(job)),
                     None => break,
                 }
             }
@@ -235,6 +237,22 @@ impl Worker {
         }
         self.metrics.push_queue.store(0, Ordering::Relaxed);
         gone
+    }
+
+    /// One job, given up (`failed`) when it isn't done within [`deadline`]: an FCM try may
+    /// take more than one request (an access token first, a fresh one after a 401), and the
+    /// events behind it wait for it.
+    async fn deliver_within_deadline(&self, job: Job) -> Option<Id> {
+        let (kind, id) = (job.subscription.kind.as_str(), job.subscription.id);
+        let limit = deadline(self.settings.timeout);
+        match tokio::time::timeout(limit, self.deliver_one(job)).await {
+            Ok(gone) => gone,
+            Err(_) => {
+                self.metrics.push_sent(kind, "failed");
+                tracing::debug!(subscription = %id, ?limit, "push given up at its deadline");
+                None
+            }
+        }
     }
 
     /// One job, tried up to [`ATTEMPTS`] times; `Some(id)` when its subscription is gone.
@@ -276,6 +294,13 @@ impl Worker {
     }
 }
 
+/// The longest one delivery holds the worker (and so the events behind it): every try taking
+/// the whole request `timeout` (`HUBBUB_PUSH_TIMEOUT_SECS`) and the longest wait before each
+/// retry; 130 s with the defaults (docs/operations.md).
+pub fn deadline(timeout: Duration) -> Duration {
+    timeout * ATTEMPTS + LONGEST_WAIT * (ATTEMPTS - 1)
+}
+
 /// The wait before retry number `attempt` when the push service named none: 1 s, 2 s, 4 s…
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5))
@@ -310,8 +335,9 @@ struct Created {
     mention_ids: Vec<Id>,
 }
 
-/// The pushes of the due events, in order, stopping after the event that fills the queue;
-/// and the id of the last event they cover (the cursor's next place).
+/// The pushes of the due events, in order, as many events' as `settings.queue` holds (the
+/// first event's all the same when it alone has more); and the id of the last event they
+/// cover (the cursor's next place).
 pub fn plan(
     conn: &mut DbConnection,
     due: &[EventRow],
@@ -343,16 +369,24 @@ pub fn plan(
     let heard: HashSet<Id> = push_worker::rooms_with_subscribers(conn, &rooms)?
         .into_iter()
         .collect();
-    let mut jobs = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     let mut through = 0;
     for (id, message) in messages {
-        through = id;
-        if let Some(message) = message.filter(|m| heard.contains(&m.room_id)) {
-            jobs.extend(for_message(conn, id, &message, settings, now)?);
-        }
         if jobs.len() >= settings.queue {
             break;
         }
+        if let Some(message) = message.filter(|m| heard.contains(&m.room_id)) {
+            let pushes = for_message(conn, id, &message, settings, now)?;
+            // An event's pushes are held together (the cursor passes it once they are all
+            // out): one that would overflow the queue waits for the next round, unless the
+            // queue is empty, so that an event with more pushes than the queue holds still
+            // goes out (alone).
+            if !jobs.is_empty() && jobs.len() + pushes.len() > settings.queue {
+                break;
+            }
+            jobs.extend(pushes);
+        }
+        through = id;
     }
     Ok((jobs, through))
 }
@@ -662,6 +696,33 @@ mod tests {
     }
 
     #[test]
+    fn a_block_either_way_between_author_and_member_silences_the_push() {
+        let mut conn = database();
+        let c = &mut conn;
+        let [author, blocks_author, blocked_by_author, plain] =
+            ["author", "blocker", "shunned", "plain"].map(|name| user(c, name));
+        let r = room(c, author);
+        for u in [author, blocks_author, blocked_by_author, plain] {
+            stay(c, r, u, 0, None);
+            subscribe(c, u);
+        }
+        store::social::insert_block(c, blocks_author, author, Time::now()).unwrap();
+        store::social::insert_block(c, author, blocked_by_author, Time::now()).unwrap();
+        let event = send(c, r, author, &[blocks_author, blocked_by_author]);
+
+        let (jobs, through) =
+            plan(c, std::slice::from_ref(&event), &settings(), Time::now()).unwrap();
+
+        assert_eq!(through, event.id);
+        assert_eq!(
+            recipients(&jobs),
+            HashSet::from([plain]),
+            "neither the member who blocked the author nor the one the author blocked, \
+             mentioned or not"
+        );
+    }
+
+    #[test]
     fn the_preview_and_the_unread_count_are_the_recipients_own() {
         let mut conn = database();
         let c = &mut conn;
@@ -710,7 +771,7 @@ mod tests {
     }
 
     #[test]
-    fn planning_stops_after_the_event_that_fills_the_queue() {
+    fn planning_holds_no_more_than_the_queue_unless_one_event_alone_has_more() {
         let mut conn = database();
         let c = &mut conn;
         let author = user(c, "author");
@@ -721,18 +782,32 @@ mod tests {
             stay(c, r, u, 0, None);
             subscribe(c, u);
         }
+        // Three pushes per event.
         let events: Vec<EventRow> = (0..3).map(|_| send(c, r, author, &[])).collect();
-        let mut small = settings();
-        small.queue = 4;
+        let with_queue = |queue: usize| PushSettings {
+            queue,
+            ..settings()
+        };
 
-        let (jobs, through) = plan(c, &events, &small, Time::now()).unwrap();
+        let (four, four_through) = plan(c, &events, &with_queue(4), Time::now()).unwrap();
+        let (six, six_through) = plan(c, &events, &with_queue(6), Time::now()).unwrap();
+        let (two, two_through) = plan(c, &events, &with_queue(2), Time::now()).unwrap();
 
         assert_eq!(
-            jobs.len(),
-            6,
-            "two events' pushes: the second crossed the bound"
+            (four.len(), four_through),
+            (3, events[0].id),
+            "the second event's 3 would make 6 > 4: it waits for the next round"
         );
-        assert_eq!(through, events[1].id);
+        assert_eq!(
+            (six.len(), six_through),
+            (6, events[1].id),
+            "two events fill the queue exactly; the third waits"
+        );
+        assert_eq!(
+            (two.len(), two_through),
+            (3, events[0].id),
+            "an event with more pushes than the queue holds goes out alone"
+        );
     }
 
     #[test]
@@ -800,6 +875,18 @@ mod tests {
         push_worker::advance_cursor(c, 12).unwrap();
         push_worker::advance_cursor(c, 10).unwrap();
         assert_eq!(push_worker::cursor_or_init(c, 0).unwrap(), 12);
+    }
+
+    #[test]
+    fn one_delivery_holds_the_worker_for_at_most_130_s_with_the_default_timeout() {
+        // docs/operations.md ("Delivery") quotes this bound, which the worker enforces: every
+        // try times out, and the push service asks for the longest wait before each retry.
+        let timeout = settings().timeout;
+        assert_eq!(timeout, Duration::from_secs(10));
+        assert_eq!(deadline(timeout), Duration::from_secs(130));
+        // Without Retry-After, the back-off alone: 4 × 10 s + 1 + 2 + 4 s.
+        let backoffs: Duration = (1..ATTEMPTS).map(backoff).sum();
+        assert_eq!(timeout * ATTEMPTS + backoffs, Duration::from_secs(47));
     }
 
     #[test]
