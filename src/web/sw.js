@@ -4,21 +4,28 @@
 //
 // The push payload holds ids only unless the server runs with HUBBUB_PUSH_PREVIEW=true:
 // {"type":"message.created","room_id","message_id","event_id","unread_count","mentioned"}.
-// The room's name comes from the API (this worker shares the page's session cookie).
+// The room's name comes from the API (this worker shares the page's session cookie); a direct
+// room is named after the other member, which needs the signed-in user's id: the payload
+// doesn't carry it, so it comes from GET /api/v1/me (same origin: within the CSP's
+// connect-src 'self').
 
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (ev) => ev.waitUntil(self.clients.claim()));
 
-async function roomName(roomId, meId) {
+async function getJson(path) {
+  const res = await fetch(path, { credentials: 'same-origin' });
+  return res.ok ? res.json() : null;
+}
+
+async function roomName(roomId) {
   try {
-    const res = await fetch(`/api/v1/rooms/${roomId}`, { credentials: 'same-origin' });
-    if (!res.ok) return null;
-    const room = await res.json();
-    if (room.kind === 'direct') {
-      const other = (room.members || []).find((m) => m.id !== meId) || room.members?.[0];
-      return other ? other.display_name || other.username : null;
-    }
-    return room.name || null;
+    const room = await getJson(`/api/v1/rooms/${encodeURIComponent(roomId)}`);
+    if (!room) return null;
+    if (room.kind !== 'direct') return room.name || null;
+    const me = await getJson('/api/v1/me');
+    if (!me) return null;
+    const other = (room.members || []).find((m) => m.id !== me.id);
+    return other ? other.display_name || other.username : null;
   } catch { return null; }
 }
 
@@ -26,7 +33,7 @@ async function show(data) {
   // A page of this client that is open and visible shows the message itself.
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   if (windows.some((w) => w.visibilityState === 'visible' && w.focused)) return;
-  const name = data.room_name || (await roomName(data.room_id, data.me_id)) || 'hubbub';
+  const name = data.room_name || (await roomName(data.room_id)) || 'hubbub';
   const count = Number(data.unread_count) || 1;
   const body = data.body
     ? (data.sender_name ? `${data.sender_name}: ` : '') + data.body
