@@ -3,7 +3,7 @@
 //! key, verify its VAPID signature against `GET /api/v1/push/vapid`, and check FCM's
 //! service-account assertion and v1 message as Google would.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -75,6 +75,41 @@ fn event_id(sent: &Value) -> String {
     }
 }
 
+/// Waits until the push worker running on `app` has its cursor at the log's head: every push
+/// of every event so far was handed over or given up, so one still to come would be a
+/// duplicate. Call it once a push of the newest event arrived: the worker read that event, so
+/// `hubbub_push_lag_events` stays above 0 until its cursor has passed it.
+async fn settled(app: &TestApp) {
+    eventually(
+        Duration::from_secs(15),
+        "the push worker's cursor at the log's head (hubbub_push_lag_events 0)",
+        async || app.metric("hubbub_push_lag_events").await == 0.0,
+    )
+    .await;
+}
+
+/// Asserts that the receiver got each of `events` exactly once, and nothing else.
+fn assert_once_each(push: &WebPushReceiver, events: &BTreeSet<String>) {
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for d in push.deliveries() {
+        let id = d.payload["event_id"].as_str().expect("event_id").to_owned();
+        *got.entry(id).or_default() += 1;
+    }
+    let want: BTreeMap<String, usize> = events.iter().map(|id| (id.clone(), 1)).collect();
+    assert_eq!(got, want, "pushes per event id: each exactly once");
+}
+
+/// `hubbub_push_sent_total{kind,outcome}` on `app`: 0 while the line is absent (nothing counted).
+async fn sent_total(app: &TestApp, kind: &str, outcome: &str) -> f64 {
+    let mut resp = app.get("/metrics").send().await.expect("GET /metrics");
+    let body = resp.body().await.expect("the metrics");
+    let line = format!("hubbub_push_sent_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} ");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0.0, |n| n.trim().parse().expect("a number"))
+}
+
 #[actix_web::test]
 async fn a_message_reaches_an_offline_member_once_encrypted_and_signed_with_ids_only() {
     // Arrange
@@ -86,6 +121,7 @@ async fn a_message_reaches_an_offline_member_once_encrypted_and_signed_with_ids_
     let room_id = room["id"].as_str().unwrap();
     subscribe(&app, &push, &bob, "bob").await;
     subscribe(&app, &push, &alice, "alice").await;
+    assert_eq!(sent_total(&app, "webpush", "delivered").await, 0.0);
 
     // Act
     let sent = send_to(&app, &alice, room_id, json!({"body": "secret words"})).await;
@@ -107,22 +143,30 @@ async fn a_message_reaches_an_offline_member_once_encrypted_and_signed_with_ids_
         "no text leaves without HUBBUB_PUSH_PREVIEW: {}",
         d.payload
     );
-    assert!(d.topic.is_some(), "a Topic: the dedupe key");
-    actix_rt::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        d.topic.as_deref(),
+        Some(format!("ev{}", event_id(&sent)).as_str()),
+        "the Topic is the dedupe key, ev<event_id> (docs/notifications.md)"
+    );
+    settled(&app).await;
     assert_eq!(push.deliveries().len(), 1, "once");
     assert_eq!(push.rejections(), Vec::<String>::new());
     assert!(app.metric("hubbub_push_leader").await == 1.0);
+    assert_eq!(sent_total(&app, "webpush", "delivered").await, 1.0);
+    assert_eq!(sent_total(&app, "webpush", "failed").await, 0.0);
 }
 
 #[actix_web::test]
-async fn nobody_is_pushed_who_read_it_in_time_muted_the_room_wants_only_mentions_or_blocks_the_sender(
+async fn nobody_is_pushed_who_read_it_in_time_muted_the_room_wants_only_mentions_or_has_a_block_with_the_sender(
 ) {
     // Arrange: a grace period long enough to read within it.
     let app = server(1500, &[]).await;
     let push = receiver(&app).await;
     let alice = app.register("alice").await;
     let mut users = HashMap::new();
-    for name in ["reader", "muted", "mentions", "silent", "blocker", "plain"] {
+    for name in [
+        "reader", "muted", "mentions", "silent", "blocker", "shunned", "plain",
+    ] {
         users.insert(name, app.register(name).await);
     }
     let members: Vec<&TestUser> = users.values().collect();
@@ -158,14 +202,18 @@ async fn nobody_is_pushed_who_read_it_in_time_muted_the_room_wants_only_mentions
         .put(&app, &format!("/api/v1/blocks/{}", alice.id))
         .await
         .expect(204);
+    alice
+        .put(&app, &format!("/api/v1/blocks/{}", users["shunned"].id))
+        .await
+        .expect(204);
 
-    // Act: the first message is read at once by `reader` and mentions `silent`; the second
-    // mentions `mentions`.
+    // Act: the first message is read at once by `reader` and mentions `silent` and `shunned`;
+    // the second mentions `mentions`.
     let first = send_to(
         &app,
         &alice,
         room_id,
-        json!({"body": "one", "mention_ids": [users["silent"].id]}),
+        json!({"body": "one", "mention_ids": [users["silent"].id, users["shunned"].id]}),
     )
     .await;
     users["reader"]
@@ -199,7 +247,7 @@ async fn nobody_is_pushed_who_read_it_in_time_muted_the_room_wants_only_mentions
         async || second_pushes(&push) == 3,
     )
     .await;
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    settled(&app).await;
     let mut got: Vec<(String, String, bool)> = push
         .deliveries()
         .iter()
@@ -222,8 +270,9 @@ async fn nobody_is_pushed_who_read_it_in_time_muted_the_room_wants_only_mentions
     want.sort();
     assert_eq!(
         got, want,
-        "reader read the first in time; muted, silent (even mentioned) and blocker get nothing; \
-         mentions only its mention"
+        "reader read the first in time; muted, silent (even mentioned), blocker (who blocked \
+         alice) and shunned (whom alice blocked, even mentioned) get nothing; mentions only its \
+         mention"
     );
     assert_eq!(push.rejections(), Vec::<String>::new());
 }
@@ -265,10 +314,22 @@ async fn a_subscription_the_push_service_calls_gone_is_deleted_and_429_is_retrie
     assert_eq!(subscriptions(&app, &carol).await.len(), 1, "kept");
     send_to(&app, &alice, room_id, json!({"body": "again"})).await;
     push.wait_for(2, Duration::from_secs(10)).await;
+    settled(&app).await;
     assert_eq!(
         push.attempts("bob"),
         1,
         "a deleted subscription gets nothing more"
+    );
+    let counted = [
+        sent_total(&app, "webpush", "delivered").await,
+        sent_total(&app, "webpush", "retry").await,
+        sent_total(&app, "webpush", "gone").await,
+        sent_total(&app, "webpush", "failed").await,
+    ];
+    assert_eq!(
+        counted,
+        [2.0, 1.0, 1.0, 0.0],
+        "hubbub_push_sent_total{{kind=\"webpush\"}} delivered, retry, gone, failed"
     );
 }
 
@@ -325,13 +386,18 @@ async fn fcm_devices_get_data_messages_through_the_service_account_and_unregiste
     )
     .await;
     assert_eq!(fcm.token_requests(), 1, "the access token is cached");
+    assert_eq!(sent_total(&app, "fcm", "delivered").await, 1.0);
+    assert_eq!(sent_total(&app, "fcm", "gone").await, 1.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[actix_web::test]
-async fn pushes_pending_at_a_kill_9_go_out_after_the_restart_once_each() {
-    // Arrange: every push is still in its grace period when the node dies.
-    let mut app = server(1500, &[]).await;
+async fn after_a_kill_9_pushes_already_handed_over_are_not_sent_again_and_pending_ones_go_out_once()
+{
+    // Arrange: the first five messages' pushes are out and the worker's cursor has moved past
+    // them (handed over, not merely sent); the next five are still in their grace period when
+    // the node dies.
+    let mut app = server(2000, &[]).await;
     let push = receiver(&app).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
@@ -339,24 +405,28 @@ async fn pushes_pending_at_a_kill_9_go_out_after_the_restart_once_each() {
     let room_id = room["id"].as_str().unwrap();
     subscribe(&app, &push, &bob, "bob").await;
     let mut sent = BTreeSet::new();
-    for i in 0..10 {
+    for i in 0..5 {
         let s = send_to(&app, &alice, room_id, json!({"body": format!("m{i}")})).await;
         sent.insert(event_id(&s));
     }
+    push.wait_for(5, Duration::from_secs(20)).await;
+    settled(&app).await;
+    assert_once_each(&push, &sent);
+    let mut pending = BTreeSet::new();
+    for i in 5..10 {
+        let s = send_to(&app, &alice, room_id, json!({"body": format!("m{i}")})).await;
+        pending.insert(event_id(&s));
+    }
+    assert_once_each(&push, &sent); // the later five are still in their grace period
 
     // Act
     app.restart().await; // SIGKILL, then the same data
 
-    // Assert
-    push.wait_for(10, Duration::from_secs(20)).await;
-    actix_rt::time::sleep(Duration::from_millis(1000)).await;
-    let got: Vec<String> = push
-        .deliveries()
-        .iter()
-        .map(|d| d.payload["event_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(got.len(), 10, "once each: {got:?}");
-    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), sent);
+    // Assert: the pending five once each, and the first five not again.
+    sent.extend(pending);
+    push.wait_for(10, Duration::from_secs(30)).await;
+    settled(&app).await;
+    assert_once_each(&push, &sent);
     assert_eq!(push.rejections(), Vec::<String>::new());
 }
 
@@ -406,31 +476,35 @@ async fn two_nodes_push_each_event_once_and_the_survivor_takes_over_when_the_wor
 
     // Assert: one push per event, not one per node.
     push.wait_for(10, Duration::from_secs(15)).await;
-    actix_rt::time::sleep(Duration::from_millis(1500)).await;
-    let got: Vec<String> = push
-        .deliveries()
-        .iter()
-        .map(|d| d.payload["event_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(got.len(), 10, "one push per event: {got:?}");
-    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), sent);
-
-    // The worker's node dies; the other takes over within seconds.
     let a_leads = a.metric("hubbub_push_leader").await == 1.0;
+    settled(if a_leads { &a } else { &b }).await;
+    assert_once_each(&push, &sent);
+
+    // The worker's node dies, its cursor past all ten; the other takes over within seconds.
     let (dead, survivor) = if a_leads { (&mut a, &b) } else { (&mut b, &a) };
     dead.kill9();
-    let after = send_to(survivor, &alice, room_id, json!({"body": "after"})).await;
+    let after = event_id(&send_to(survivor, &alice, room_id, json!({"body": "after"})).await);
     let started = Instant::now();
-    push.wait_for(11, Duration::from_secs(15)).await;
+    eventually(
+        Duration::from_secs(15),
+        "the survivor pushes the message sent after the death",
+        async || {
+            push.deliveries()
+                .iter()
+                .any(|d| d.payload["event_id"].as_str() == Some(after.as_str()))
+        },
+    )
+    .await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "taken over in {:?}",
         started.elapsed()
     );
     assert_eq!(survivor.metric("hubbub_push_leader").await, 1.0);
-    assert!(push
-        .deliveries()
-        .iter()
-        .any(|d| d.payload["event_id"].as_str() == Some(event_id(&after).as_str())));
+    // Exactly once each: the new message once, and none of the ten the dead node had handed
+    // over pushed again by the survivor.
+    settled(survivor).await;
+    sent.insert(after);
+    assert_once_each(&push, &sent);
     assert_eq!(push.rejections(), Vec::<String>::new());
 }
