@@ -350,6 +350,14 @@ async fn a_deactivated_administrator_loses_the_admin_routes() {
         .expect(200);
 }
 
+/// An RFC 3339 time from a response.
+fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    let text = value.as_str().unwrap_or_else(|| panic!("a time: {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
 #[actix_web::test]
 async fn invites_are_made_listed_without_their_code_and_deleted() {
     // Arrange
@@ -358,6 +366,7 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
     app.promote("root");
 
     // Act
+    let before = chrono::Utc::now();
     let made = root
         .post(
             &app,
@@ -370,6 +379,7 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
         .post(&app, "/api/v1/admin/invites", &json!({}))
         .await
         .expect(201);
+    let after = chrono::Utc::now();
     let list = root.get(&app, "/api/v1/admin/invites").await.expect(200);
     let id = made["id"].as_str().unwrap();
     let deleted = root
@@ -378,7 +388,7 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
     let again = root
         .delete(&app, &format!("/api/v1/admin/invites/{id}"))
         .await;
-    let after = root.get(&app, "/api/v1/admin/invites").await.expect(200);
+    let remaining = root.get(&app, "/api/v1/admin/invites").await.expect(200);
 
     // Assert
     let doc = crate::openapi::document(&app).await;
@@ -394,12 +404,26 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
         (Some(3), Some(3))
     );
     assert_eq!(default["uses"], 1);
+    // expires_at is the creation time plus the requested lifetime (7 days without one).
+    for (invite, lifetime) in [
+        (&made, chrono::Duration::hours(12)),
+        (&default, chrono::Duration::days(7)),
+    ] {
+        let created = time(&invite["created_at"]);
+        let expires = time(&invite["expires_at"]);
+        assert_eq!(expires - created, lifetime, "{invite}");
+        let slack = chrono::Duration::seconds(1);
+        assert!(
+            before - slack <= created && created <= after + slack,
+            "created now: {invite}"
+        );
+    }
     let listed = list["invites"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|i| i.get("code").is_none()), "{list}");
     assert_eq!(deleted.status, 204);
     again.expect_error(404, "invite_not_found");
-    assert_eq!(after["invites"].as_array().unwrap().len(), 1);
+    assert_eq!(remaining["invites"].as_array().unwrap().len(), 1);
 }
 
 #[actix_web::test]
