@@ -1,6 +1,7 @@
 //! Server administrators over REST: `/api/v1/admin/` is an unknown endpoint to everyone else
 //! (whatever the method, body or credential); the users list; deactivation ends every
-//! credential and socket of the account and refuses its sign-in; reactivation lets it back.
+//! credential and socket of the account and of its bots and refuses its sign-in; reactivation
+//! lets it back with none of them.
 
 use std::time::Duration;
 
@@ -181,7 +182,8 @@ async fn the_users_list_filters_by_part_of_the_name_and_pages_by_username() {
 }
 
 #[actix_web::test]
-async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuses_sign_in() {
+async fn deactivation_ends_the_credentials_and_sockets_of_the_user_and_their_bots_and_refuses_sign_in(
+) {
     // Arrange
     let app = TestApp::spawn().await;
     let root = app.register("root").await;
@@ -194,6 +196,7 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
     let mut cookie_ws = alice.socket(&app, None).await;
     let mut phone_ws = phone.socket(&app, None).await;
     let mut token_ws = token.socket(&app, None).await;
+    let mut bot_ws = bot.socket(&app, None).await;
     let mut root_ws = root.socket(&app, None).await;
 
     // Act
@@ -212,7 +215,7 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
     );
     assert_eq!(user["username"], "alice");
     assert!(user["deactivated_at"].is_string(), "{user}");
-    for ws in [&mut cookie_ws, &mut phone_ws, &mut token_ws] {
+    for ws in [&mut cookie_ws, &mut phone_ws, &mut token_ws, &mut bot_ws] {
         let (code, _) = ws.expect_close(Duration::from_secs(2)).await;
         assert_eq!(code, 4100);
     }
@@ -226,8 +229,10 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
         .await
         .expect_error(401, "invalid_token");
     assert!(app.ticket_socket(&ticket).await.is_err());
-    // Their bot is an account of its own: it keeps working.
-    bot.get(&app, "/api/v1/me").await.expect(200);
+    // Their bot stops with them.
+    bot.get(&app, "/api/v1/me")
+        .await
+        .expect_error(401, "invalid_token");
     app.login("alice", &alice.password)
         .await
         .expect_error(403, "account_deactivated");
@@ -242,12 +247,14 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
 }
 
 #[actix_web::test]
-async fn reactivation_lets_the_user_sign_in_again() {
+async fn reactivation_lets_the_user_sign_in_again_but_brings_no_credential_back() {
     // Arrange
     let app = TestApp::spawn().await;
     let root = app.register("root").await;
     app.promote("root");
     let alice = app.register("alice").await;
+    let token = Bearer::create_token(&app, &alice, json!(["read", "send"])).await;
+    let (_, bot) = Bearer::create_bot(&app, &alice, "alices-bot").await;
     root.post(
         &app,
         &format!("/api/v1/admin/users/{}/deactivate", alice.id),
@@ -276,11 +283,16 @@ async fn reactivation_lets_the_user_sign_in_again() {
         ..alice.clone()
     };
     again.get(&app, "/api/v1/me").await.expect(200);
-    // The sessions from before stay ended.
+    // The sessions and tokens from before stay ended, the bot's too.
     alice
         .get(&app, "/api/v1/me")
         .await
         .expect_error(401, "unauthenticated");
+    for old in [&token, &bot] {
+        old.get(&app, "/api/v1/me")
+            .await
+            .expect_error(401, "invalid_token");
+    }
 }
 
 #[actix_web::test]
