@@ -124,11 +124,13 @@ pub async fn find_by_username(db: &Db, username: &str) -> Result<AdminUser> {
     .await
 }
 
-/// Turns `user`'s account off: `deactivated_at` is set and every credential of theirs revoked
-/// in the same transaction (see `tokens::revoke_all_of`); they can't sign in until reactivated. `by`,
-/// the administrator asking, may not be `user` (409 `cannot_deactivate_self`). Deactivating
-/// an account that is off already keeps its first time. Returns the user and the revoked
-/// credentials.
+/// Turns `user`'s account off: `deactivated_at` is set and every credential of theirs, and
+/// every token of the bots they own, revoked in the same transaction (see
+/// `tokens::revoke_all_of`); they can't sign in until reactivated. The bots go with their
+/// owner because an operator turning an abusive account off expects its bots to stop posting
+/// too; a reactivation brings no credential back. `by`, the administrator asking, may not be
+/// `user` (409 `cannot_deactivate_self`). Deactivating an account that is off already keeps
+/// its first time. Returns the user and the revoked credentials.
 pub async fn deactivate(writer: &Writer, by: Option<Id>, user: Id) -> Result<(AdminUser, Vec<Id>)> {
     if by == Some(user) {
         return Err(Error::conflict(
@@ -142,7 +144,10 @@ pub async fn deactivate(writer: &Writer, by: Option<Id>, user: Id) -> Result<(Ad
             if row.deactivated_at.is_none() {
                 store::users::set_deactivated(batch.conn(), user, Some(Time::now()))?;
             }
-            let revoked = tokens::revoke_all_of(batch, user)?;
+            let mut revoked = tokens::revoke_all_of(batch, user)?;
+            for bot in store::erasure::live_bots_of(batch.conn(), user)? {
+                revoked.extend(tokens::revoke_all_of(batch, bot)?);
+            }
             let row = store::users::find(batch.conn(), user)?.ok_or_else(no_such_user)?;
             Ok((AdminUser::from(&row), revoked))
         })

@@ -178,8 +178,9 @@ fn erase(batch: &mut Batch<'_>, user: Id, now: Time) -> Result<Erased> {
 
 /// Ends every stay of the user, as leaving does (`member.left` to the room). A group room
 /// whose last owner this was gets a new owner first (`member.updated`): the longest-standing
-/// admin, else the longest-standing member. A group left empty stays, memberless; a direct
-/// room stays with the other member.
+/// admin, else the longest-standing member. A group left empty stays, memberless: archived,
+/// since nobody can reach it or add anyone to it again (docs/accounts.md). A direct room stays
+/// with the other member.
 fn leave_rooms(batch: &mut Batch<'_>, user: &User, now: Time) -> Result<()> {
     let (groups, direct): (Vec<_>, Vec<_>) =
         store::rooms::list_for_member(batch.conn(), user.id, i64::MAX)?

@@ -263,6 +263,89 @@ async fn the_last_owner_hands_over_to_the_longest_standing_admin_else_member() {
 }
 
 #[actix_web::test]
+async fn a_group_left_memberless_is_archived_no_one_reaches_or_joins_it() {
+    // Arrange: bob posted in "attic" and left; alice, its owner, stays alone and posts again.
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let root = app.register("root").await;
+    app.promote("root");
+    let room = alice.create_room(&app, "attic", &[&bob]).await;
+    let room_id = room["id"].as_str().unwrap().to_owned();
+    let bobs = bob.send_message(&app, &room_id, "bob was here").await;
+    bob.delete(&app, &format!("/api/v1/rooms/{room_id}/members/{}", bob.id))
+        .await
+        .expect(204);
+    alice.send_message(&app, &room_id, "alone now").await;
+
+    // Act
+    let resp = delete_account(&app, &alice, &alice.password).await;
+
+    // Assert: the room answers no one, a server administrator included, and nobody can be added
+    // to it (adding takes a member who is an owner or admin, and there is none).
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    for who in [&bob, &root] {
+        for path in [
+            format!("/api/v1/rooms/{room_id}"),
+            format!("/api/v1/rooms/{room_id}/messages"),
+        ] {
+            who.get(&app, &path)
+                .await
+                .expect_error(404, "room_not_found");
+        }
+        who.post(
+            &app,
+            &format!("/api/v1/rooms/{room_id}/members"),
+            &json!({ "user_id": who.id }),
+        )
+        .await
+        .expect_error(404, "room_not_found");
+        let rooms = who.get(&app, "/api/v1/rooms").await.expect(200);
+        assert!(
+            !rooms["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == room_id.as_str()),
+            "{rooms}"
+        );
+    }
+    let found = bob
+        .get(&app, "/api/v1/search/messages?q=here")
+        .await
+        .expect(200);
+    assert_eq!(found["hits"], json!([]), "{found}");
+    // Bob's replay keeps his own stay, as for any former member, and nothing after his
+    // member.left: neither alice's later message nor her leaving. A room of his own, made
+    // last, marks the end of the replay.
+    let marker = bob.create_room(&app, "marker", &[]).await;
+    let mut replay = bob.socket(&app, Some("0")).await;
+    let mut attic = Vec::new();
+    loop {
+        let frame = replay.next_event().await;
+        if frame["room_id"] == marker["id"] {
+            break;
+        }
+        if frame["room_id"] == room_id.as_str() {
+            attic.push(frame);
+        }
+    }
+    let all = serde_json::to_string(&attic).unwrap();
+    assert!(all.contains("bob was here"), "{all}");
+    assert!(!all.contains("alone now"), "{all}");
+    let last = attic.last().expect("bob's stay");
+    assert_eq!(last["event"], "member.left", "{all}");
+    assert_eq!(last["data"]["user_id"], bob.id.as_str(), "{all}");
+    // The archive still holds its messages: an administrator can still delete one (a report
+    // of it stays actionable).
+    let message_id = bobs["message"]["id"].as_str().unwrap();
+    let deleted = root
+        .delete(&app, &format!("/api/v1/admin/messages/{message_id}"))
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+}
+
+#[actix_web::test]
 async fn friendships_requests_and_blocks_go_and_the_direct_room_stays_with_the_partner() {
     // Arrange
     let app = TestApp::spawn().await;

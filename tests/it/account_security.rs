@@ -286,12 +286,14 @@ async fn on_two_nodes_a_password_change_or_a_session_delete_closes_sockets_on_th
     assert_eq!(code, 4100);
     assert!(started.elapsed() < Duration::from_millis(1500));
 
-    // Act 2: the laptop changes the password on node b
+    // Act 2: the laptop, with a socket on each node, changes the password on node b
     let mut alice_ws_a = alice.socket(&a, None).await;
+    let mut laptop_ws_a = laptop.socket(&a, None).await;
+    let mut laptop_ws_b = laptop.socket(&b, None).await;
     let started = Instant::now();
     let resp = change(&laptop, &b, &alice.password, NEW_PASSWORD).await;
 
-    // Assert 2: the first session's sockets close on both nodes; the laptop stays
+    // Assert 2: the first session's sockets close on both nodes; the laptop's stay open on both
     assert_eq!(resp.status, 204, "{}", resp.body);
     let (code, _) = own_ws.expect_close(Duration::from_secs(2)).await;
     assert_eq!(code, 4100);
@@ -299,6 +301,12 @@ async fn on_two_nodes_a_password_change_or_a_session_delete_closes_sockets_on_th
     assert_eq!(code, 4100);
     assert!(started.elapsed() < Duration::from_millis(1500));
     laptop.get(&a, "/api/v1/me").await.expect(200);
+    // A room the laptop makes afterwards reaches both its sockets: they were kept, not just
+    // left unread (next_event fails on a close).
+    let room = laptop.create_room(&a, "after the change", &[]).await;
+    for ws in [&mut laptop_ws_a, &mut laptop_ws_b] {
+        while ws.next_event().await["room_id"] != room["id"] {}
+    }
     alice
         .get(&b, "/api/v1/me")
         .await

@@ -1,6 +1,7 @@
 //! Server administrators over REST: `/api/v1/admin/` is an unknown endpoint to everyone else
 //! (whatever the method, body or credential); the users list; deactivation ends every
-//! credential and socket of the account and refuses its sign-in; reactivation lets it back.
+//! credential and socket of the account and of its bots and refuses its sign-in; reactivation
+//! lets it back with none of them.
 
 use std::time::Duration;
 
@@ -181,7 +182,8 @@ async fn the_users_list_filters_by_part_of_the_name_and_pages_by_username() {
 }
 
 #[actix_web::test]
-async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuses_sign_in() {
+async fn deactivation_ends_the_credentials_and_sockets_of_the_user_and_their_bots_and_refuses_sign_in(
+) {
     // Arrange
     let app = TestApp::spawn().await;
     let root = app.register("root").await;
@@ -194,6 +196,7 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
     let mut cookie_ws = alice.socket(&app, None).await;
     let mut phone_ws = phone.socket(&app, None).await;
     let mut token_ws = token.socket(&app, None).await;
+    let mut bot_ws = bot.socket(&app, None).await;
     let mut root_ws = root.socket(&app, None).await;
 
     // Act
@@ -212,7 +215,7 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
     );
     assert_eq!(user["username"], "alice");
     assert!(user["deactivated_at"].is_string(), "{user}");
-    for ws in [&mut cookie_ws, &mut phone_ws, &mut token_ws] {
+    for ws in [&mut cookie_ws, &mut phone_ws, &mut token_ws, &mut bot_ws] {
         let (code, _) = ws.expect_close(Duration::from_secs(2)).await;
         assert_eq!(code, 4100);
     }
@@ -226,8 +229,10 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
         .await
         .expect_error(401, "invalid_token");
     assert!(app.ticket_socket(&ticket).await.is_err());
-    // Their bot is an account of its own: it keeps working.
-    bot.get(&app, "/api/v1/me").await.expect(200);
+    // Their bot stops with them.
+    bot.get(&app, "/api/v1/me")
+        .await
+        .expect_error(401, "invalid_token");
     app.login("alice", &alice.password)
         .await
         .expect_error(403, "account_deactivated");
@@ -242,12 +247,14 @@ async fn deactivation_closes_the_users_sockets_ends_their_credentials_and_refuse
 }
 
 #[actix_web::test]
-async fn reactivation_lets_the_user_sign_in_again() {
+async fn reactivation_lets_the_user_sign_in_again_but_brings_no_credential_back() {
     // Arrange
     let app = TestApp::spawn().await;
     let root = app.register("root").await;
     app.promote("root");
     let alice = app.register("alice").await;
+    let token = Bearer::create_token(&app, &alice, json!(["read", "send"])).await;
+    let (_, bot) = Bearer::create_bot(&app, &alice, "alices-bot").await;
     root.post(
         &app,
         &format!("/api/v1/admin/users/{}/deactivate", alice.id),
@@ -276,11 +283,16 @@ async fn reactivation_lets_the_user_sign_in_again() {
         ..alice.clone()
     };
     again.get(&app, "/api/v1/me").await.expect(200);
-    // The sessions from before stay ended.
+    // The sessions and tokens from before stay ended, the bot's too.
     alice
         .get(&app, "/api/v1/me")
         .await
         .expect_error(401, "unauthenticated");
+    for old in [&token, &bot] {
+        old.get(&app, "/api/v1/me")
+            .await
+            .expect_error(401, "invalid_token");
+    }
 }
 
 #[actix_web::test]
@@ -350,6 +362,14 @@ async fn a_deactivated_administrator_loses_the_admin_routes() {
         .expect(200);
 }
 
+/// An RFC 3339 time from a response.
+fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    let text = value.as_str().unwrap_or_else(|| panic!("a time: {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
 #[actix_web::test]
 async fn invites_are_made_listed_without_their_code_and_deleted() {
     // Arrange
@@ -358,6 +378,7 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
     app.promote("root");
 
     // Act
+    let before = chrono::Utc::now();
     let made = root
         .post(
             &app,
@@ -370,6 +391,7 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
         .post(&app, "/api/v1/admin/invites", &json!({}))
         .await
         .expect(201);
+    let after = chrono::Utc::now();
     let list = root.get(&app, "/api/v1/admin/invites").await.expect(200);
     let id = made["id"].as_str().unwrap();
     let deleted = root
@@ -378,7 +400,7 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
     let again = root
         .delete(&app, &format!("/api/v1/admin/invites/{id}"))
         .await;
-    let after = root.get(&app, "/api/v1/admin/invites").await.expect(200);
+    let remaining = root.get(&app, "/api/v1/admin/invites").await.expect(200);
 
     // Assert
     let doc = crate::openapi::document(&app).await;
@@ -394,12 +416,26 @@ async fn invites_are_made_listed_without_their_code_and_deleted() {
         (Some(3), Some(3))
     );
     assert_eq!(default["uses"], 1);
+    // expires_at is the creation time plus the requested lifetime (7 days without one).
+    for (invite, lifetime) in [
+        (&made, chrono::Duration::hours(12)),
+        (&default, chrono::Duration::days(7)),
+    ] {
+        let created = time(&invite["created_at"]);
+        let expires = time(&invite["expires_at"]);
+        assert_eq!(expires - created, lifetime, "{invite}");
+        let slack = chrono::Duration::seconds(1);
+        assert!(
+            before - slack <= created && created <= after + slack,
+            "created now: {invite}"
+        );
+    }
     let listed = list["invites"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|i| i.get("code").is_none()), "{list}");
     assert_eq!(deleted.status, 204);
     again.expect_error(404, "invite_not_found");
-    assert_eq!(after["invites"].as_array().unwrap().len(), 1);
+    assert_eq!(remaining["invites"].as_array().unwrap().len(), 1);
 }
 
 #[actix_web::test]

@@ -1,5 +1,5 @@
-//! Registration modes (`HUBBUB_REGISTRATION`): `closed` refuses, `invite` needs a code with a
-//! use left, which concurrent registrations can't over-spend and a refused account doesn't
+//! Registration modes (`HUBBUB_REGISTRATION`): `closed` refuses, `invite` needs a code (made
+//! with the CLI or over REST) with a use left, which concurrent registrations can't over-spend and a refused account doesn't
 //! spend; `open` on a public address says so loudly at start-up.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::harness::{send, Bearer, Resp, TestApp};
+use crate::harness::{send, Bearer, Resp, TestApp, TestUser};
 
 const PASSWORD: &str = "plum saddle orchard 77";
 
@@ -34,6 +34,24 @@ fn invite(app: &TestApp, uses: u32, expires: &str) -> String {
     out.trim().to_owned()
 }
 
+/// A server administrator made with the CLI (registration may be closed to everyone else),
+/// signed in.
+async fn administrator(app: &TestApp) -> TestUser {
+    app.admin_cli_stdin(
+        &["create-user", "root", "--admin", "--password-stdin"],
+        PASSWORD,
+    )
+    .ok();
+    let signed_in = app.login("root", PASSWORD).await;
+    let cookie = signed_in.session_cookie().expect("a session");
+    TestUser {
+        id: signed_in.expect(200)["id"].as_str().unwrap().to_owned(),
+        username: "root".into(),
+        password: PASSWORD.into(),
+        cookie,
+    }
+}
+
 #[actix_web::test]
 async fn closed_registration_refuses_everyone_but_the_cli_and_bots_still_work() {
     // Arrange
@@ -55,7 +73,7 @@ async fn closed_registration_refuses_everyone_but_the_cli_and_bots_still_work() 
         .expect_error(401, "invalid_credentials");
     let cookie = alice_in.session_cookie().expect("a session");
     alice_in.expect(200);
-    let alice = crate::harness::TestUser {
+    let alice = TestUser {
         id: String::new(),
         username: "alice".into(),
         password: PASSWORD.into(),
@@ -164,22 +182,52 @@ async fn an_expired_code_is_refused() {
 }
 
 #[actix_web::test]
+async fn an_invite_made_over_rest_registers_as_many_users_as_its_uses() {
+    // Arrange
+    let app = invite_mode().await;
+    let root = administrator(&app).await;
+    let made = root
+        .post(&app, "/api/v1/admin/invites", &json!({"uses": 2}))
+        .await
+        .expect(201);
+    let code = made["code"].as_str().unwrap();
+    let uses_left = |list: &Value| {
+        list["invites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == made["id"])
+            .map(|i| i["uses_left"].clone())
+    };
+
+    // Act
+    let first = register(&app, "alice", Some(code)).await;
+    let after_one = root.get(&app, "/api/v1/admin/invites").await.expect(200);
+    let second = register(&app, "bob", Some(code)).await;
+    let over = register(&app, "carol", Some(code)).await;
+
+    // Assert
+    assert_eq!(first.expect(201)["username"], "alice");
+    assert_eq!(uses_left(&after_one), Some(json!(1)), "{after_one}");
+    assert_eq!(second.expect(201)["username"], "bob");
+    over.expect_error(403, "invalid_invite");
+    let after = root.get(&app, "/api/v1/admin/invites").await.expect(200);
+    assert_eq!(
+        uses_left(&after),
+        None,
+        "used up, no longer listed: {after}"
+    );
+    app.login("bob", PASSWORD).await.expect(200);
+    app.login("carol", PASSWORD)
+        .await
+        .expect_error(401, "invalid_credentials");
+}
+
+#[actix_web::test]
 async fn a_deleted_invite_stops_working() {
     // Arrange
     let app = invite_mode().await;
-    app.admin_cli_stdin(
-        &["create-user", "root", "--admin", "--password-stdin"],
-        PASSWORD,
-    )
-    .ok();
-    let signed_in = app.login("root", PASSWORD).await;
-    let cookie = signed_in.session_cookie().expect("a session");
-    let root = crate::harness::TestUser {
-        id: signed_in.expect(200)["id"].as_str().unwrap().to_owned(),
-        username: "root".into(),
-        password: PASSWORD.into(),
-        cookie,
-    };
+    let root = administrator(&app).await;
     let made = root
         .post(&app, "/api/v1/admin/invites", &json!({"uses": 5}))
         .await
