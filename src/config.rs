@@ -162,7 +162,8 @@ pub struct PushSettings {
     pub worker: bool,
     /// Deliveries in flight at once.
     pub concurrency: usize,
-    /// Deliveries waiting beyond those; the worker reads no further events while it is full.
+    /// Pushes held at once (in flight, waiting for a retry, or planned); the worker reads no
+    /// further events while it is full.
     pub queue: usize,
     /// How long one delivery (one HTTP request) may take.
     pub timeout: Duration,
