@@ -239,9 +239,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         limits,
         stop_rx.clone(),
     ));
-    if store::Backend::of_url(&settings.database_url) == store::Backend::Postgres {
-        tokio::spawn(keep_statistics(db.clone(), stop_rx.clone()));
-    }
+    match store::Backend::of_url(&settings.database_url) {
+        store::Backend::Postgres => tokio::spawn(keep_statistics(db.clone(), stop_rx.clone())),
+        store::Backend::Sqlite => tokio::spawn(keep_wal_short(db.clone(), stop_rx.clone())),
+    };
     tokio::spawn(
         state
             .presence
@@ -471,6 +472,20 @@ async fn keep_statistics(db: Db, mut stop: watch::Receiver<bool>) {
             Ok(tables) if tables.is_empty() => {}
             Ok(tables) => tracing::debug!(?tables, "analysed tables with stale statistics"),
             Err(e) => tracing::warn!(error = %e, "refreshing planner statistics failed"),
+        }
+    }
+}
+
+/// Every 100 ms, copies SQLite's write-ahead log into the database file, so that the writer's
+/// commits don't have to (`store::wal`).
+async fn keep_wal_short(db: Db, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(store::wal::INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = maintenance::checkpoint(&db).await {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
         }
     }
 }

@@ -81,16 +81,24 @@ impl Manager {
         }
     }
 
-    /// Opens the group-commit writer's connection. On PostgreSQL its prepared statements
+    /// Opens the group-commit writer's connection. On SQLite it leaves checkpoints to the
+    /// checkpointer (`store::wal`). On PostgreSQL its prepared statements
     /// always use their generic plan: the planner otherwise re-plans the send group's
     /// `= ANY($1)` lookups at every execution (custom plans looked cheaper for each batch's
     /// arrays), about 80 µs of each batch, for the same index lookups every time.
     pub fn open_writer(&self) -> Result<DbConnection, ConnectionError> {
         let mut conn = self.open()?;
-        if let DbConnection::Postgresql(c) = &mut conn {
-            c.batch_execute("SET plan_cache_mode = force_generic_plan")
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        match &mut conn {
+            DbConnection::Postgresql(c) => {
+                c.batch_execute("SET plan_cache_mode = force_generic_plan")
+            }
+            // Its commits checkpoint only when the nodes' checkpointers fall behind (store::wal).
+            DbConnection::Sqlite(c) => c.batch_execute(&format!(
+                "PRAGMA wal_autocheckpoint = {}",
+                super::wal::WRITER_BACKSTOP_PAGES
+            )),
         }
+        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
         Ok(conn)
     }
 

@@ -27,6 +27,7 @@ pub mod statistics;
 pub mod testing;
 pub mod tokens;
 pub mod users;
+pub mod wal;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;

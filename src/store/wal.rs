@@ -1,0 +1,121 @@
+//! SQLite's write-ahead log, copied back into the database file off the writer's thread.
+//!
+//! By default SQLite checkpoints on the connection whose commit takes the log past 1,000 pages:
+//! here that is always the group-commit writer, the one serial part of every send, and a
+//! profile of keyed sends found it spending a fifth of its time there (reading the log's pages
+//! and writing and syncing them into the database file) while every caller of the batch
+//! waited. So the writer's connection checkpoints only as a backstop, past
+//! [`WRITER_BACKSTOP_PAGES`] (`Manager::open_writer`), and each node runs a passive
+//! [`checkpoint`] every [`INTERVAL`] from a pooled connection (`server::app`). A passive
+//! checkpoint takes no lock a writer or reader needs: the writer appends while it copies.
+//!
+//! The log then stays short: once a checkpoint has copied every frame, the writer's next
+//! transaction starts the log again from its beginning; under a steady load the checkpointer
+//! is usually a few frames behind, and the backstop's checkpoint (of those few frames) lets the
+//! log restart at most every [`WRITER_BACKSTOP_PAGES`] pages. PostgreSQL has no such log to keep:
+//! there this does nothing.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::DbConnection;
+
+/// Pages past which the writer's own commit checkpoints, if the checkpointer has fallen behind
+/// (16 MiB of log at 4 KiB pages).
+pub const WRITER_BACKSTOP_PAGES: i64 = 4000;
+
+/// How often each node checkpoints.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(QueryableByName)]
+struct Checkpointed {
+    #[diesel(sql_type = BigInt)]
+    busy: i64,
+    #[diesel(sql_type = BigInt)]
+    log: i64,
+    #[diesel(sql_type = BigInt)]
+    checkpointed: i64,
+}
+
+/// What one checkpoint found: the log's frames, and how many of them are now in the database
+/// file (equal when it is all copied; -1 both when the database is not in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub log: i64,
+    pub checkpointed: i64,
+}
+
+/// Copies as much of the log into the database file as no reader still needs, without waiting
+/// for anyone (`PRAGMA wal_checkpoint(PASSIVE)`). `None` on PostgreSQL.
+pub fn checkpoint(conn: &mut DbConnection) -> QueryResult<Option<Progress>> {
+    let DbConnection::Sqlite(c) = conn else {
+        return Ok(None);
+    };
+    let row: Checkpointed = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
+    // `busy` is 1 only for the modes that wait; a passive checkpoint reports what it copied.
+    let _ = row.busy;
+    Ok(Some(Progress {
+        log: row.log,
+        checkpointed: row.checkpointed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Manager;
+    use diesel::connection::SimpleConnection;
+
+    fn file_len(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn the_writer_leaves_the_log_to_the_checkpointer_which_copies_it_all() {
+        // Arrange: a database and the writer's connection; about 1,500 pages of log, more than
+        // SQLite's default threshold of 1,000 and less than the writer's backstop.
+        let dir = std::env::temp_dir().join(format!("hubbub-wal-{}", crate::domain::Id::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let manager = Manager::new(&path.to_string_lossy());
+        let mut writer = manager.open_writer().unwrap();
+        writer
+            .batch_execute("CREATE TABLE t (x BLOB NOT NULL)")
+            .unwrap();
+        let before = file_len(&path);
+        for _ in 0..30 {
+            writer
+                .batch_execute(
+                    "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                     WHERE i < 50) INSERT INTO t SELECT randomblob(4000) FROM n; COMMIT;",
+                )
+                .unwrap();
+        }
+        // The writer checkpointed nothing: the database file hasn't grown by the rows' 6 MB.
+        assert!(
+            file_len(&path) < before + 1_000_000,
+            "the writer's commits checkpointed ({} → {} bytes)",
+            before,
+            file_len(&path)
+        );
+
+        // Act: one checkpoint from another connection, as each node runs them.
+        let mut other = manager.open().unwrap();
+        let progress = checkpoint(&mut other).unwrap().expect("SQLite");
+
+        // Assert: every frame copied, and the file holds the rows now.
+        assert!(progress.log > 1000, "{progress:?}");
+        assert_eq!(progress.checkpointed, progress.log);
+        assert!(file_len(&path) > before + 5_000_000);
+        // The writer's next transaction starts the log again from its beginning.
+        writer
+            .batch_execute("INSERT INTO t VALUES (randomblob(10))")
+            .unwrap();
+        let after = checkpoint(&mut other).unwrap().expect("SQLite");
+        assert!(after.log < 10, "the log did not restart: {after:?}");
+        drop((writer, other));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
