@@ -479,13 +479,24 @@ async fn keep_statistics(db: Db, mut stop: watch::Receiver<bool>) {
 /// Every 100 ms, copies SQLite's write-ahead log into the database file, so that the writer's
 /// commits don't have to (`store::wal`).
 async fn keep_wal_short(db: Db, mut stop: watch::Receiver<bool>) {
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(store::wal::INTERVAL) => {}
             _ = stop.changed() => return,
         }
-        if let Err(e) = maintenance::checkpoint(&db).await {
-            tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+        // Said once per run of failures (a read-only file fails every 100 ms; /readyz says why).
+        match maintenance::checkpoint(&db).await {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("checkpointing the write-ahead log works again");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+            }
+            Err(_) => {}
         }
     }
 }
