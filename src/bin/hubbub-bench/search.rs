@@ -168,9 +168,10 @@ fn seed(
     let per_statement = 500;
     let started = Instant::now();
     let mut i = 0;
+    let mut locked = 0;
     while i < n {
         let chunk_end = (i + 10_000).min(n);
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        let written = conn.transaction::<_, diesel::result::Error, _>(|conn| {
             let mut j = i;
             while j < chunk_end {
                 let rows = (chunk_end - j).min(per_statement);
@@ -243,9 +244,21 @@ fn seed(
                 j += rows;
             }
             Ok(())
-        })
-        .map_err(|e| format!("seeding messages: {e}"))?;
-        i = chunk_end;
+        });
+        match written {
+            Ok(()) => {
+                i = chunk_end;
+                locked = 0;
+            }
+            // The server's writer holds the database's one write lock in turns with this
+            // connection; on a busy machine it can keep it past the 10 s busy timeout. The chunk
+            // rolled back: write it again.
+            Err(e) if e.to_string().contains("database is locked") && locked < 10 => {
+                locked += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(format!("seeding messages: {e}")),
+        }
     }
     let elapsed = started.elapsed();
     let analyze = match conn {
