@@ -103,12 +103,6 @@ pub async fn refresh_statistics(db: &Db) -> Result<Vec<String>> {
     db.run(|conn| Ok(store::statistics::refresh(conn)?)).await
 }
 
-/// Copies SQLite's write-ahead log into the database file (a passive checkpoint, off the
-/// writer's thread: `store::wal`); nothing on PostgreSQL.
-pub async fn checkpoint(db: &Db) -> Result<Option<store::wal::Progress>> {
-    db.run(|conn| Ok(store::wal::checkpoint(conn)?)).await
-}
-
 /// Why the database can't serve, if it can't: it doesn't answer, or it can't take a write (a
 /// read-only SQLite file, a read-only PostgreSQL session). For `/readyz`; writes nothing.
 pub async fn unready(db: &Db) -> Option<String> {

@@ -239,10 +239,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         limits,
         stop_rx.clone(),
     ));
-    match store::Backend::of_url(&settings.database_url) {
-        store::Backend::Postgres => tokio::spawn(keep_statistics(db.clone(), stop_rx.clone())),
-        store::Backend::Sqlite => tokio::spawn(keep_wal_short(db.clone(), stop_rx.clone())),
-    };
+    if store::Backend::of_url(&settings.database_url) == store::Backend::Postgres {
+        tokio::spawn(keep_statistics(db.clone(), stop_rx.clone()));
+    }
+    // SQLite: the write-ahead log copied back off the writer's thread (store::wal).
+    store::wal::start(Manager::new(&settings.database_url), stop_rx.clone())
+        .context("cannot start the checkpointer thread")?;
     tokio::spawn(
         state
             .presence
@@ -472,31 +474,6 @@ async fn keep_statistics(db: Db, mut stop: watch::Receiver<bool>) {
             Ok(tables) if tables.is_empty() => {}
             Ok(tables) => tracing::debug!(?tables, "analysed tables with stale statistics"),
             Err(e) => tracing::warn!(error = %e, "refreshing planner statistics failed"),
-        }
-    }
-}
-
-/// Every 100 ms, copies SQLite's write-ahead log into the database file, so that the writer's
-/// commits don't have to (`store::wal`).
-async fn keep_wal_short(db: Db, mut stop: watch::Receiver<bool>) {
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(store::wal::INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        // Said once per run of failures (a read-only file fails every 100 ms; /readyz says why).
-        match maintenance::checkpoint(&db).await {
-            Ok(_) if failing => {
-                failing = false;
-                tracing::info!("checkpointing the write-ahead log works again");
-            }
-            Ok(_) => {}
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
-            }
-            Err(_) => {}
         }
     }
 }

@@ -6,7 +6,8 @@
 //! and writing and syncing them into the database file) while every caller of the batch
 //! waited. So the writer's connection checkpoints only as a backstop, past
 //! [`WRITER_BACKSTOP_PAGES`] (`Manager::open_writer`), and each node runs a passive
-//! [`checkpoint`] every [`INTERVAL`] from a pooled connection (`server::app`). A passive
+//! [`checkpoint`] every [`INTERVAL`] while the log grows ([`IDLE_INTERVAL`] otherwise) on a thread and connection of its own ([`start`]; a pooled
+//! connection waited behind the requests under load, and the backstop did the work). A passive
 //! checkpoint takes no lock a writer or reader needs: the writer appends while it copies.
 //!
 //! The log then stays short: once a checkpoint has copied every frame, the writer's next
@@ -15,19 +16,25 @@
 //! log restart at most every [`WRITER_BACKSTOP_PAGES`] pages. PostgreSQL has no such log to keep:
 //! there this does nothing.
 
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use tokio::sync::watch;
 
-use super::DbConnection;
+use super::{DbConnection, Manager};
 
 /// Pages past which the writer's own commit checkpoints, if the checkpointer has fallen behind
 /// (16 MiB of log at 4 KiB pages).
 pub const WRITER_BACKSTOP_PAGES: i64 = 4000;
 
-/// How often each node checkpoints.
-pub const INTERVAL: Duration = Duration::from_millis(100);
+/// How often each node checkpoints while the log grows: often, so that what the writer's
+/// backstop finds left to copy is a few milliseconds of commits.
+pub const INTERVAL: Duration = Duration::from_millis(10);
+
+/// How often each node checkpoints while the log doesn't grow.
+pub const IDLE_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(QueryableByName)]
 struct Checkpointed {
@@ -60,6 +67,50 @@ pub fn checkpoint(conn: &mut DbConnection) -> QueryResult<Option<Progress>> {
         log: row.log,
         checkpointed: row.checkpointed,
     }))
+}
+
+/// Starts the checkpointer: a thread with a connection of its own that runs a passive
+/// [`checkpoint`] every [`INTERVAL`] (or [`IDLE_INTERVAL`]) until `stop` turns true or its sender is gone. Nothing on
+/// PostgreSQL.
+pub fn start(
+    manager: Manager,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<Option<JoinHandle<()>>> {
+    if manager.backend() != super::Backend::Sqlite {
+        return Ok(None);
+    }
+    std::thread::Builder::new()
+        .name("hubbub-checkpointer".into())
+        .spawn(move || {
+            let mut conn = None;
+            // Said once per run of failures (a read-only file fails every time; /readyz says why).
+            let mut failing = false;
+            while !*stop.borrow() && stop.has_changed().is_ok() {
+                std::thread::sleep(INTERVAL);
+                let done = match conn.as_mut() {
+                    Some(c) => checkpoint(c).map(|_| ()).map_err(|e| e.to_string()),
+                    None => manager
+                        .open()
+                        .map(|c| conn = Some(c))
+                        .map_err(|e| e.to_string()),
+                };
+                match done {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("checkpointing the write-ahead log works again");
+                    }
+                    Ok(()) => {}
+                    Err(error) => {
+                        conn = None;
+                        if !failing {
+                            failing = true;
+                            tracing::warn!(%error, "checkpointing the write-ahead log failed");
+                        }
+                    }
+                }
+            }
+        })
+        .map(Some)
 }
 
 #[cfg(test)]
