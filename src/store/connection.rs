@@ -37,6 +37,10 @@ impl Backend {
     }
 }
 
+/// Pages past which the writer's own commit checkpoints SQLite's write-ahead log, if the
+/// checkpointer (`store::wal`) has fallen behind (16 MiB of log at 4 KiB pages).
+pub const WRITER_BACKSTOP_PAGES: i64 = 4000;
+
 /// Opens connections of one backend and applies the settings each connection needs.
 #[derive(Debug, Clone)]
 pub struct Manager {
@@ -92,10 +96,9 @@ impl Manager {
             DbConnection::Postgresql(c) => {
                 c.batch_execute("SET plan_cache_mode = force_generic_plan")
             }
-            // Its commits checkpoint only when the nodes' checkpointers fall behind (store::wal).
+            // Its commits checkpoint only when the node's checkpointer falls behind (store::wal).
             DbConnection::Sqlite(c) => c.batch_execute(&format!(
-                "PRAGMA wal_autocheckpoint = {}",
-                super::wal::WRITER_BACKSTOP_PAGES
+                "PRAGMA wal_autocheckpoint = {WRITER_BACKSTOP_PAGES}"
             )),
         }
         .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;

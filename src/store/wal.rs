@@ -25,9 +25,7 @@ use tokio::sync::watch;
 
 use super::{DbConnection, Manager};
 
-/// Pages past which the writer's own commit checkpoints, if the checkpointer has fallen behind
-/// (16 MiB of log at 4 KiB pages).
-pub const WRITER_BACKSTOP_PAGES: i64 = 4000;
+pub use super::connection::WRITER_BACKSTOP_PAGES;
 
 /// How often each node checkpoints while the log grows: often, so that what the writer's
 /// backstop finds left to copy is a few milliseconds of commits.
