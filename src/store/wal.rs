@@ -34,10 +34,9 @@ pub const INTERVAL: Duration = Duration::from_millis(10);
 /// How often each node checkpoints while the log doesn't grow.
 pub const IDLE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The pragma's answer, but for its `busy` column (1 only for the modes that wait).
 #[derive(QueryableByName)]
 struct Checkpointed {
-    #[diesel(sql_type = BigInt)]
-    busy: i64,
     #[diesel(sql_type = BigInt)]
     log: i64,
     #[diesel(sql_type = BigInt)]
@@ -59,8 +58,6 @@ pub fn checkpoint(conn: &mut DbConnection) -> QueryResult<Option<Progress>> {
         return Ok(None);
     };
     let row: Checkpointed = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
-    // `busy` is 1 only for the modes that wait; a passive checkpoint reports what it copied.
-    let _ = row.busy;
     Ok(Some(Progress {
         log: row.log,
         checkpointed: row.checkpointed,
