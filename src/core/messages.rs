@@ -8,7 +8,8 @@ use crate::core::crypto::sha256_hex;
 use crate::core::event::{self, Event};
 pub use crate::core::send_group::Sent;
 use crate::core::send_group::{self, Keyed, SendRequest};
-use crate::core::views::{Attachment, Message};
+pub(crate) use crate::core::views::message_views as views;
+use crate::core::views::Message;
 use crate::domain::{Id, MessageBody, Role, RoomKind, Time};
 use crate::error::{Error, Result};
 use crate::events::{To, Writer};
@@ -171,38 +172,6 @@ pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) ->
         })
     })
     .await
-}
-
-/// Message views with their reactions, attachments and mentions: one query each for all of
-/// them.
-pub(crate) fn views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<Message>> {
-    let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
-    let reactions = store::messages::reactions_on(conn, &ids)?;
-    let attachments = store::attachments::of_messages(conn, &ids)?;
-    let mut mentions: std::collections::HashMap<Id, Vec<Id>> = std::collections::HashMap::new();
-    for (message, user) in store::notifications::mentions_on(conn, &ids)? {
-        mentions.entry(message).or_default().push(user);
-    }
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let mine = reactions
-                .iter()
-                .filter(|(m, _, _)| *m == row.id)
-                .map(|(_, emoji, user)| (emoji.as_str(), *user));
-            let mut message = Message::from(row).with_reactions(mine);
-            if row.deleted_at.is_none() {
-                message.attachments = attachments
-                    .iter()
-                    .filter(|a| a.message_id == Some(row.id))
-                    .map(Attachment::from)
-                    .collect();
-                message.mention_ids = mentions.remove(&row.id).unwrap_or_default();
-                message.mention_ids.sort();
-            }
-            message
-        })
-        .collect())
 }
 
 /// In a direct room, a block between the two members stops messages both ways.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::core::event::Kind;
-use crate::core::views::{Attachment, Message};
+use crate::core::views::{message_views, Attachment, Message};
 use crate::domain::{Id, RoomKind, Time};
 use crate::error::{Error, Result};
 use crate::events::writer::{finish_with, same_kind, Finish, Group};
@@ -207,8 +207,8 @@ pub fn write(batch: &mut Batch<'_>, sends: &[Box<SendRequest>]) -> Result<Vec<Re
                 user_id: send.author,
                 key: k.key.clone(),
                 request_hash: k.request_hash.clone(),
-                // `Sent` as JSON, around the message's JSON already made for its event.
-                outcome: format!(r#"{{"message":{},"event_id":{id}}}"#, m.payload),
+                // The event's id only: a retry's answer is rebuilt from the event (`complete`).
+                outcome: format!(r#"{{"event_id":{id}}}"#),
                 created_at: m.row.created_at,
             });
         }
@@ -296,8 +296,9 @@ impl Known {
                 .iter()
                 .filter_map(|s| s.key.as_ref().map(|k| (s.author, k.key.as_str())))
                 .collect();
-            store::idempotency::find_any(conn, &pairs)?
-                .into_iter()
+            let mut rows = store::idempotency::find_any(conn, &pairs)?;
+            complete(conn, &mut rows)?;
+            rows.into_iter()
                 .map(|row| ((row.user_id, row.key.clone()), row))
                 .collect()
         };
@@ -340,6 +341,55 @@ impl Known {
             mentionable,
         })
     }
+}
+
+/// Makes each stored outcome a whole `Sent` again. A key stored since 2026-12-07 keeps only its
+/// send's event id (`{"event_id":N}`), not the answer: the message is the payload of that
+/// `message.created` event, the same JSON the first answer was made from, so a retry's answer
+/// is the same byte for byte, and the key's row is about a quarter of the size (a keyed send
+/// writes its row in the same commit as the message; the key table holds a day of them).
+/// Older keys kept the whole answer and are left as they are. One query for all the retries of
+/// a group, none for a group without retries.
+fn complete(conn: &mut DbConnection, rows: &mut [IdempotencyRow]) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Stored {
+        #[serde(deserialize_with = "event_id")]
+        event_id: i64,
+        message: Option<serde::de::IgnoredAny>,
+    }
+    let mut short: Vec<(usize, i64)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let stored: Stored = serde_json::from_str(&row.outcome)?;
+        if stored.message.is_none() {
+            short.push((i, stored.event_id));
+        }
+    }
+    if short.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = short.iter().map(|&(_, id)| id).collect();
+    let mut payloads: HashMap<i64, String> =
+        store::events::payloads(conn, &ids)?.into_iter().collect();
+    // An event pruned while its key lives (the event retention set shorter than the keys'
+    // lifetime): the message as it is now.
+    let pruned: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !payloads.contains_key(id))
+        .collect();
+    if !pruned.is_empty() {
+        let found = store::messages::find_by_seqs(conn, &pruned)?;
+        for (row, view) in found.iter().zip(message_views(conn, &found)?) {
+            payloads.insert(row.seq, serde_json::to_string(&view)?);
+        }
+    }
+    for (i, id) in short {
+        let payload = payloads.get(&id).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("the message of a stored key is gone"))
+        })?;
+        rows[i].outcome = format!(r#"{{"message":{payload},"event_id":{id}}}"#);
+    }
+    Ok(())
 }
 
 /// Decides one send: a stored outcome, a retry of an earlier send of the group, a new message,
@@ -478,6 +528,80 @@ mod tests {
         assert_ne!(unmentioned, now);
         let read: Sent = serde_json::from_str(&unmentioned).unwrap();
         assert_eq!(serde_json::to_string(&read).unwrap(), now);
+    }
+
+    #[test]
+    fn a_key_stores_its_event_id_and_a_retry_gets_the_answer_back_from_the_event() {
+        let mut conn = database();
+        let alice = user(&mut conn, "alice");
+        let room = group_room(&mut conn, alice);
+        stay(&mut conn, room, alice, 1, None);
+        let send = |conn: &mut DbConnection, body: &str, key: &str| {
+            let mut batch = Batch::for_test(conn);
+            write(&mut batch, &[request(alice, room, body, Some(key))])
+                .unwrap()
+                .remove(0)
+                .unwrap()
+        };
+        let json = |sent: &Sent| serde_json::to_string(sent).unwrap();
+        let first = send(&mut conn, "hello", "k1");
+        let other = send(&mut conn, "again", "k2");
+
+        // The row keeps the event id only, not the message.
+        let stored: Vec<String> = schema::idempotency_keys::table
+            .select(schema::idempotency_keys::outcome)
+            .order(schema::idempotency_keys::key)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(
+            stored,
+            [
+                format!(r#"{{"event_id":{}}}"#, first.event),
+                format!(r#"{{"event_id":{}}}"#, other.event)
+            ]
+        );
+
+        // A retry, later, in a group with a new send: the same answer, byte for byte, and
+        // nothing written for it.
+        let mut batch = Batch::for_test(&mut conn);
+        let answers = write(
+            &mut batch,
+            &[
+                request(alice, room, "hello", Some("k1")),
+                request(alice, room, "new", Some("k3")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(json(answers[0].as_ref().unwrap()), json(&first));
+        assert_ne!(answers[1].as_ref().unwrap().message.id, first.message.id);
+        let messages: i64 = schema::messages::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(messages, 3);
+
+        // The event pruned while the key lives (retention shorter than the keys' lifetime):
+        // the message as the messages table has it, the same here.
+        diesel::delete(schema::events::table.filter(schema::events::id.eq(other.event)))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(json(&send(&mut conn, "again", "k2")), json(&other));
+        // Both gone: the server's fault, not a new message.
+        diesel::delete(schema::events::table.filter(schema::events::id.eq(first.event)))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(schema::messages::table.filter(schema::messages::seq.eq(first.event)))
+            .set(schema::messages::seq.eq(-1))
+            .execute(&mut conn)
+            .unwrap();
+        let mut batch = Batch::for_test(&mut conn);
+        let answer = write(&mut batch, &[request(alice, room, "hello", Some("k1"))]);
+        assert!(answer.is_err());
+        let messages: i64 = schema::messages::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(messages, 3);
     }
 
     fn outcome(answer: &Result<Sent>) -> &'static str {

@@ -5,9 +5,11 @@ use utoipa::ToSchema;
 
 pub use crate::core::attachments::Attachment;
 use crate::domain::{Id, NotifyLevel, RequestStatus, Role, RoomKind, Time, UserKind};
+use crate::error::Result;
 use crate::store::messages::MessageRow;
 use crate::store::rooms::RoomRow;
 use crate::store::users::UserRow;
+use crate::store::{self, DbConnection};
 
 /// A user as anyone may see them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -198,4 +200,36 @@ pub struct FriendRequest {
     /// `pending`, or `accepted` when the request answered one the other user had already sent.
     pub status: RequestStatus,
     pub created_at: Time,
+}
+
+/// Message views with their reactions, attachments and mentions: one query each for all of
+/// them.
+pub(crate) fn message_views(conn: &mut DbConnection, rows: &[MessageRow]) -> Result<Vec<Message>> {
+    let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+    let reactions = store::messages::reactions_on(conn, &ids)?;
+    let attachments = store::attachments::of_messages(conn, &ids)?;
+    let mut mentions: std::collections::HashMap<Id, Vec<Id>> = std::collections::HashMap::new();
+    for (message, user) in store::notifications::mentions_on(conn, &ids)? {
+        mentions.entry(message).or_default().push(user);
+    }
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mine = reactions
+                .iter()
+                .filter(|(m, _, _)| *m == row.id)
+                .map(|(_, emoji, user)| (emoji.as_str(), *user));
+            let mut message = Message::from(row).with_reactions(mine);
+            if row.deleted_at.is_none() {
+                message.attachments = attachments
+                    .iter()
+                    .filter(|a| a.message_id == Some(row.id))
+                    .map(Attachment::from)
+                    .collect();
+                message.mention_ids = mentions.remove(&row.id).unwrap_or_default();
+                message.mention_ids.sort();
+            }
+            message
+        })
+        .collect())
 }

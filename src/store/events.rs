@@ -105,6 +105,17 @@ pub fn audiences(conn: &mut DbConnection, after: i64, upto: i64) -> QueryResult<
         .load(conn)
 }
 
+/// The payloads of these events, by id (those pruned are missing).
+pub fn payloads(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    events::table
+        .filter(events::id.eq_any(ids))
+        .select((events::id, events::payload))
+        .load(conn)
+}
+
 /// The id of the newest event (0 for an empty log).
 pub fn head(conn: &mut DbConnection) -> QueryResult<i64> {
     let max: Option<i64> = events::table

@@ -215,6 +215,17 @@ pub fn find_many(conn: &mut DbConnection, ids: &[Id]) -> QueryResult<Vec<Message
         .load(conn)
 }
 
+/// The messages at these positions (a message's seq is its `message.created` event's id).
+pub fn find_by_seqs(conn: &mut DbConnection, seqs: &[i64]) -> QueryResult<Vec<MessageRow>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    messages::table
+        .filter(messages::seq.eq_any(seqs))
+        .select(MessageRow::as_select())
+        .load(conn)
+}
+
 /// Which way a history page reads from its anchor.
 #[derive(Debug, Clone, Copy)]
 pub enum Page {
