@@ -6,8 +6,9 @@
 //! and writing and syncing them into the database file) while every caller of the batch
 //! waited. So the writer's connection checkpoints only as a backstop, past
 //! [`WRITER_BACKSTOP_PAGES`] (`Manager::open_writer`), and each node runs a passive
-//! [`checkpoint`] every [`INTERVAL`] while the log grows ([`IDLE_INTERVAL`] otherwise) on a thread and connection of its own ([`start`]; a pooled
-//! connection waited behind the requests under load, and the backstop did the work). A passive
+//! [`checkpoint`] every [`INTERVAL`] while the log grows ([`IDLE_INTERVAL`] otherwise) on a
+//! thread and connection of its own ([`start`]; a pooled connection waited behind the requests
+//! under load, and the backstop did the work). A passive
 //! checkpoint takes no lock a writer or reader needs: the writer appends while it copies.
 //!
 //! The log then stays short: once a checkpoint has copied every frame, the writer's next
@@ -64,9 +65,19 @@ pub fn checkpoint(conn: &mut DbConnection) -> QueryResult<Option<Progress>> {
     }))
 }
 
+/// How long the checkpointer sleeps after a checkpoint that found `now`, the one before having
+/// found `before`: [`INTERVAL`] while the log grows (or restarted: its frame count moved),
+/// [`IDLE_INTERVAL`] while it stands still, so an idle node doesn't wake 100 times a second.
+pub fn wait_after(before: Option<Progress>, now: Option<Progress>) -> Duration {
+    match (before, now) {
+        (Some(before), Some(now)) if before.log == now.log => IDLE_INTERVAL,
+        _ => INTERVAL,
+    }
+}
+
 /// Starts the checkpointer: a thread with a connection of its own that runs a passive
-/// [`checkpoint`] every [`INTERVAL`] (or [`IDLE_INTERVAL`]) until `stop` turns true or its sender is gone. Nothing on
-/// PostgreSQL.
+/// [`checkpoint`], then sleeps as [`wait_after`] says, until `stop` turns true or its sender is
+/// gone. Nothing on PostgreSQL.
 pub fn start(
     manager: Manager,
     stop: watch::Receiver<bool>,
@@ -80,16 +91,24 @@ pub fn start(
             let mut conn = None;
             // Said once per run of failures (a read-only file fails every time; /readyz says why).
             let mut failing = false;
+            let mut last = None;
+            let mut wait = INTERVAL;
             while !*stop.borrow() && stop.has_changed().is_ok() {
-                std::thread::sleep(INTERVAL);
+                std::thread::sleep(wait);
                 let done = match conn.as_mut() {
-                    Some(c) => checkpoint(c).map(|_| ()).map_err(|e| e.to_string()),
+                    Some(c) => checkpoint(c).map_err(|e| e.to_string()),
                     None => manager
                         .open()
-                        .map(|c| conn = Some(c))
+                        .map(|c| {
+                            conn = Some(c);
+                            None
+                        })
                         .map_err(|e| e.to_string()),
                 };
-                match done {
+                let found = done.as_ref().ok().copied().flatten();
+                wait = wait_after(last, found);
+                last = found;
+                match done.map(|_| ()) {
                     Ok(()) if failing => {
                         failing = false;
                         tracing::info!("checkpointing the write-ahead log works again");
@@ -116,6 +135,62 @@ mod tests {
 
     fn file_len(path: &std::path::Path) -> u64 {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn the_checkpointer_wakes_often_only_while_the_log_moves() {
+        let at = |log| {
+            Some(Progress {
+                log,
+                checkpointed: log,
+            })
+        };
+        assert_eq!(wait_after(None, at(5)), INTERVAL);
+        assert_eq!(wait_after(at(5), at(9)), INTERVAL, "the log grew");
+        assert_eq!(wait_after(at(900), at(3)), INTERVAL, "the log restarted");
+        assert_eq!(
+            wait_after(at(9), at(9)),
+            IDLE_INTERVAL,
+            "the log stands still"
+        );
+        assert_eq!(
+            wait_after(at(9), None),
+            INTERVAL,
+            "a failure or a new connection"
+        );
+        assert!(IDLE_INTERVAL > INTERVAL);
+    }
+
+    #[test]
+    fn the_checkpointer_thread_copies_the_log_and_stops_when_told() {
+        let dir = std::env::temp_dir().join(format!("hubbub-wal-{}", crate::domain::Id::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let manager = Manager::new(&path.to_string_lossy());
+        let mut writer = manager.open_writer().unwrap();
+        writer
+            .batch_execute(
+                "CREATE TABLE t (x BLOB NOT NULL); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL \
+                 SELECT i + 1 FROM n WHERE i < 500) INSERT INTO t SELECT randomblob(4000) FROM n;",
+            )
+            .unwrap();
+        let before = file_len(&path);
+        let (stop_tx, stop_rx) = watch::channel(false);
+
+        let thread = start(manager, stop_rx)
+            .unwrap()
+            .expect("a thread on SQLite");
+
+        // The rows' 2 MB reach the database file without the writer doing anything more.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while file_len(&path) < before + 1_500_000 {
+            assert!(std::time::Instant::now() < deadline, "nothing was copied");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop_tx.send(true).unwrap();
+        thread.join().unwrap();
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
