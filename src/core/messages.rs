@@ -8,8 +8,7 @@ use crate::core::crypto::sha256_hex;
 use crate::core::event::{self, Event};
 pub use crate::core::send_group::Sent;
 use crate::core::send_group::{self, Keyed, SendRequest};
-pub(crate) use crate::core::views::message_views as views;
-use crate::core::views::Message;
+use crate::core::views::{message_views, Message};
 use crate::domain::{Id, MessageBody, Role, RoomKind, Time};
 use crate::error::{Error, Result};
 use crate::events::{To, Writer};
@@ -152,7 +151,7 @@ pub async fn history(db: &Db, user: Id, room: Id, anchor: Anchor, limit: i64) ->
             Anchor::After(id) => Page::After(seq_of(conn, id)?),
         };
         let rows = store::messages::page(conn, room, page, limit)?;
-        let messages = views(conn, &rows)?;
+        let messages = message_views(conn, &rows)?;
         let (first, last) = match (rows.first(), rows.last()) {
             (Some(f), Some(l)) => (f, l),
             _ => {
@@ -238,7 +237,7 @@ pub async fn edit(writer: &Writer, user: Id, room: Id, message: Id, body: String
             store::messages::edit(batch.conn(), message, body.as_str(), now)?;
             let updated = store::messages::find_in_room(batch.conn(), room, message)?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("edited message vanished")))?;
-            let view = views(batch.conn(), std::slice::from_ref(&updated))?.remove(0);
+            let view = message_views(batch.conn(), std::slice::from_ref(&updated))?.remove(0);
             let event = event::append(
                 batch,
                 &Event::MessageUpdated(view.clone()),

@@ -5,8 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::config::DmPolicy;
 use crate::core::event::{self, Event};
-use crate::core::messages;
-use crate::core::views::{Member, Message, Notifications, Room, User};
+use crate::core::views::{message_views, Member, Message, Notifications, Room, User};
 use crate::domain::{Id, Role, RoomKind, RoomName, Time};
 use crate::error::{Error, Result};
 use crate::events::{Batch, To, Writer};
@@ -199,7 +198,7 @@ fn load_many(conn: &mut DbConnection, rows: Vec<RoomRow>, viewer: Option<Id>) ->
         .collect();
     let last_ids: Vec<Id> = rows.iter().filter_map(|r| r.last_message_id).collect();
     let last_rows = store::messages::find_many(conn, &last_ids)?;
-    let last: HashMap<Id, Message> = messages::views(conn, &last_rows)?
+    let last: HashMap<Id, Message> = message_views(conn, &last_rows)?
         .into_iter()
         .map(|m| (m.id, m))
         .collect();

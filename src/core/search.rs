@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::core::messages::views;
+use crate::core::views::message_views;
 use crate::core::views::Message;
 use crate::domain::search::{snippet, SearchQuery, Segment};
 use crate::domain::Id;
@@ -92,7 +92,7 @@ pub async fn find(db: &Db, user: Id, find: Find, timeout_ms: u64) -> Result<Hits
         let mut rows = store::messages::find_many(conn, ids)?;
         // Newest first, as the search found them.
         rows.sort_by_key(|r| std::cmp::Reverse(r.seq));
-        let messages = views(conn, &rows)?;
+        let messages = message_views(conn, &rows)?;
         let hits: Vec<Hit> = messages
             .into_iter()
             .map(|message| {
