@@ -346,7 +346,7 @@ impl Known {
 /// Makes each stored outcome a whole `Sent` again. A key stored since 2026-12-07 keeps only its
 /// send's event id (`{"event_id":N}`), not the answer: the message is the payload of that
 /// `message.created` event, the same JSON the first answer was made from, so a retry's answer
-/// is the same byte for byte, and the key's row is about a quarter of the size (a keyed send
+/// is the same byte for byte, and the key's row is about a third of the size (a keyed send
 /// writes its row in the same commit as the message; the key table holds a day of them).
 /// Older keys kept the whole answer and are left as they are. One query for all the retries of
 /// a group, none for a group without retries.
