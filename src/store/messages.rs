@@ -31,8 +31,9 @@ pub struct NewMessage {
 /// `seq` = their event's id, and sets each room's newest message; returns the event ids, in
 /// the order given. The caller holds the event-log lock.
 ///
-/// SQLite: the ids are reserved, then the rows inserted with one prepared statement per table
-/// (run per row), and one update per room.
+/// SQLite: the ids are reserved, then the events inserted with one prepared statement run per
+/// row, the messages with one statement for the group ([`MessagesSqlite`]: the search index
+/// writes one segment per statement), and one update per room.
 /// PostgreSQL, where each statement is a round trip and diesel re-parses multi-row inserts:
 /// one statement, prepared once, that takes the ids from the sequence and does all of it.
 pub fn append_sent(
@@ -61,8 +62,9 @@ pub fn append_sent(
     Ok(ids)
 }
 
-/// [`append_sent`] on SQLite: the ids reserved, the rows of each table inserted with one
-/// prepared statement (`insert_many!`), one update per room.
+/// [`append_sent`] on SQLite: the ids reserved, the events inserted with one prepared
+/// statement run per row (`insert_many!`), the messages with one statement for them all
+/// ([`MessagesSqlite`]), one update per room.
 fn append_sent_sqlite(
     conn: &mut DbConnection,
     kind: &'static str,
@@ -89,7 +91,9 @@ fn append_sent_sqlite(
             ..m.row.clone()
         })
         .collect();
-    super::insert_many!(conn, messages::table, &rows)?;
+    if let DbConnection::Sqlite(c) = conn {
+        MessagesSqlite::of(&rows).execute(c)?;
+    }
     // Each room's newest message is the last of the group in that room.
     let mut newest: std::collections::HashMap<Id, &MessageRow> = std::collections::HashMap::new();
     for row in &rows {
@@ -99,6 +103,68 @@ fn append_sent_sqlite(
         super::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
     }
     Ok(ids)
+}
+
+/// The messages of a group of sends on SQLite, inserted by **one statement**: their rows as
+/// one JSON array, read back with `json_each` (ids as hex). SQLite opens a statement savepoint
+/// for every statement that writes inside a transaction, and the search index (written by the
+/// messages' insert trigger) flushes what it holds to a new segment of its own at every
+/// savepoint: a statement per row made one segment per message, which the index then spent
+/// its time merging; one statement makes one per group. The text is fixed whatever the row
+/// count, so it is prepared once (a static query id, unlike `sql_query`).
+struct MessagesSqlite {
+    rows: String,
+}
+
+impl MessagesSqlite {
+    fn of(rows: &[MessageRow]) -> MessagesSqlite {
+        let hex = |id: &Id| id.0.simple().to_string();
+        let time = |t: &Time| t.to_string();
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    hex(&r.id),
+                    hex(&r.room_id),
+                    r.seq,
+                    hex(&r.author_id),
+                    r.body,
+                    r.reply_to.as_ref().map(hex),
+                    time(&r.created_at),
+                    r.edited_at.as_ref().map(time),
+                    r.deleted_at.as_ref().map(time),
+                ])
+            })
+            .collect();
+        MessagesSqlite {
+            rows: serde_json::Value::Array(rows).to_string(),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for MessagesSqlite {
+    type QueryId = MessagesSqlite;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for MessagesSqlite {}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for MessagesSqlite {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO messages \
+             (id, room_id, seq, author_id, body, reply_to, created_at, edited_at, deleted_at) \
+             SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, unhex(value ->> 3), \
+             value ->> 4, unhex(value ->> 5), value ->> 6, value ->> 7, value ->> 8 \
+             FROM json_each(",
+        );
+        out.push_bind_param::<diesel::sql_types::Text, _>(&self.rows)?;
+        out.push_sql(")");
+        Ok(())
+    }
 }
 
 /// [`append_sent`] on PostgreSQL: arrays in, (position, event id) out. A type of its own with a
@@ -372,4 +438,112 @@ pub fn unread_counts(
         .group_by(messages::room_id)
         .select((messages::room_id, diesel::dsl::count_star()))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+    use diesel::connection::Connection;
+    use diesel::sql_types::BigInt;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut DbConnection, sql: &str) -> i64 {
+        let DbConnection::Sqlite(c) = conn else {
+            unreachable!("an in-memory SQLite database")
+        };
+        diesel::sql_query(sql).get_result::<Count>(c).unwrap().n
+    }
+
+    /// The search index's segments: its data rows are numbered segment << 37 plus page, and
+    /// rows below 1 << 37 are its bookkeeping.
+    const SEGMENTS: &str = "SELECT count(DISTINCT id >> 37) AS n FROM message_search_data \
+                            WHERE id >= 137438953472";
+
+    #[test]
+    fn a_group_of_sends_is_one_insert_that_keeps_every_column_and_one_search_segment() {
+        let mut conn = testing::database();
+        let (alice, bob) = (
+            testing::user(&mut conn, "alice"),
+            testing::user(&mut conn, "bob"),
+        );
+        let room = testing::room(&mut conn, alice);
+        // No merges, so that the segments counted are the ones the sends wrote.
+        count(
+            &mut conn,
+            "INSERT INTO message_search(message_search, rank) VALUES ('automerge', 0) \
+             RETURNING 0 AS n",
+        );
+        let first = Id::new();
+        let bodies = [
+            "plain",
+            "quotes \" and \\ backslash, 서울에서 🎉",
+            "",
+            "line\nbreak\ttab",
+            "last one",
+        ];
+        let at = Time::now();
+        let mut new: Vec<NewMessage> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| NewMessage {
+                row: MessageRow {
+                    id: if i == 0 { first } else { Id::new() },
+                    room_id: room,
+                    seq: 0,
+                    author_id: if i % 2 == 0 { alice } else { bob },
+                    body: body.to_string(),
+                    reply_to: (i == 1).then_some(first),
+                    created_at: at,
+                    edited_at: None,
+                    deleted_at: None,
+                },
+                payload: format!("{{\"n\":{i}}}"),
+            })
+            .collect();
+        let ids = conn
+            .transaction(|c| append_sent(c, "message.created", &mut new))
+            .unwrap();
+        assert_eq!(ids.len(), bodies.len());
+
+        let mut stored = find_by_seqs(&mut conn, &ids).unwrap();
+        stored.sort_by_key(|r| r.seq);
+        assert_eq!(stored.len(), bodies.len());
+        for (row, sent) in stored.iter().zip(&new) {
+            assert_eq!(row.id, sent.row.id);
+            assert_eq!(row.room_id, room);
+            assert_eq!(row.seq, sent.row.seq);
+            assert_eq!(row.author_id, sent.row.author_id);
+            assert_eq!(row.body, sent.row.body);
+            assert_eq!(row.reply_to, sent.row.reply_to);
+            assert_eq!(row.created_at, at);
+            assert_eq!((row.edited_at, row.deleted_at), (None, None));
+        }
+        // Stored as diesel stores them, so that every other query finds them.
+        assert_eq!(find_many(&mut conn, &[first]).unwrap().len(), 1);
+        assert_eq!(
+            page(&mut conn, room, Page::Latest, 10).unwrap().len(),
+            bodies.len()
+        );
+
+        // Four bodies to index (the empty one is not), written as one segment: a statement per
+        // row flushed the index at each row's savepoint, one segment per message.
+        assert_eq!(count(&mut conn, SEGMENTS), 1);
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT count(*) AS n FROM message_search WHERE message_search MATCH 'body:서울*'"
+            ),
+            1
+        );
+        assert_eq!(
+            count(&mut conn, "SELECT count(*) AS n FROM message_search"),
+            4
+        );
+    }
 }
