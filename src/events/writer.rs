@@ -196,6 +196,8 @@ fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut conn: Option<DbConnection> = None;
+    // Where the connection's statement journals go now (`store::statement_journals_in_memory`).
+    let mut in_memory = false;
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
@@ -208,7 +210,10 @@ fn run(
         metrics.batch(jobs.len());
         if conn.is_none() {
             match manager.open_writer() {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    conn = Some(c);
+                    in_memory = false;
+                }
                 Err(e) => {
                     let err = Error::unavailable(anyhow::anyhow!(
                         "writer cannot reach the database: {e}"
@@ -221,6 +226,15 @@ fn run(
             }
         }
         let Some(c) = conn.as_mut() else { continue };
+        let only_groups = jobs.iter().all(|job| matches!(job, Job::Group(_)));
+        if only_groups != in_memory {
+            match store::statement_journals_in_memory(c, only_groups) {
+                Ok(()) => in_memory = only_groups,
+                // The batch runs with the journals where they were: slower, or one batch's
+                // journal in memory; not wrong.
+                Err(e) => tracing::warn!(error = %e, "could not move the statement journals"),
+            }
+        }
         match commit_batch(c, &mut jobs, &metrics) {
             Ok(Some(head)) => {
                 doorbell.send_if_modified(|current| {
@@ -407,6 +421,58 @@ mod tests {
         drop(tx);
         assert_eq!(runs.iter().collect::<Vec<_>>(), [3, 1, 2]);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A group that reports where its statement journals go (`PRAGMA temp_store`: 2 memory,
+    /// 0 SQLite's default).
+    struct Journals(oneshot::Sender<Result<i32>>);
+
+    #[derive(QueryableByName)]
+    struct TempStore {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        temp_store: i32,
+    }
+
+    fn temp_store(batch: &mut Batch<'_>) -> Result<i32> {
+        let DbConnection::Sqlite(c) = batch.conn() else {
+            unreachable!("a SQLite database")
+        };
+        Ok(diesel::sql_query("PRAGMA temp_store")
+            .get_result::<TempStore>(c)
+            .map_err(Error::internal)?
+            .temp_store)
+    }
+
+    impl Group for Journals {
+        fn absorb(&mut self, next: Box<dyn Group>) -> std::result::Result<(), Box<dyn Group>> {
+            Err(next)
+        }
+        fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (bool, Vec<Finish>) {
+            let seen = temp_store(batch);
+            (true, vec![finish_with(self.0, seen)])
+        }
+    }
+
+    #[actix_rt::test]
+    async fn send_groups_keep_statement_journals_in_memory_and_other_jobs_do_not() {
+        let dir = std::env::temp_dir().join(format!("hubbub-journals-{}", Id::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manager = Manager::new(&dir.join("db.sqlite").to_string_lossy());
+        let (doorbell, _rung) = watch::channel(0);
+        let writer = Writer::start(manager, doorbell, Arc::new(Metrics::default())).unwrap();
+        let group = || async {
+            let (tx, rx) = oneshot::channel();
+            writer.group(Box::new(Journals(tx)), rx).await.unwrap()
+        };
+
+        assert_eq!(group().await, 2, "a batch of groups: in memory");
+        assert_eq!(
+            writer.run(temp_store).await.unwrap(),
+            0,
+            "a closure: the default"
+        );
+        assert_eq!(group().await, 2, "and back");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[actix_rt::test]
