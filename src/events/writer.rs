@@ -465,11 +465,14 @@ mod tests {
             writer.group(Box::new(Journals(tx)), rx).await.unwrap()
         };
 
+        let closure = || async { writer.run(temp_store).await.unwrap() };
+
+        assert_eq!(closure().await, 0, "a closure first: the default");
         assert_eq!(group().await, 2, "a batch of groups: in memory");
         assert_eq!(
-            writer.run(temp_store).await.unwrap(),
+            closure().await,
             0,
-            "a closure: the default"
+            "a closure after them: the default again"
         );
         assert_eq!(group().await, 2, "and back");
         let _ = std::fs::remove_dir_all(&dir);

@@ -97,12 +97,10 @@ impl Manager {
                 c.batch_execute("SET plan_cache_mode = force_generic_plan")
             }
             // Its commits checkpoint only when the node's checkpointer falls behind (store::wal).
-            // Its statement journals stay in memory: a group's messages are one statement
-            // (`store::messages::append_sent`) whose journal outgrows SQLite's 64 KiB in-memory
-            // default, and spilling it to a temporary file cost the writer 7 % of the server's
-            // time. A journal holds each page one statement changes once: at most a few MB.
+            // (Where its statement journals go is the writer's choice, batch by batch:
+            // `store::statement_journals_in_memory`.)
             DbConnection::Sqlite(c) => c.batch_execute(&format!(
-                "PRAGMA wal_autocheckpoint = {WRITER_BACKSTOP_PAGES}; PRAGMA temp_store = MEMORY"
+                "PRAGMA wal_autocheckpoint = {WRITER_BACKSTOP_PAGES}"
             )),
         }
         .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
