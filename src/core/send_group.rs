@@ -50,6 +50,12 @@ impl Group for SendGroup {
         Ok(())
     }
 
+    /// Its statements are one per table for the group (`store::messages::append_sent`), and a
+    /// group is at most the writer's batch: a few MB of journal at most.
+    fn bounded_statements(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (bool, Vec<Finish>) {
         let (requests, replies): (Vec<_>, Vec<_>) = self.sends.into_iter().unzip();
         match write(batch, &requests) {

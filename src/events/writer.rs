@@ -73,6 +73,13 @@ pub trait Group: Any + Send {
 
     /// Runs the group: whether its writes should stay, and how to tell each of its callers.
     fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (bool, Vec<Finish>);
+
+    /// Whether each statement the group runs changes a bounded number of pages (its size capped
+    /// by the batch's), so that a batch of such groups may keep its statement journals in
+    /// memory (`store::statement_journals_in_memory`). No, unless the kind says so.
+    fn bounded_statements(&self) -> bool {
+        false
+    }
 }
 
 /// `next` as a `G`, when it is one (for [`Group::absorb`]); handed back otherwise.
@@ -226,10 +233,12 @@ fn run(
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let only_groups = jobs.iter().all(|job| matches!(job, Job::Group(_)));
-        if only_groups != in_memory {
-            match store::statement_journals_in_memory(c, only_groups) {
-                Ok(()) => in_memory = only_groups,
+        let bounded = jobs
+            .iter()
+            .all(|job| matches!(job, Job::Group(group) if group.bounded_statements()));
+        if bounded != in_memory {
+            match store::statement_journals_in_memory(c, bounded) {
+                Ok(()) => in_memory = bounded,
                 // The batch runs with the journals where they were: slower, or one batch's
                 // journal in memory; not wrong.
                 Err(e) => tracing::warn!(error = %e, "could not move the statement journals"),
@@ -424,8 +433,8 @@ mod tests {
     }
 
     /// A group that reports where its statement journals go (`PRAGMA temp_store`: 2 memory,
-    /// 0 SQLite's default).
-    struct Journals(oneshot::Sender<Result<i32>>);
+    /// 0 SQLite's default), and says whether its statements are bounded.
+    struct Journals(oneshot::Sender<Result<i32>>, bool);
 
     #[derive(QueryableByName)]
     struct TempStore {
@@ -451,30 +460,41 @@ mod tests {
             let seen = temp_store(batch);
             (true, vec![finish_with(self.0, seen)])
         }
+        fn bounded_statements(&self) -> bool {
+            self.1
+        }
     }
 
     #[actix_rt::test]
-    async fn send_groups_keep_statement_journals_in_memory_and_other_jobs_do_not() {
+    async fn bounded_groups_keep_statement_journals_in_memory_and_other_jobs_do_not() {
         let dir = std::env::temp_dir().join(format!("hubbub-journals-{}", Id::new()));
         std::fs::create_dir_all(&dir).unwrap();
         let manager = Manager::new(&dir.join("db.sqlite").to_string_lossy());
         let (doorbell, _rung) = watch::channel(0);
         let writer = Writer::start(manager, doorbell, Arc::new(Metrics::default())).unwrap();
-        let group = || async {
+        let handle = &writer;
+        let group = |bounded| async move {
             let (tx, rx) = oneshot::channel();
-            writer.group(Box::new(Journals(tx)), rx).await.unwrap()
+            handle
+                .group(Box::new(Journals(tx, bounded)), rx)
+                .await
+                .unwrap()
         };
-
         let closure = || async { writer.run(temp_store).await.unwrap() };
 
         assert_eq!(closure().await, 0, "a closure first: the default");
-        assert_eq!(group().await, 2, "a batch of groups: in memory");
+        assert_eq!(group(true).await, 2, "a batch of bounded groups: in memory");
         assert_eq!(
             closure().await,
             0,
             "a closure after them: the default again"
         );
-        assert_eq!(group().await, 2, "and back");
+        assert_eq!(group(true).await, 2, "and back");
+        assert_eq!(
+            group(false).await,
+            0,
+            "a group that doesn't say so: the default"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

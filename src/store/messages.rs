@@ -92,7 +92,7 @@ fn append_sent_sqlite(
         })
         .collect();
     if let DbConnection::Sqlite(c) = conn {
-        MessagesSqlite::of(&rows).execute(c)?;
+        MessagesSqlite::of(&rows)?.execute(c)?;
     }
     // Each room's newest message is the last of the group in that room.
     let mut newest: std::collections::HashMap<Id, &MessageRow> = std::collections::HashMap::new();
@@ -117,28 +117,30 @@ struct MessagesSqlite {
 }
 
 impl MessagesSqlite {
-    fn of(rows: &[MessageRow]) -> MessagesSqlite {
+    fn of(rows: &[MessageRow]) -> QueryResult<MessagesSqlite> {
         let hex = |id: &Id| id.0.simple().to_string();
-        let time = |t: &Time| t.to_string();
-        let rows: Vec<serde_json::Value> = rows
+        // Tuples serialize as JSON arrays (times as their text, as `DbTime` stores them); the
+        // bodies are borrowed, not copied.
+        let rows: Vec<_> = rows
             .iter()
             .map(|r| {
-                serde_json::json!([
+                (
                     hex(&r.id),
                     hex(&r.room_id),
                     r.seq,
                     hex(&r.author_id),
-                    r.body,
+                    r.body.as_str(),
                     r.reply_to.as_ref().map(hex),
-                    time(&r.created_at),
-                    r.edited_at.as_ref().map(time),
-                    r.deleted_at.as_ref().map(time),
-                ])
+                    r.created_at,
+                    r.edited_at,
+                    r.deleted_at,
+                )
             })
             .collect();
-        MessagesSqlite {
-            rows: serde_json::Value::Array(rows).to_string(),
-        }
+        Ok(MessagesSqlite {
+            rows: serde_json::to_string(&rows)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
+        })
     }
 }
 

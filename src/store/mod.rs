@@ -207,11 +207,12 @@ pub fn begin_append(conn: &mut DbConnection) -> QueryResult<()> {
 /// Where the statement journals of the connection's next transactions are kept (SQLite; nothing
 /// on PostgreSQL). A statement that writes inside a transaction keeps the pages it changes, to
 /// undo itself alone; SQLite keeps that journal in memory up to 64 KiB, then in a temporary
-/// file. The writer keeps a batch of only send groups in memory (`in_memory`): a group's
-/// messages are one statement (`messages::append_sent`) whose journal outgrows 64 KiB, and
-/// writing it to a file cost 7 % of the server's time; a group is at most the writer's batch,
-/// so its journal is a few MB at most. Every other batch keeps SQLite's default, since one of
-/// its statements can change a whole account's messages (an erasure) and memory would then
+/// file. The writer keeps in memory a batch made only of groups whose statements are bounded
+/// (`Group::bounded_statements`: the send groups, whose messages are one statement,
+/// `messages::append_sent`, with a journal past 64 KiB that cost 7 % of the server's time when
+/// written to a file; a group is at most the writer's batch, so a few MB). Every other batch
+/// keeps SQLite's default, since one of its statements can change a whole account's messages
+/// (an erasure) and memory would then
 /// have no bound. Runs outside a transaction (SQLite refuses the change inside one).
 pub fn statement_journals_in_memory(conn: &mut DbConnection, in_memory: bool) -> QueryResult<()> {
     match conn {

@@ -137,6 +137,35 @@ mod tests {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     }
 
+    /// A new database file in a directory of its own (the directory, the file, its manager),
+    /// and the writer's connection to it, with an empty table `t`.
+    fn new_database() -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        Manager,
+        DbConnection,
+    ) {
+        let dir = std::env::temp_dir().join(format!("hubbub-wal-{}", crate::domain::Id::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let manager = Manager::new(&path.to_string_lossy());
+        let mut writer = manager.open_writer().unwrap();
+        writer
+            .batch_execute("CREATE TABLE t (x BLOB NOT NULL)")
+            .unwrap();
+        (dir, path, manager, writer)
+    }
+
+    /// Adds `n` rows of 4,000 random bytes to `t` in one statement.
+    fn add_rows(writer: &mut DbConnection, n: usize) {
+        writer
+            .batch_execute(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+                 INSERT INTO t SELECT randomblob(4000) FROM n"
+            ))
+            .unwrap();
+    }
+
     #[test]
     fn the_checkpointer_wakes_often_only_while_the_log_moves() {
         let at = |log| {
@@ -163,18 +192,9 @@ mod tests {
 
     #[test]
     fn the_checkpointer_thread_copies_the_log_and_stops_when_told() {
-        let dir = std::env::temp_dir().join(format!("hubbub-wal-{}", crate::domain::Id::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("db.sqlite");
-        let manager = Manager::new(&path.to_string_lossy());
-        let mut writer = manager.open_writer().unwrap();
-        writer
-            .batch_execute(
-                "CREATE TABLE t (x BLOB NOT NULL); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL \
-                 SELECT i + 1 FROM n WHERE i < 500) INSERT INTO t SELECT randomblob(4000) FROM n;",
-            )
-            .unwrap();
+        let (dir, path, manager, mut writer) = new_database();
         let before = file_len(&path);
+        add_rows(&mut writer, 500);
         let (stop_tx, stop_rx) = watch::channel(false);
 
         let thread = start(manager, stop_rx)
@@ -197,22 +217,10 @@ mod tests {
     fn the_writer_leaves_the_log_to_the_checkpointer_which_copies_it_all() {
         // Arrange: a database and the writer's connection; about 1,500 pages of log, more than
         // SQLite's default threshold of 1,000 and less than the writer's backstop.
-        let dir = std::env::temp_dir().join(format!("hubbub-wal-{}", crate::domain::Id::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("db.sqlite");
-        let manager = Manager::new(&path.to_string_lossy());
-        let mut writer = manager.open_writer().unwrap();
-        writer
-            .batch_execute("CREATE TABLE t (x BLOB NOT NULL)")
-            .unwrap();
+        let (dir, path, manager, mut writer) = new_database();
         let before = file_len(&path);
         for _ in 0..30 {
-            writer
-                .batch_execute(
-                    "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
-                     WHERE i < 50) INSERT INTO t SELECT randomblob(4000) FROM n; COMMIT;",
-                )
-                .unwrap();
+            add_rows(&mut writer, 50); // a transaction of its own
         }
         // The writer checkpointed nothing: the database file hasn't grown by the rows' 6 MB.
         assert!(
