@@ -65,12 +65,15 @@ impl Manager {
 
     /// Opens one connection (the group-commit writer keeps one of its own).
     pub fn open(&self) -> Result<DbConnection, ConnectionError> {
+        self.open_at(&self.url)
+    }
+
+    /// Opens one connection to `url`, this manager's database (perhaps named another way).
+    fn open_at(&self, url: &str) -> Result<DbConnection, ConnectionError> {
         match self.backend {
-            Backend::Postgres => {
-                diesel::PgConnection::establish(&self.url).map(DbConnection::Postgresql)
-            }
+            Backend::Postgres => diesel::PgConnection::establish(url).map(DbConnection::Postgresql),
             Backend::Sqlite => {
-                let mut conn = diesel::SqliteConnection::establish(&self.url)?;
+                let mut conn = diesel::SqliteConnection::establish(url)?;
                 // WAL with synchronous=FULL: every commit is fsynced before the 2xx goes out,
                 // so "ack ⇒ durable" holds across kill -9 and power loss alike.
                 conn.batch_execute(
@@ -85,13 +88,19 @@ impl Manager {
         }
     }
 
-    /// Opens the group-commit writer's connection. On SQLite it leaves checkpoints to the
-    /// checkpointer (`store::wal`). On PostgreSQL its prepared statements
+    /// Opens the group-commit writer's connection. On SQLite it writes each commit's log in one
+    /// system call (`store::batched_log`, which relies on the `synchronous = FULL` every
+    /// connection is opened with) and leaves checkpoints to the checkpointer (`store::wal`).
+    /// On PostgreSQL its prepared statements
     /// always use their generic plan: the planner otherwise re-plans the send group's
     /// `= ANY($1)` lookups at every execution (custom plans looked cheaper for each batch's
     /// arrays), about 80 µs of each batch, for the same index lookups every time.
     pub fn open_writer(&self) -> Result<DbConnection, ConnectionError> {
-        let mut conn = self.open()?;
+        let batched = match self.backend {
+            Backend::Sqlite => super::batched_log::uri(&self.url),
+            Backend::Postgres => None,
+        };
+        let mut conn = self.open_at(batched.as_deref().unwrap_or(&self.url))?;
         match &mut conn {
             DbConnection::Postgresql(c) => {
                 c.batch_execute("SET plan_cache_mode = force_generic_plan")

@@ -3,6 +3,7 @@
 //! `&mut DbConnection`; they return `diesel::result::Error`, which `crate::error` maps to 500.
 
 pub mod attachments;
+pub mod batched_log;
 mod connection;
 pub mod erasure;
 pub mod events;
