@@ -18,6 +18,11 @@
 //! - before the log is read, truncated or its size asked (the writer's own checkpoint, a
 //!   rewrite of checksums), before a write that does not follow the pending ones (unless it
 //!   falls inside them), and when the file is closed;
+//! - when the connection releases the log's write lock (`xShmLock`): what is still pending then
+//!   is the frames a rolled-back transaction spilled, and once the lock is free another
+//!   connection (the pool's, which write too) may commit frames at the same places, which
+//!   these must never be written over; they are written before the release, as SQLite would
+//!   have, and forgotten;
 //! - and, as a second line, when the connection publishes a new log header to other
 //!   connections (`xShmBarrier` on the database file, which SQLite calls between the two
 //!   copies of the header it writes): with a lower `synchronous`, a commit would not sync the
@@ -25,11 +30,13 @@
 //!
 //! What reaches the file is byte for byte what SQLite wrote, in the same places; a crash
 //! before the sync loses what it would have lost (an unsynced commit, which no caller was told
-//! of), and SQLite's frame checksums find a torn log as before. A failed write is reported by
-//! the call that flushed it (the commit's sync), so the commit fails as it would have. At most
-//! [`MAX_PENDING`] bytes wait (a commit larger than that is written in parts).
+//! of), and SQLite's frame checksums find a torn log as before. A failed write keeps its bytes
+//! pending and is reported by the call that flushed it; the commit's sync tries them again,
+//! so the commit fails as it would have. At most [`MAX_PENDING`] bytes wait (a commit larger
+//! than that is written in parts). Only on files with SQLite's "powersafe overwrite" (the
+//! default); elsewhere the log's writes go through as they come.
 //!
-//! Only the writer's connection uses it: readers and the checkpointer do not append to the log.
+//! Only the writer's connection uses it; every other connection uses the default VFS.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
@@ -227,7 +234,14 @@ unsafe extern "C" fn open(
         }
         return rc;
     }
-    if flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null() {
+    // Only where a write can't harm the bytes around it (SQLite's "powersafe overwrite", the
+    // default): elsewhere SQLite pads a commit after its sync, and those frames would wait for
+    // `xShmBarrier`, whose write failing could not be reported.
+    let powersafe = match (*(*inner).pMethods).xDeviceCharacteristics {
+        Some(m) => m(inner) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0,
+        None => false,
+    };
+    if flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null() && powersafe {
         (*f).pending = Box::into_raw(Box::default());
         let db = this(ffi::sqlite3_database_file_object(name));
         if !db.is_null() && ptr::eq((*db).base.pMethods, &METHODS) {
@@ -239,18 +253,17 @@ unsafe extern "C" fn open(
     rc
 }
 
-/// Writes the pending bytes, if any, in pieces of at most [`WRITE_LIMIT`]. The pending bytes are
-/// dropped either way: after a failed write SQLite abandons the commit and writes its frames
-/// again.
+/// Writes the pending bytes, if any, in pieces of at most [`WRITE_LIMIT`]. If a write fails the
+/// bytes stay pending: they are frames of the open transaction (SQLite counts them written),
+/// so the commit's sync tries them again and fails the commit if they still can't be written.
 unsafe fn flush(f: *mut File) -> c_int {
     let Some(p) = (*f).pending.as_mut() else {
         return ffi::SQLITE_OK;
     };
-    let mut rc = ffi::SQLITE_OK;
     let mut offset = p.offset;
     for piece in p.bytes.chunks(WRITE_LIMIT) {
         count(0, 1);
-        rc = forward!(
+        let rc = forward!(
             f.cast(),
             xWrite,
             ffi::SQLITE_IOERR_WRITE,
@@ -259,17 +272,30 @@ unsafe fn flush(f: *mut File) -> c_int {
             offset
         );
         if rc != ffi::SQLITE_OK {
-            break;
+            return rc;
         }
         offset += piece.len() as i64;
     }
     p.bytes.clear();
+    ffi::SQLITE_OK
+}
+
+/// At the end of a write transaction (the log's write lock released) or of the file: writes
+/// what is still pending and then forgets it, written or not. Bytes still pending then belong
+/// to a transaction that was rolled back (a commit has written its frames before it publishes
+/// them), which SQLite would have written into the file while it held the lock; written any
+/// later, they could land over frames another connection has committed since.
+unsafe fn flush_and_forget(f: *mut File) -> c_int {
+    let rc = flush(f);
+    if let Some(p) = (*f).pending.as_mut() {
+        p.bytes.clear();
+    }
     rc
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let f = this(file);
-    let flushed = flush(f);
+    let flushed = flush_and_forget(f);
     let partner = (*f).partner;
     if !partner.is_null() {
         (*partner).partner = ptr::null_mut();
@@ -413,15 +439,26 @@ unsafe extern "C" fn shm_map(
     )
 }
 
+/// The log's write lock, in SQLite's shared memory (slot 0, `WAL_WRITE_LOCK`).
+const WRITE_LOCK: c_int = 0;
+
 unsafe extern "C" fn shm_lock(
     file: *mut ffi::sqlite3_file,
     offset: c_int,
     n: c_int,
     flags: c_int,
 ) -> c_int {
+    let partner = (*this(file)).partner;
+    let releases_write_lock = flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE
+        && offset <= WRITE_LOCK
+        && WRITE_LOCK < offset + n;
+    if releases_write_lock && !partner.is_null() {
+        // Its result has nowhere to go (SQLite ignores an unlock's), and nothing committed
+        // depends on these bytes.
+        flush_and_forget(partner);
+    }
     forward!(file, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
 }
-
 /// SQLite calls it between the two copies of a new log header it publishes: the log's frames
 /// must be in the file before the second. (With `synchronous = FULL` the commit's sync has
 /// already written them and there is nothing to do; the result of a write here has nowhere to
@@ -710,6 +747,44 @@ mod tests {
         assert_eq!(summary(&mut reader).rows, 2100);
         assert_eq!(integrity(&mut reader), "ok");
         assert_eq!(integrity(&mut writer), "ok");
+    }
+
+    /// Frames spilled by a transaction that is then rolled back are never written over what
+    /// another connection commits after it, at the same places in the log.
+    #[test]
+    fn a_rolled_back_transaction_leaves_nothing_to_write_over_the_next_writers_frames() {
+        let (path, mut writer, mut reader) = new_database("db.sqlite");
+        writer
+            .batch_execute(
+                "CREATE TABLE u (x BLOB NOT NULL);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+                 INSERT INTO u SELECT randomblob(3000) FROM n;
+                 PRAGMA cache_size = 20;",
+            )
+            .unwrap();
+        commit_rows(&mut writer, 100);
+        // Every page in the database file, so that the transaction reads none from the log;
+        // rows rewritten in place leave the small cache as frames of the log, and the rollback
+        // has no reason to read them back.
+        writer
+            .batch_execute(
+                "PRAGMA wal_checkpoint(TRUNCATE);
+                 BEGIN; UPDATE u SET x = randomblob(3000); ROLLBACK;",
+            )
+            .unwrap();
+        // Another connection (the default VFS, as the pool's) commits where those frames were.
+        let mut other = Manager::new(&path.to_string_lossy()).open().unwrap();
+        for _ in 0..5 {
+            commit_rows(&mut other, 300);
+        }
+        // The writer's next transaction, and a read of everything.
+        commit_rows(&mut writer, 10);
+        assert_eq!(summary(&mut reader).rows, 100 + 5 * 300 + 10);
+        assert_eq!(integrity(&mut reader), "ok");
+        drop((writer, reader, other));
+        let mut again = Manager::new(&path.to_string_lossy()).open().unwrap();
+        assert_eq!(summary(&mut again).rows, 100 + 5 * 300 + 10);
+        assert_eq!(integrity(&mut again), "ok");
     }
 
     #[test]
