@@ -16,27 +16,31 @@
 //!   here uses, each commit syncs its log before it publishes its frames to other connections,
 //!   so the frames are on disk in the same order of events as before;
 //! - before the log is read, truncated or its size asked (the writer's own checkpoint, a
-//!   rewrite of checksums), before a write that does not follow the pending ones (unless it
-//!   falls inside them), and when the file is closed;
-//! - when the connection releases the log's write lock (`xShmLock`): what is still pending then
-//!   is the frames a rolled-back transaction spilled, and once the lock is free another
-//!   connection (the pool's, which write too) may commit frames at the same places, which
-//!   these must never be written over; they are written before the release, as SQLite would
-//!   have, and forgotten;
+//!   rewrite of checksums), and before a write that does not follow the pending ones (unless
+//!   it falls inside them);
 //! - and, as a second line, when the connection publishes a new log header to other
 //!   connections (`xShmBarrier` on the database file, which SQLite calls between the two
 //!   copies of the header it writes): with a lower `synchronous`, a commit would not sync the
 //!   log, and readers must not find frames that are still in this memory.
 //!
+//! And never after the transaction: what is still pending when the connection releases the
+//! log's write lock (`xShmLock`), or closes the file, is the frames of a transaction that was
+//! rolled back or whose commit failed, and it is forgotten. Once the lock is free another
+//! connection (the pool's, which write too) may commit frames at the same places, which these
+//! must never be written over; and a commit reported failed must not be found whole in the log
+//! after a crash.
+//!
 //! What reaches the file is byte for byte what SQLite wrote, in the same places; a crash
 //! before the sync loses what it would have lost (an unsynced commit, which no caller was told
 //! of), and SQLite's frame checksums find a torn log as before. A failed write keeps its bytes
-//! pending and is reported by the call that flushed it; the commit's sync tries them again,
-//! so the commit fails as it would have. At most [`MAX_PENDING`] bytes wait (a commit larger
+//! pending (SQLite counts them written) and is reported by the call that flushed it; the
+//! commit's sync tries them again, so the commit fails as it would have. At most [`MAX_PENDING`] bytes wait (a commit larger
 //! than that is written in parts). Only on files with SQLite's "powersafe overwrite" (the
 //! default); elsewhere the log's writes go through as they come.
 //!
-//! Only the writer's connection uses it; every other connection uses the default VFS.
+//! Only the writer's connection uses it; every other connection uses the default VFS. It
+//! assumes SQLite's normal locking mode (with `locking_mode = EXCLUSIVE` SQLite never releases
+//! the write lock through `xShmLock`); nothing here sets another.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
@@ -137,11 +141,35 @@ fn count(asked: u64, passed: u64) {
 #[cfg(not(test))]
 fn count(_asked: u64, _passed: u64) {}
 
+// Writes of pending bytes this thread's connections are to fail, as a full disk would (tests).
+#[cfg(test)]
+thread_local! {
+    static FAIL_WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn failing() -> bool {
+    FAIL_WRITES.with(|n| {
+        n.get() > 0 && {
+            n.set(n.get() - 1);
+            true
+        }
+    })
+}
+
+#[cfg(not(test))]
+fn failing() -> bool {
+    false
+}
+
 /// The log bytes written but not yet passed on: `bytes` belong at `offset` in the file.
 #[derive(Default)]
 struct Pending {
     offset: i64,
     bytes: Vec<u8>,
+    /// A new log header has been published while these bytes were pending (their write at
+    /// `xShmBarrier` failed): readers may look for them, so they must still be written.
+    published: bool,
 }
 
 /// What SQLite allocates for each open file (`szOsFile`): this header, then the default VFS's
@@ -234,17 +262,16 @@ unsafe extern "C" fn open(
         }
         return rc;
     }
-    // Only where a write can't harm the bytes around it (SQLite's "powersafe overwrite", the
-    // default): elsewhere SQLite pads a commit after its sync, and those frames would wait for
-    // `xShmBarrier`, whose write failing could not be reported.
-    let powersafe = match (*(*inner).pMethods).xDeviceCharacteristics {
-        Some(m) => m(inner) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0,
-        None => false,
-    };
-    if flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null() && powersafe {
-        (*f).pending = Box::into_raw(Box::default());
+    if flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null() {
+        // The log's database file, opened through this VFS by the same connection: its
+        // `xShmLock` and `xShmBarrier` say when the pending bytes must go.
         let db = this(ffi::sqlite3_database_file_object(name));
-        if !db.is_null() && ptr::eq((*db).base.pMethods, &METHODS) {
+        let ours = !db.is_null() && ptr::eq((*db).base.pMethods, &METHODS);
+        // Only where a write can't harm the bytes around it (SQLite's "powersafe overwrite",
+        // the default, which SQLite reads off the database file): elsewhere SQLite pads a
+        // commit after its sync, and those frames would wait for `xShmBarrier`.
+        if ours && device_characteristics(db.cast()) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0 {
+            (*f).pending = Box::into_raw(Box::default());
             (*db).partner = f;
             (*f).partner = db;
         }
@@ -255,7 +282,8 @@ unsafe extern "C" fn open(
 
 /// Writes the pending bytes, if any, in pieces of at most [`WRITE_LIMIT`]. If a write fails the
 /// bytes stay pending: they are frames of the open transaction (SQLite counts them written),
-/// so the commit's sync tries them again and fails the commit if they still can't be written.
+/// so the commit's sync tries them again and fails the commit if they still can't be written
+/// (and then forgets them: [`sync`]).
 unsafe fn flush(f: *mut File) -> c_int {
     let Some(p) = (*f).pending.as_mut() else {
         return ffi::SQLITE_OK;
@@ -263,6 +291,9 @@ unsafe fn flush(f: *mut File) -> c_int {
     let mut offset = p.offset;
     for piece in p.bytes.chunks(WRITE_LIMIT) {
         count(0, 1);
+        if failing() {
+            return ffi::SQLITE_FULL;
+        }
         let rc = forward!(
             f.cast(),
             xWrite,
@@ -277,25 +308,35 @@ unsafe fn flush(f: *mut File) -> c_int {
         offset += piece.len() as i64;
     }
     p.bytes.clear();
+    p.published = false;
     ffi::SQLITE_OK
 }
 
-/// At the end of a write transaction (the log's write lock released) or of the file: writes
-/// what is still pending and then forgets it, written or not. Bytes still pending then belong
-/// to a transaction that was rolled back (a commit has written its frames before it publishes
-/// them), which SQLite would have written into the file while it held the lock; written any
-/// later, they could land over frames another connection has committed since.
-unsafe fn flush_and_forget(f: *mut File) -> c_int {
-    let rc = flush(f);
+/// At the end of a write transaction (the log's write lock released) or of the file: forgets
+/// what is still pending. Those bytes belong to a transaction that was rolled back, or whose
+/// commit failed: a commit writes its frames before it publishes them. Written later, they
+/// could land over frames another connection has committed since; written now, a commit its
+/// caller was told had failed could be found whole in the log after a crash. Only bytes a
+/// published header already counts (a failed write at `xShmBarrier`) are tried once more.
+unsafe fn forget(f: *mut File) -> c_int {
+    let Some(p) = (*f).pending.as_mut() else {
+        return ffi::SQLITE_OK;
+    };
+    let rc = if p.published {
+        flush(f)
+    } else {
+        ffi::SQLITE_OK
+    };
     if let Some(p) = (*f).pending.as_mut() {
         p.bytes.clear();
+        p.published = false;
     }
     rc
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let f = this(file);
-    let flushed = flush_and_forget(f);
+    let flushed = forget(f);
     let partner = (*f).partner;
     if !partner.is_null() {
         (*partner).partner = ptr::null_mut();
@@ -372,9 +413,18 @@ unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int 
     forward!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
 }
 
+/// A sync that cannot write the pending bytes fails, and they are forgotten at once: SQLite
+/// rolls back the whole transaction when a log sync fails (a commit, or the header of a log
+/// started again), and its rollback reads pages, which would otherwise write them now, a
+/// failed commit's frames with its commit mark among them.
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let rc = flush(this(file));
+    let f = this(file);
+    let rc = flush(f);
     if rc != ffi::SQLITE_OK {
+        if let Some(p) = (*f).pending.as_mut() {
+            p.bytes.clear();
+            p.published = false;
+        }
         return rc;
     }
     forward!(file, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
@@ -453,9 +503,8 @@ unsafe extern "C" fn shm_lock(
         && offset <= WRITE_LOCK
         && WRITE_LOCK < offset + n;
     if releases_write_lock && !partner.is_null() {
-        // Its result has nowhere to go (SQLite ignores an unlock's), and nothing committed
-        // depends on these bytes.
-        flush_and_forget(partner);
+        // SQLite ignores an unlock's result.
+        forget(partner);
     }
     forward!(file, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
 }
@@ -465,8 +514,10 @@ unsafe extern "C" fn shm_lock(
 /// go, so the writer's connection relies on FULL and this is the second line.)
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
     let partner = (*this(file)).partner;
-    if !partner.is_null() {
-        flush(partner);
+    if !partner.is_null() && flush(partner) != ffi::SQLITE_OK {
+        if let Some(p) = (*partner).pending.as_mut() {
+            p.published = true;
+        }
     }
     forward!(file, xShmBarrier, ())
 }
@@ -731,7 +782,9 @@ mod tests {
     #[test]
     fn spilled_rewritten_and_rolled_back_frames_leave_the_log_as_sqlite_wrote_it() {
         let (_path, mut writer, mut reader) = new_database("db.sqlite");
-        writer.batch_execute("PRAGMA cache_size = 20").unwrap();
+        writer
+            .batch_execute("PRAGMA cache_size = 20; PRAGMA cache_spill = 20")
+            .unwrap();
         commit_rows(&mut writer, 100);
         writer.batch_execute("BEGIN").unwrap();
         commit_rows(&mut writer, 2000);
@@ -759,7 +812,7 @@ mod tests {
                 "CREATE TABLE u (x BLOB NOT NULL);
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
                  INSERT INTO u SELECT randomblob(3000) FROM n;
-                 PRAGMA cache_size = 20;",
+                 PRAGMA cache_size = 20; PRAGMA cache_spill = 20;",
             )
             .unwrap();
         commit_rows(&mut writer, 100);
@@ -767,11 +820,22 @@ mod tests {
         // rows rewritten in place leave the small cache as frames of the log, and the rollback
         // has no reason to read them back.
         writer
-            .batch_execute(
-                "PRAGMA wal_checkpoint(TRUNCATE);
-                 BEGIN; UPDATE u SET x = randomblob(3000); ROLLBACK;",
-            )
+            .batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
             .unwrap();
+        // Whether the cache spills depends on what SQLite's page caches (shared by every
+        // connection of the process) hold: tried until a rollback leaves frames pending.
+        let spilled = (0..50).any(|_| {
+            log_writes();
+            writer
+                .batch_execute("BEGIN; UPDATE u SET x = randomblob(3000); ROLLBACK;")
+                .unwrap();
+            let (asked, passed) = log_writes();
+            asked > passed + 2
+        });
+        assert!(
+            spilled,
+            "no rollback left frames pending: not the case tested"
+        );
         // Another connection (the default VFS, as the pool's) commits where those frames were.
         let mut other = Manager::new(&path.to_string_lossy()).open().unwrap();
         for _ in 0..5 {
@@ -785,6 +849,73 @@ mod tests {
         let mut again = Manager::new(&path.to_string_lossy()).open().unwrap();
         assert_eq!(summary(&mut again).rows, 100 + 5 * 300 + 10);
         assert_eq!(integrity(&mut again), "ok");
+    }
+
+    fn log_len(db: &std::path::Path) -> u64 {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-wal");
+        std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A commit whose frames cannot be written fails and leaves none of them in the log: not
+    /// at the release of the write lock either, where the commit's caller has been told it
+    /// failed and a crash would otherwise let the log bring it back.
+    #[test]
+    fn a_commit_whose_log_cannot_be_written_fails_and_leaves_nothing_behind() {
+        let (path, mut writer, mut reader) = new_database("db.sqlite");
+        commit_rows(&mut writer, 50);
+        let before = log_len(&path);
+        FAIL_WRITES.with(|n| n.set(1));
+        let failed = writer.batch_execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             INSERT INTO t(body) SELECT hex(randomblob(150)) FROM n",
+        );
+        FAIL_WRITES.with(|n| n.set(0));
+        assert!(failed.is_err(), "the commit succeeded: {failed:?}");
+        assert_eq!(
+            log_len(&path),
+            before,
+            "the failed commit's frames reached the log"
+        );
+        assert_eq!(summary(&mut reader).rows, 50);
+        commit_rows(&mut writer, 10);
+        assert_eq!(summary(&mut reader).rows, 60);
+        assert_eq!(integrity(&mut reader), "ok");
+    }
+
+    /// A write that fails in the middle of a transaction (here: before a read of the log)
+    /// keeps its bytes pending, so nothing SQLite counts as written is lost: the transaction
+    /// either fails or commits whole.
+    #[test]
+    fn a_failed_write_in_the_middle_of_a_transaction_loses_nothing_it_commits() {
+        let (_path, mut writer, mut reader) = new_database("db.sqlite");
+        writer
+            .batch_execute("PRAGMA cache_size = 20; PRAGMA cache_spill = 20")
+            .unwrap();
+        commit_rows(&mut writer, 100);
+        for fail_after in [0u32, 1, 3] {
+            let before = summary(&mut reader).rows;
+            writer.batch_execute("BEGIN").unwrap();
+            commit_rows(&mut writer, 500);
+            FAIL_WRITES.with(|n| n.set(1));
+            // Rewrites pages the small cache spilled: reads of the log, then their own writes.
+            for _ in 0..fail_after {
+                let _ = writer.batch_execute("UPDATE t SET body = lower(body) WHERE id % 7 = 0");
+            }
+            let outcome = writer.batch_execute("COMMIT");
+            FAIL_WRITES.with(|n| n.set(0));
+            let rows = summary(&mut reader).rows;
+            if outcome.is_ok() {
+                assert_eq!(rows, before + 500);
+            } else {
+                let _ = writer.batch_execute("ROLLBACK");
+                assert_eq!(summary(&mut reader).rows, before);
+            }
+            assert_eq!(integrity(&mut reader), "ok", "failing after {fail_after}");
+            assert_eq!(integrity(&mut writer), "ok", "failing after {fail_after}");
+        }
+        commit_rows(&mut writer, 10);
+        assert_eq!(integrity(&mut reader), "ok");
     }
 
     #[test]
