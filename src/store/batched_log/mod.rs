@@ -549,16 +549,19 @@ unsafe extern "C" fn unfetch(file: *mut ffi::sqlite3_file, offset: i64, p: *mut 
     forward!(file, xUnfetch, ffi::SQLITE_OK, offset, p)
 }
 
-unsafe extern "C" fn delete(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    sync_dir: c_int,
-) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xDelete {
-        Some(m) => m(inner, name, sync_dir),
-        None => ffi::SQLITE_IOERR_DELETE,
-    }
+/// The default VFS's method `$m`, called with it and `$args`; `$none` if it has no such method.
+macro_rules! forward_vfs {
+    ($vfs:expr, $m:ident, $none:expr $(, $arg:expr)*) => {{
+        let inner = inner_vfs($vfs);
+        match (*inner).$m {
+            Some(m) => m(inner $(, $arg)*),
+            None => $none,
+        }
+    }};
+}
+
+unsafe extern "C" fn delete(vfs: *mut ffi::sqlite3_vfs, name: *const c_char, sync: c_int) -> c_int {
+    forward_vfs!(vfs, xDelete, ffi::SQLITE_IOERR_DELETE, name, sync)
 }
 
 unsafe extern "C" fn access(
@@ -567,11 +570,7 @@ unsafe extern "C" fn access(
     flags: c_int,
     out: *mut c_int,
 ) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xAccess {
-        Some(m) => m(inner, name, flags, out),
-        None => ffi::SQLITE_IOERR_ACCESS,
-    }
+    forward_vfs!(vfs, xAccess, ffi::SQLITE_IOERR_ACCESS, name, flags, out)
 }
 
 unsafe extern "C" fn full_pathname(
@@ -580,26 +579,15 @@ unsafe extern "C" fn full_pathname(
     n: c_int,
     out: *mut c_char,
 ) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xFullPathname {
-        Some(m) => m(inner, name, n, out),
-        None => ffi::SQLITE_CANTOPEN,
-    }
+    forward_vfs!(vfs, xFullPathname, ffi::SQLITE_CANTOPEN, name, n, out)
 }
 
 unsafe extern "C" fn dl_open(vfs: *mut ffi::sqlite3_vfs, name: *const c_char) -> *mut c_void {
-    let inner = inner_vfs(vfs);
-    match (*inner).xDlOpen {
-        Some(m) => m(inner, name),
-        None => ptr::null_mut(),
-    }
+    forward_vfs!(vfs, xDlOpen, ptr::null_mut(), name)
 }
 
 unsafe extern "C" fn dl_error(vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mut c_char) {
-    let inner = inner_vfs(vfs);
-    if let Some(m) = (*inner).xDlError {
-        m(inner, n, out)
-    }
+    forward_vfs!(vfs, xDlError, (), n, out)
 }
 
 type DlSym = unsafe extern "C" fn(*mut ffi::sqlite3_vfs, *mut c_void, *const c_char);
@@ -609,39 +597,23 @@ unsafe extern "C" fn dl_sym(
     handle: *mut c_void,
     symbol: *const c_char,
 ) -> Option<DlSym> {
-    let inner = inner_vfs(vfs);
-    (*inner).xDlSym.and_then(|m| m(inner, handle, symbol))
+    forward_vfs!(vfs, xDlSym, None, handle, symbol)
 }
 
 unsafe extern "C" fn dl_close(vfs: *mut ffi::sqlite3_vfs, handle: *mut c_void) {
-    let inner = inner_vfs(vfs);
-    if let Some(m) = (*inner).xDlClose {
-        m(inner, handle)
-    }
+    forward_vfs!(vfs, xDlClose, (), handle)
 }
 
 unsafe extern "C" fn randomness(vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xRandomness {
-        Some(m) => m(inner, n, out),
-        None => 0,
-    }
+    forward_vfs!(vfs, xRandomness, 0, n, out)
 }
 
 unsafe extern "C" fn sleep(vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xSleep {
-        Some(m) => m(inner, micros),
-        None => 0,
-    }
+    forward_vfs!(vfs, xSleep, 0, micros)
 }
 
 unsafe extern "C" fn current_time(vfs: *mut ffi::sqlite3_vfs, out: *mut f64) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xCurrentTime {
-        Some(m) => m(inner, out),
-        None => ffi::SQLITE_ERROR,
-    }
+    forward_vfs!(vfs, xCurrentTime, ffi::SQLITE_ERROR, out)
 }
 
 unsafe extern "C" fn get_last_error(
@@ -649,11 +621,7 @@ unsafe extern "C" fn get_last_error(
     n: c_int,
     out: *mut c_char,
 ) -> c_int {
-    let inner = inner_vfs(vfs);
-    match (*inner).xGetLastError {
-        Some(m) => m(inner, n, out),
-        None => 0,
-    }
+    forward_vfs!(vfs, xGetLastError, 0, n, out)
 }
 
 unsafe extern "C" fn current_time_int64(vfs: *mut ffi::sqlite3_vfs, out: *mut i64) -> c_int {
@@ -665,278 +633,4 @@ unsafe extern "C" fn current_time_int64(vfs: *mut ffi::sqlite3_vfs, out: *mut i6
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{DbConnection, Manager};
-    use diesel::connection::SimpleConnection;
-    use diesel::prelude::*;
-    use diesel::sql_types::{BigInt, Text};
-
-    #[derive(QueryableByName, Debug, PartialEq)]
-    struct Summary {
-        #[diesel(sql_type = BigInt)]
-        rows: i64,
-        #[diesel(sql_type = BigInt)]
-        total: i64,
-    }
-
-    #[derive(QueryableByName)]
-    struct Check {
-        #[diesel(sql_type = Text)]
-        integrity_check: String,
-    }
-
-    /// A new database in a directory of its own: its path, the writer's connection (through
-    /// this VFS) with a table whose index takes rows in random order, and a reader's.
-    fn new_database(name: &str) -> (std::path::PathBuf, DbConnection, DbConnection) {
-        let dir = std::env::temp_dir().join(format!("hubbub-log-{}", crate::domain::Id::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        let manager = Manager::new(&path.to_string_lossy());
-        let mut writer = manager.open_writer().unwrap();
-        writer
-            .batch_execute(
-                "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
-                 CREATE INDEX t_body ON t(body);",
-            )
-            .unwrap();
-        let reader = manager.open().unwrap();
-        (path, writer, reader)
-    }
-
-    /// Adds `n` rows of 300 random characters to `t` in one transaction: about one page of the
-    /// table per 12 rows and one leaf of the index per row.
-    fn commit_rows(writer: &mut DbConnection, n: usize) {
-        writer
-            .batch_execute(&format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
-                 INSERT INTO t(body) SELECT hex(randomblob(150)) FROM n"
-            ))
-            .unwrap();
-    }
-
-    fn summary(conn: &mut DbConnection) -> Summary {
-        diesel::sql_query("SELECT count(*) AS rows, coalesce(sum(length(body)), 0) AS total FROM t")
-            .get_result(conn)
-            .unwrap()
-    }
-
-    fn integrity(conn: &mut DbConnection) -> String {
-        diesel::sql_query("PRAGMA integrity_check")
-            .get_result::<Check>(conn)
-            .unwrap()
-            .integrity_check
-    }
-
-    fn log_writes() -> (u64, u64) {
-        LOG_WRITES.with(|c| c.replace((0, 0)))
-    }
-
-    #[test]
-    fn a_commit_reaches_the_log_in_one_write_and_other_connections_read_it() {
-        let (path, mut writer, mut reader) = new_database("db.sqlite");
-        for round in 1..=20 {
-            log_writes();
-            commit_rows(&mut writer, 200);
-            let (asked, passed) = log_writes();
-            // 35 frames and more (the index grows), each a header and a page.
-            assert!(asked >= 70, "SQLite wrote {asked} pieces of log");
-            assert!(
-                passed * 20 <= asked,
-                "{asked} pieces of log went to the file in {passed} writes"
-            );
-            assert_eq!(
-                summary(&mut reader),
-                Summary {
-                    rows: 200 * round,
-                    total: 200 * round * 300
-                }
-            );
-        }
-        assert_eq!(integrity(&mut reader), "ok");
-        drop((writer, reader));
-        // And from the files alone, through the default VFS.
-        let mut again = Manager::new(&path.to_string_lossy()).open().unwrap();
-        assert_eq!(summary(&mut again).rows, 4000);
-        assert_eq!(integrity(&mut again), "ok");
-    }
-
-    /// Without a sync at commit, the frames are written when the connection publishes them
-    /// (`xShmBarrier`), before any reader can look for them.
-    #[test]
-    fn a_commit_that_does_not_sync_still_writes_its_frames_before_readers_look() {
-        let (_path, mut writer, mut reader) = new_database("db.sqlite");
-        writer.batch_execute("PRAGMA synchronous = OFF").unwrap();
-        for round in 1..=10 {
-            log_writes();
-            commit_rows(&mut writer, 200);
-            let (asked, passed) = log_writes();
-            assert!(passed < asked / 10, "{asked} pieces in {passed} writes");
-            assert_eq!(summary(&mut reader).rows, 200 * round);
-        }
-        assert_eq!(integrity(&mut reader), "ok");
-    }
-
-    /// A transaction larger than the page cache spills frames to the log before its commit,
-    /// writes some pages again over them, or is rolled back and its frames written over.
-    #[test]
-    fn spilled_rewritten_and_rolled_back_frames_leave_the_log_as_sqlite_wrote_it() {
-        let (_path, mut writer, mut reader) = new_database("db.sqlite");
-        writer
-            .batch_execute("PRAGMA cache_size = 20; PRAGMA cache_spill = 20")
-            .unwrap();
-        commit_rows(&mut writer, 100);
-        writer.batch_execute("BEGIN").unwrap();
-        commit_rows(&mut writer, 2000);
-        writer.batch_execute("ROLLBACK").unwrap();
-        assert_eq!(summary(&mut reader).rows, 100);
-        writer.batch_execute("BEGIN").unwrap();
-        commit_rows(&mut writer, 1500);
-        writer
-            .batch_execute("UPDATE t SET body = upper(body) WHERE id % 3 = 0")
-            .unwrap();
-        commit_rows(&mut writer, 500);
-        writer.batch_execute("COMMIT").unwrap();
-        assert_eq!(summary(&mut reader).rows, 2100);
-        assert_eq!(integrity(&mut reader), "ok");
-        assert_eq!(integrity(&mut writer), "ok");
-    }
-
-    /// Frames spilled by a transaction that is then rolled back are never written over what
-    /// another connection commits after it, at the same places in the log.
-    #[test]
-    fn a_rolled_back_transaction_leaves_nothing_to_write_over_the_next_writers_frames() {
-        let (path, mut writer, mut reader) = new_database("db.sqlite");
-        writer
-            .batch_execute(
-                "CREATE TABLE u (x BLOB NOT NULL);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-                 INSERT INTO u SELECT randomblob(3000) FROM n;
-                 PRAGMA cache_size = 20; PRAGMA cache_spill = 20;",
-            )
-            .unwrap();
-        commit_rows(&mut writer, 100);
-        // Every page in the database file, so that the transaction reads none from the log;
-        // rows rewritten in place leave the small cache as frames of the log, and the rollback
-        // has no reason to read them back.
-        writer
-            .batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            .unwrap();
-        // Whether the cache spills depends on what SQLite's page caches (shared by every
-        // connection of the process) hold: tried until a rollback leaves frames pending.
-        let spilled = (0..50).any(|_| {
-            log_writes();
-            writer
-                .batch_execute("BEGIN; UPDATE u SET x = randomblob(3000); ROLLBACK;")
-                .unwrap();
-            let (asked, passed) = log_writes();
-            asked > passed + 2
-        });
-        assert!(
-            spilled,
-            "no rollback left frames pending: not the case tested"
-        );
-        // Another connection (the default VFS, as the pool's) commits where those frames were.
-        let mut other = Manager::new(&path.to_string_lossy()).open().unwrap();
-        for _ in 0..5 {
-            commit_rows(&mut other, 300);
-        }
-        // The writer's next transaction, and a read of everything.
-        commit_rows(&mut writer, 10);
-        assert_eq!(summary(&mut reader).rows, 100 + 5 * 300 + 10);
-        assert_eq!(integrity(&mut reader), "ok");
-        drop((writer, reader, other));
-        let mut again = Manager::new(&path.to_string_lossy()).open().unwrap();
-        assert_eq!(summary(&mut again).rows, 100 + 5 * 300 + 10);
-        assert_eq!(integrity(&mut again), "ok");
-    }
-
-    fn log_len(db: &std::path::Path) -> u64 {
-        let mut name = db.as_os_str().to_owned();
-        name.push("-wal");
-        std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// A commit whose frames cannot be written fails and leaves none of them in the log: not
-    /// at the release of the write lock either, where the commit's caller has been told it
-    /// failed and a crash would otherwise let the log bring it back.
-    #[test]
-    fn a_commit_whose_log_cannot_be_written_fails_and_leaves_nothing_behind() {
-        let (path, mut writer, mut reader) = new_database("db.sqlite");
-        commit_rows(&mut writer, 50);
-        let before = log_len(&path);
-        FAIL_WRITES.with(|n| n.set(1));
-        let failed = writer.batch_execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
-             INSERT INTO t(body) SELECT hex(randomblob(150)) FROM n",
-        );
-        FAIL_WRITES.with(|n| n.set(0));
-        assert!(failed.is_err(), "the commit succeeded: {failed:?}");
-        assert_eq!(
-            log_len(&path),
-            before,
-            "the failed commit's frames reached the log"
-        );
-        assert_eq!(summary(&mut reader).rows, 50);
-        commit_rows(&mut writer, 10);
-        assert_eq!(summary(&mut reader).rows, 60);
-        assert_eq!(integrity(&mut reader), "ok");
-    }
-
-    /// A write that fails in the middle of a transaction (here: before a read of the log)
-    /// keeps its bytes pending, so nothing SQLite counts as written is lost: the transaction
-    /// either fails or commits whole.
-    #[test]
-    fn a_failed_write_in_the_middle_of_a_transaction_loses_nothing_it_commits() {
-        let (_path, mut writer, mut reader) = new_database("db.sqlite");
-        writer
-            .batch_execute("PRAGMA cache_size = 20; PRAGMA cache_spill = 20")
-            .unwrap();
-        commit_rows(&mut writer, 100);
-        for fail_after in [0u32, 1, 3] {
-            let before = summary(&mut reader).rows;
-            writer.batch_execute("BEGIN").unwrap();
-            commit_rows(&mut writer, 500);
-            FAIL_WRITES.with(|n| n.set(1));
-            // Rewrites pages the small cache spilled: reads of the log, then their own writes.
-            for _ in 0..fail_after {
-                let _ = writer.batch_execute("UPDATE t SET body = lower(body) WHERE id % 7 = 0");
-            }
-            let outcome = writer.batch_execute("COMMIT");
-            FAIL_WRITES.with(|n| n.set(0));
-            let rows = summary(&mut reader).rows;
-            if outcome.is_ok() {
-                assert_eq!(rows, before + 500);
-            } else {
-                let _ = writer.batch_execute("ROLLBACK");
-                assert_eq!(summary(&mut reader).rows, before);
-            }
-            assert_eq!(integrity(&mut reader), "ok", "failing after {fail_after}");
-            assert_eq!(integrity(&mut writer), "ok", "failing after {fail_after}");
-        }
-        commit_rows(&mut writer, 10);
-        assert_eq!(integrity(&mut reader), "ok");
-    }
-
-    #[test]
-    fn a_path_becomes_a_uri_that_names_the_same_file() {
-        let name = NAME.to_str().unwrap();
-        assert_eq!(
-            with_vfs("data/hubbub.db"),
-            format!("file:data/hubbub.db?vfs={name}")
-        );
-        assert_eq!(
-            with_vfs("/tmp/a%b?c#d.db"),
-            format!("file:/tmp/a%25b%3Fc%23d.db?vfs={name}")
-        );
-        assert_eq!(
-            with_vfs("file:x.db?mode=rwc"),
-            format!("file:x.db?mode=rwc&vfs={name}")
-        );
-        let (path, mut writer, _reader) = new_database("odd ?#% name.db");
-        commit_rows(&mut writer, 10);
-        assert!(path.exists(), "{} was not created", path.display());
-        let mut plain = Manager::new(&path.to_string_lossy()).open().unwrap();
-        assert_eq!(summary(&mut plain).rows, 10);
-    }
-}
+mod tests;
