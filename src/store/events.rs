@@ -42,10 +42,30 @@ pub struct NumberedEvent {
     pub created_at: Time,
 }
 
-#[derive(QueryableByName)]
-struct Reserved {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
+/// The highest event id ever used, on SQLite (0 before the first). A type of its own with a
+/// static query id, so that diesel keeps it prepared (`sql_query` is parsed at every run, and
+/// this runs once per batch of sends).
+struct LastEventId;
+
+impl diesel::query_builder::QueryId for LastEventId {
+    type QueryId = LastEventId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for LastEventId {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for LastEventId {}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for LastEventId {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)");
+        Ok(())
+    }
 }
 
 /// Reserves `n` event ids on SQLite, in increasing order, for rows inserted with
@@ -62,11 +82,7 @@ pub fn reserve(conn: &mut DbConnection, n: usize) -> QueryResult<Vec<i64>> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    let last = diesel::sql_query(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS id",
-    )
-    .get_result::<Reserved>(conn)?
-    .id;
+    let last: i64 = LastEventId.get_result(conn)?;
     Ok((1..=n as i64).map(|i| last + i).collect())
 }
 

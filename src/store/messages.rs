@@ -33,7 +33,7 @@ pub struct NewMessage {
 ///
 /// SQLite: the ids are reserved, then the events inserted with one prepared statement run per
 /// row, the messages with one statement for the group ([`MessagesSqlite`]: the search index
-/// writes one segment per statement), and one update per room.
+/// writes one segment per statement), and the rooms' newest messages with one.
 /// PostgreSQL, where each statement is a round trip and diesel re-parses multi-row inserts:
 /// one statement, prepared once, that takes the ids from the sequence and does all of it.
 pub fn append_sent(
@@ -64,7 +64,7 @@ pub fn append_sent(
 
 /// [`append_sent`] on SQLite: the ids reserved, the events inserted with one prepared
 /// statement run per row (`insert_many!`), the messages with one statement for them all
-/// ([`MessagesSqlite`]), one update per room.
+/// ([`MessagesSqlite`]), the rooms with one ([`RoomsTouchedSqlite`]).
 fn append_sent_sqlite(
     conn: &mut DbConnection,
     kind: &'static str,
@@ -94,15 +94,67 @@ fn append_sent_sqlite(
     if let DbConnection::Sqlite(c) = conn {
         MessagesSqlite::of(&rows)?.execute(c)?;
     }
-    // Each room's newest message is the last of the group in that room.
-    let mut newest: std::collections::HashMap<Id, &MessageRow> = std::collections::HashMap::new();
-    for row in &rows {
-        newest.insert(row.room_id, row);
-    }
-    for row in newest.values() {
-        super::rooms::touch(conn, row.room_id, row.id, row.created_at)?;
+    if let DbConnection::Sqlite(c) = conn {
+        RoomsTouchedSqlite::of(&rows)?.execute(c)?;
     }
     Ok(ids)
+}
+
+/// The rows as one JSON array for `json_each`, as [`MessagesSqlite`] and [`RoomsTouchedSqlite`]
+/// bind them.
+fn json_rows<T: serde::Serialize>(rows: &[T]) -> QueryResult<String> {
+    serde_json::to_string(rows).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+}
+
+/// Each room's newest message and last activity after a group of sends on SQLite, set by **one
+/// statement** for the group's rooms (as JSON, like [`MessagesSqlite`]). diesel never keeps an
+/// `UPDATE` prepared, so an update per room was parsed again for every room of every group
+/// (4 % of the writer's time, by perf).
+struct RoomsTouchedSqlite {
+    rooms: String,
+}
+
+impl RoomsTouchedSqlite {
+    fn of(rows: &[MessageRow]) -> QueryResult<RoomsTouchedSqlite> {
+        let hex = |id: &Id| id.0.simple().to_string();
+        // Each room's newest message is the last of the group in that room; each room once,
+        // since an update that joins a room twice would take either row.
+        let mut newest: std::collections::HashMap<Id, &MessageRow> =
+            std::collections::HashMap::new();
+        for row in rows {
+            newest.insert(row.room_id, row);
+        }
+        let rooms: Vec<_> = newest
+            .values()
+            .map(|r| (hex(&r.room_id), hex(&r.id), r.created_at))
+            .collect();
+        Ok(RoomsTouchedSqlite {
+            rooms: json_rows(&rooms)?,
+        })
+    }
+}
+
+impl diesel::query_builder::QueryId for RoomsTouchedSqlite {
+    type QueryId = RoomsTouchedSqlite;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for RoomsTouchedSqlite {}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for RoomsTouchedSqlite {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql(
+            "UPDATE rooms SET last_message_id = unhex(j.value ->> 1), \
+             last_activity_at = j.value ->> 2 \
+             FROM json_each(",
+        );
+        out.push_bind_param::<diesel::sql_types::Text, _>(&self.rooms)?;
+        out.push_sql(") AS j WHERE rooms.id = unhex(j.value ->> 0)");
+        Ok(())
+    }
 }
 
 /// The messages of a group of sends on SQLite, inserted by **one statement**: their rows as
@@ -138,8 +190,7 @@ impl MessagesSqlite {
             })
             .collect();
         Ok(MessagesSqlite {
-            rows: serde_json::to_string(&rows)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
+            rows: json_rows(&rows)?,
         })
     }
 }

@@ -180,17 +180,6 @@ pub fn memberships_at(conn: &mut DbConnection, at: i64) -> QueryResult<Vec<(Id, 
         .load(conn)
 }
 
-/// Records a new last message (and activity time) for the room.
-pub fn touch(conn: &mut DbConnection, room: Id, message: Id, at: Time) -> QueryResult<()> {
-    diesel::update(rooms::table.find(room))
-        .set((
-            rooms::last_message_id.eq(Some(message)),
-            rooms::last_activity_at.eq(at),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
 /// The user's current stay in the room, if they are a member.
 pub fn membership(
     conn: &mut DbConnection,
