@@ -38,8 +38,12 @@ impl Backend {
 }
 
 /// Pages past which the writer's own commit checkpoints SQLite's write-ahead log, if the
-/// checkpointer (`store::wal`) has fallen behind (16 MiB of log at 4 KiB pages).
-pub const WRITER_BACKSTOP_PAGES: i64 = 4000;
+/// checkpointer (`store::wal`) has fallen behind (64 MiB of log at 4 KiB pages). Under a steady
+/// load this is also how often the log starts again from its beginning (`store::wal`), each
+/// time at the cost of a checkpoint in the writer's thread: two syncs and the frames the
+/// checkpointer had not reached. At 4,000 pages that was 4 % of the writer's time under keyed
+/// sends, and 16,000 made the writer's CPU per send 5 % lower (docs/benchmarks.md).
+pub const WRITER_BACKSTOP_PAGES: i64 = 16000;
 
 /// Opens connections of one backend and applies the settings each connection needs.
 #[derive(Debug, Clone)]
