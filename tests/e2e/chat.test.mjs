@@ -209,8 +209,10 @@ async function send(page, text) {
 async function badge(page, title) {
   const li = page.locator('[data-testid=room-list] > li')
     .filter({ has: page.locator('.room-name', { hasText: new RegExp(`^${title}$`) }) });
-  const b = li.locator('[data-testid=unread-badge]');
-  return (await b.count()) ? b.textContent() : '';
+  // allTextContents reads what is there now: count() then textContent() waited (15 s) for a
+  // badge that went away between the two, and failed the step that waits for it to go.
+  const [text] = await li.locator('[data-testid=unread-badge]').allTextContents();
+  return text ?? '';
 }
 
 async function roomButton(page, title) {
