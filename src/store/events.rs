@@ -47,16 +47,11 @@ pub struct NumberedEvent {
 /// this runs once per batch of sends).
 struct LastEventId;
 
-impl diesel::query_builder::QueryId for LastEventId {
-    type QueryId = LastEventId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
 impl diesel::query_builder::Query for LastEventId {
     type SqlType = diesel::sql_types::BigInt;
 }
 
-impl<Conn> RunQueryDsl<Conn> for LastEventId {}
+super::kept_prepared!(LastEventId);
 
 impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for LastEventId {
     fn walk_ast<'b>(

@@ -68,11 +68,6 @@ struct KeyLookupPg {
     keys: Vec<String>,
 }
 
-impl diesel::query_builder::QueryId for KeyLookupPg {
-    type QueryId = KeyLookupPg;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
 impl diesel::query_builder::Query for KeyLookupPg {
     type SqlType = (
         super::sql_types::DbUuid,
@@ -83,7 +78,7 @@ impl diesel::query_builder::Query for KeyLookupPg {
     );
 }
 
-impl<Conn> RunQueryDsl<Conn> for KeyLookupPg {}
+super::kept_prepared!(KeyLookupPg);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for KeyLookupPg {
     fn walk_ast<'b>(

@@ -134,12 +134,7 @@ impl RoomsTouchedSqlite {
     }
 }
 
-impl diesel::query_builder::QueryId for RoomsTouchedSqlite {
-    type QueryId = RoomsTouchedSqlite;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl<Conn> RunQueryDsl<Conn> for RoomsTouchedSqlite {}
+super::kept_prepared!(RoomsTouchedSqlite);
 
 impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for RoomsTouchedSqlite {
     fn walk_ast<'b>(
@@ -195,12 +190,7 @@ impl MessagesSqlite {
     }
 }
 
-impl diesel::query_builder::QueryId for MessagesSqlite {
-    type QueryId = MessagesSqlite;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl<Conn> RunQueryDsl<Conn> for MessagesSqlite {}
+super::kept_prepared!(MessagesSqlite);
 
 impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for MessagesSqlite {
     fn walk_ast<'b>(
@@ -248,16 +238,11 @@ impl SentGroupPg {
     }
 }
 
-impl diesel::query_builder::QueryId for SentGroupPg {
-    type QueryId = SentGroupPg;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
 impl diesel::query_builder::Query for SentGroupPg {
     type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::BigInt);
 }
 
-impl<Conn> RunQueryDsl<Conn> for SentGroupPg {}
+super::kept_prepared!(SentGroupPg);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SentGroupPg {
     fn walk_ast<'b>(

@@ -36,6 +36,21 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use connection::{connect, redact, Backend, Db, DbConnection, Dedicated, Manager, Pool};
 
+/// Makes hand-written statement types ones diesel keeps prepared: each is its own static query
+/// id, and runs with `RunQueryDsl`. (diesel parses a `sql_query`, or any `UPDATE` it builds, at
+/// every run; the hot statements of the write path are types of their own for that reason.)
+macro_rules! kept_prepared {
+    ($($statement:ty),+ $(,)?) => {$(
+        impl diesel::query_builder::QueryId for $statement {
+            type QueryId = $statement;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl<Conn> diesel::RunQueryDsl<Conn> for $statement {}
+    )+};
+}
+pub(crate) use kept_prepared;
+
 /// Inserts many rows: one multi-row statement on PostgreSQL, one prepared statement per row on
 /// SQLite (see below). diesel's `MultiConnection` has no batch insert, so the statement is built
 /// for the concrete connection; the rows' `Option` fields are written as NULL
