@@ -93,11 +93,14 @@ fn append_sent_sqlite(
         .collect();
     if let DbConnection::Sqlite(c) = conn {
         MessagesSqlite::of(&rows)?.execute(c)?;
-    }
-    if let DbConnection::Sqlite(c) = conn {
         RoomsTouchedSqlite::of(&rows)?.execute(c)?;
     }
     Ok(ids)
+}
+
+/// An id as `json_rows` carries it, for `unhex` in SQL.
+fn hex(id: &Id) -> String {
+    id.0.simple().to_string()
 }
 
 /// The rows as one JSON array for `json_each`, as [`MessagesSqlite`] and [`RoomsTouchedSqlite`]
@@ -116,7 +119,6 @@ struct RoomsTouchedSqlite {
 
 impl RoomsTouchedSqlite {
     fn of(rows: &[MessageRow]) -> QueryResult<RoomsTouchedSqlite> {
-        let hex = |id: &Id| id.0.simple().to_string();
         // Each room's newest message is the last of the group in that room; each room once,
         // since an update that joins a room twice would take either row.
         let mut newest: std::collections::HashMap<Id, &MessageRow> =
@@ -165,7 +167,6 @@ struct MessagesSqlite {
 
 impl MessagesSqlite {
     fn of(rows: &[MessageRow]) -> QueryResult<MessagesSqlite> {
-        let hex = |id: &Id| id.0.simple().to_string();
         // Tuples serialize as JSON arrays (times as their text, as `DbTime` stores them); the
         // bodies are borrowed, not copied.
         let rows: Vec<_> = rows
