@@ -387,8 +387,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "HUBBUB_REGISTRATION=open on a non-loopback address: ANYONE who can reach this server can create an account. Set HUBBUB_REGISTRATION=invite (codes from `hubbub admin invite`) or closed (accounts from `hubbub admin create-user`) to stop that"
         );
     }
-    // The one line scripts and tests wait for.
-    println!("hubbub listening on http://{addr}");
     if !addr.ip().is_loopback() {
         let cookies = match settings.cookie_secure {
             CookieSecure::Auto => "session cookies are Secure when the browser comes over HTTPS",
@@ -403,6 +401,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
              session cookies cross it in clear; {cookies}"
         );
     }
+    // The one line scripts and tests wait for, after every start-up warning (a test that
+    // reads the log once it is ready found the plain-HTTP warning missing).
+    println!("hubbub listening on http://{addr}");
     server.await?;
     let _ = stop.send(true);
     tracing::info!("stopped");
